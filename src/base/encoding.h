@@ -1,0 +1,23 @@
+// Text encodings of binary data. Decoders reject anything malformed rather than guessing.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "base/bytes.h"
+#include "base/status.h"
+
+namespace custos {
+
+std::string hex_encode(ByteSpan b);  // lowercase
+Result<Bytes> hex_decode(std::string_view s);  // accepts upper and lower case, even length
+
+std::string base64_encode(ByteSpan b);  // standard alphabet, padded
+Result<Bytes> base64_decode(std::string_view s);  // standard alphabet; padding optional
+std::string base64url_encode(ByteSpan b);  // URL alphabet, unpadded (JWS/JWK)
+Result<Bytes> base64url_decode(std::string_view s);  // URL alphabet; padding optional
+
+// Removes ASCII whitespace (for hex/base64 files with line breaks).
+std::string strip_whitespace(std::string_view s);
+
+}  // namespace custos

@@ -1,0 +1,100 @@
+// HTTP/1.1 server and client over Boost.Beast, with TLS (OpenSSL through Asio) and limits.
+// Transport only: no Vault semantics here (those live in http/).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/status.h"
+
+namespace custos::net {
+
+struct Header {
+  std::string name;  // as received; compare case-insensitively
+  std::string value;
+};
+
+struct HttpRequest {
+  std::string method;   // as sent: "GET", "LIST", "PUT", ...
+  std::string target;   // path and query, raw ("/v1/secret/data/a?version=2")
+  std::vector<Header> headers;
+  std::string body;
+  std::string remote_addr;  // "127.0.0.1:54321"
+  bool tls = false;
+  // First value of a header (case-insensitive name), or empty.
+  std::string_view header(std::string_view name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::vector<Header> headers;  // Content-Type defaults to application/json when a body is set
+  std::string body;
+};
+
+// Called on a worker thread; may block (e.g. on a durable write). Must not throw.
+using Handler = std::function<HttpResponse(HttpRequest&)>;
+
+struct TlsServerConfig {
+  std::string cert_file;  // PEM chain, leaf first
+  std::string key_file;   // PEM private key
+  std::string min_version = "tls12";  // "tls12" | "tls13"
+  std::string client_ca_file;  // optional: request and verify client certificates
+};
+
+struct ServerOptions {
+  std::string address = "127.0.0.1";
+  uint16_t port = 8200;  // 0: pick a free port (tests)
+  bool tls = false;
+  TlsServerConfig tls_config;
+  size_t max_header_bytes = 16 * 1024;
+  size_t max_body_bytes = 32 * 1024 * 1024;
+  std::chrono::seconds idle_timeout{60};     // keep-alive connection without a request
+  std::chrono::seconds request_timeout{30};  // reading one whole request
+  size_t max_connections = 4096;
+  int io_threads = 0;       // 0: number of cores
+  int worker_threads = 64;  // handlers run here, so blocking handlers never stall I/O
+};
+
+class HttpServer {
+ public:
+  virtual ~HttpServer() = default;
+  // Binds and starts serving in background threads. Errors: address in use, bad TLS files.
+  static Result<std::unique_ptr<HttpServer>> start(const ServerOptions& options, Handler handler);
+  virtual uint16_t port() const = 0;
+  // Stops accepting, closes connections, joins threads. Idempotent.
+  virtual void stop() = 0;
+};
+
+struct ClientOptions {
+  bool insecure_skip_verify = false;  // TLS: accept any server certificate
+  std::string ca_file;                // TLS: trust these roots (PEM) instead of the system's
+  std::string client_cert_file;
+  std::string client_key_file;
+  std::chrono::seconds timeout{60};
+};
+
+// A blocking client with one keep-alive connection (reconnects as needed). Not thread-safe;
+// use one per thread.
+class HttpClient {
+ public:
+  explicit HttpClient(ClientOptions options = {});
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // url: "http://127.0.0.1:8200/v1/sys/health" or https://...
+  Result<HttpResponse> request(std::string_view method, std::string_view url,
+                               const std::vector<Header>& headers = {},
+                               std::string_view body = {});
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace custos::net
