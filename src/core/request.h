@@ -1,0 +1,73 @@
+// The Vault request/response model that http/ builds and core/ answers. Paths never include the
+// "/v1/" prefix. docs/api.md lists the endpoints.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include "base/status.h"
+#include "policy/policy.h"
+
+namespace custos::core {
+
+using Operation = policy::Operation;  // create, read, update, patch, delete, list
+using policy::operation_name;
+
+struct TokenEntry;
+
+struct Request {
+  Operation op = Operation::kRead;
+  std::string path;  // "secret/data/app" (no leading slash, no /v1/)
+  boost::json::object data;  // JSON body, merged with query parameters for GET/LIST
+  std::string client_token;  // from X-Vault-Token or Authorization: Bearer
+  std::string remote_addr;
+  std::string request_id;
+  bool http_put_or_post = false;  // POST/PUT: core decides create vs update by existence
+
+  // Filled by core before an engine sees the request.
+  const TokenEntry* token = nullptr;
+  std::string mount_point;  // "secret/"
+  std::string mount_type;   // "kv"
+  std::string rel_path;     // path inside the mount: "data/app"
+};
+
+struct Auth {
+  std::string client_token;
+  std::string accessor;
+  std::vector<std::string> policies;
+  std::vector<std::string> token_policies;
+  boost::json::object metadata;
+  int64_t lease_duration = 0;
+  bool renewable = false;
+  std::string entity_id;
+  std::string token_type = "service";
+  bool orphan = false;
+  int64_t num_uses = 0;
+};
+
+struct Response {
+  // 0: decided by the envelope writer (200 with a body, 204 without).
+  int status = 0;
+  std::optional<boost::json::object> data;
+  std::optional<Auth> auth;
+  std::string lease_id;
+  int64_t lease_duration = 0;
+  bool renewable = false;
+  std::vector<std::string> warnings;
+  // Some sys/ endpoints answer with a bare JSON document, not the envelope.
+  std::optional<boost::json::value> raw;
+
+  static Response with_data(boost::json::object d) {
+    Response r;
+    r.data = std::move(d);
+    return r;
+  }
+  static Response empty() { return {}; }
+};
+
+}  // namespace custos::core

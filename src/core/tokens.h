@@ -1,0 +1,108 @@
+// The token store: service tokens (stored hashed, never in plaintext), batch tokens (encrypted,
+// self-contained, not stored), accessors, the parent/child tree, TTLs and use counts.
+//
+// Storage below the token view (docs/formats/barrier.md):
+//   id/<sha256(token) hex>          TokenEntry JSON
+//   accessor/<accessor>             {"hash": <sha256 hex>}
+//   parent/<parent hash>/<child>    "" (one key per child, for tree revocation)
+#pragma once
+
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "base/clock.h"
+#include "core/view.h"
+
+namespace custos::core {
+
+struct TokenEntry {
+  std::string hash;  // sha256 of the token, hex: the storage key
+  std::string accessor;
+  std::string parent_hash;  // empty for orphans and root tokens
+  std::vector<std::string> policies;  // sorted, unique
+  boost::json::object meta;
+  std::string display_name = "token";
+  std::string path = "auth/token/create";
+  std::string type = "service";  // or "batch"
+  int64_t creation_time = 0;     // unix seconds
+  int64_t creation_ttl = 0;      // seconds; 0 = no expiry
+  int64_t explicit_max_ttl = 0;  // seconds; 0 = none
+  int64_t expire_time = 0;       // unix seconds; 0 = never
+  int64_t num_uses = 0;          // 0 = unlimited
+  int64_t period = 0;
+  bool renewable = false;
+  bool orphan = false;
+  int64_t last_renewal_time = 0;
+
+  bool is_root() const;
+  boost::json::object to_json() const;
+  static Result<TokenEntry> from_json(const boost::json::object& o);
+};
+
+struct TokenCreateParams {
+  std::vector<std::string> policies;
+  boost::json::object meta;
+  std::string display_name = "token";
+  std::string parent_hash;
+  std::string type = "service";
+  int64_t ttl = 0;  // seconds; 0 = default
+  int64_t explicit_max_ttl = 0;
+  int64_t num_uses = 0;
+  int64_t period = 0;
+  bool renewable = true;
+  bool no_default_policy = false;
+  bool orphan = false;
+  std::string id;  // caller-chosen token (root/sudo only; dev root token)
+  std::string path = "auth/token/create";
+};
+
+class TokenStore {
+ public:
+  TokenStore(View view, const Clock& clock, int64_t default_ttl, int64_t max_ttl);
+
+  // Derives the batch-token key; called after unseal.
+  Status load(Barrier& barrier);
+  void clear_cache();
+
+  // Returns the new token and its entry.
+  Result<std::pair<std::string, TokenEntry>> create(const TokenCreateParams& params);
+  // A valid, unexpired token's entry; nullopt for unknown or expired tokens (constant-time
+  // comparison happens through the hash lookup: the token itself is never compared).
+  Result<std::optional<TokenEntry>> lookup(std::string_view token);
+  Result<std::optional<TokenEntry>> lookup_hash(const std::string& hash);
+  Result<std::optional<TokenEntry>> lookup_accessor(std::string_view accessor);
+  // Counts one use; revokes the token when its uses run out (after this request).
+  Status use(const TokenEntry& entry);
+  // Extends the TTL by `increment` seconds (0: by the creation TTL), capped by max TTLs.
+  Result<TokenEntry> renew(const TokenEntry& entry, int64_t increment);
+  // Revokes the token and, unless orphan_children, every descendant.
+  Status revoke(const TokenEntry& entry, bool orphan_children = false);
+  Result<std::vector<std::string>> list_accessors();
+
+  int64_t default_ttl() const { return default_ttl_; }
+  int64_t max_ttl() const { return max_ttl_; }
+
+ private:
+  Status save(const TokenEntry& e);
+  Status revoke_tree(const std::string& hash, int depth);
+  Result<std::optional<TokenEntry>> decode_batch(std::string_view token);
+
+  View view_;
+  const Clock& clock_;
+  int64_t default_ttl_;
+  int64_t max_ttl_;
+  SecretBytes batch_key_;
+  std::mutex mu_;
+  std::unordered_map<std::string, TokenEntry> cache_;
+};
+
+std::string token_hash(std::string_view token);
+// Vault-style random identifiers: "hvs.<24 base62 chars>" tokens, base62 accessors.
+std::string random_base62(size_t n);
+
+}  // namespace custos::core
