@@ -1,0 +1,6 @@
+h = <<EOF
+line
+EOF
+i = <<-EOT
+    x
+    EOT
