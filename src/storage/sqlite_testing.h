@@ -1,0 +1,30 @@
+// Test seams for the SQLite backend's group-commit path (cf. leveldb's fault_injection_test).
+// Production code opens with open_sqlite(); only tests set hooks.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string_view>
+
+#include "base/status.h"
+#include "storage/backend.h"
+
+namespace custos::storage {
+
+struct SqliteTestHooks {
+  // Called by a writer right after its request is queued, with the queue lock held: the hook
+  // must not call back into the backend.
+  std::function<void()> on_enqueue;
+  // Called on the committer thread before each op's statement; a non-OK status makes that op
+  // fail the way a statement-level SQLite error does (the enclosing transaction stays open).
+  std::function<Status(std::string_view key)> before_op;
+  // Called on the committer thread before each COMMIT with the number of requests (puts,
+  // deletes or whole transactions) it covers; a non-OK status makes the COMMIT fail.
+  std::function<Status(size_t requests)> before_commit;
+};
+
+Result<std::unique_ptr<Backend>> open_sqlite_with_hooks(const SqliteOptions& options,
+                                                        SqliteTestHooks hooks);
+
+}  // namespace custos::storage
