@@ -1,0 +1,2 @@
+path "x" {
+  capabilities = ["read"

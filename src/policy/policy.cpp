@@ -1,0 +1,653 @@
+#include "policy/policy.h"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <limits>
+#include <utility>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include "hcl/hcl.h"
+
+namespace custos::policy {
+
+namespace {
+
+struct CapabilityName {
+  Capability cap;
+  std::string_view name;
+};
+// Vault's display order.
+constexpr std::array<CapabilityName, 8> kCapabilityNames = {{
+    {Capability::kCreate, "create"},
+    {Capability::kRead, "read"},
+    {Capability::kUpdate, "update"},
+    {Capability::kPatch, "patch"},
+    {Capability::kDelete, "delete"},
+    {Capability::kList, "list"},
+    {Capability::kSudo, "sudo"},
+    {Capability::kDeny, "deny"},
+}};
+
+// Input text is untrusted: only short printable names are quoted back in errors.
+std::string quoted(std::string_view s) {
+  std::string out = "\"";
+  size_t n = 0;
+  for (char c : s) {
+    if (++n > 64) {
+      out += "...";
+      break;
+    }
+    out.push_back(c >= 0x20 && c <= 0x7e ? c : '?');
+  }
+  out.push_back('"');
+  return out;
+}
+
+Status rule_error(int line, std::string_view pattern, std::string_view what) {
+  std::string msg;
+  if (line > 0) msg = "line " + std::to_string(line) + ": ";
+  msg += "path " + quoted(pattern) + ": " + std::string(what);
+  return invalid_argument(std::move(msg));
+}
+
+// Converts parsed JSON to the HCL value model, so both syntaxes share one validator.
+hcl::Value from_json(const boost::json::value& v) {
+  switch (v.kind()) {
+    case boost::json::kind::null:
+      return hcl::Value::null();
+    case boost::json::kind::bool_:
+      return hcl::Value::boolean(v.get_bool());
+    case boost::json::kind::int64:
+      return hcl::Value::integer(v.get_int64());
+    case boost::json::kind::uint64: {
+      uint64_t u = v.get_uint64();
+      if (u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+        return hcl::Value::integer(static_cast<int64_t>(u));
+      }
+      return hcl::Value::number(static_cast<double>(u));
+    }
+    case boost::json::kind::double_:
+      return hcl::Value::number(v.get_double());
+    case boost::json::kind::string:
+      return hcl::Value::string(std::string(v.get_string()));
+    case boost::json::kind::array: {
+      std::vector<hcl::Value> items;
+      for (const auto& e : v.get_array()) items.push_back(from_json(e));
+      return hcl::Value::list(std::move(items));
+    }
+    case boost::json::kind::object: {
+      std::vector<hcl::Member> members;
+      for (const auto& kv : v.get_object()) {
+        members.push_back(hcl::Member{std::string(kv.key()), from_json(kv.value())});
+      }
+      return hcl::Value::object(std::move(members));
+    }
+  }
+  return hcl::Value::null();
+}
+
+// A scalar parameter value as Vault compares it (values are matched as strings).
+Result<std::string> scalar_string(const hcl::Value& v) {
+  switch (v.kind()) {
+    case hcl::Value::Kind::kString:
+      return v.as_string();
+    case hcl::Value::Kind::kInt:
+      return std::to_string(v.as_int());
+    case hcl::Value::Kind::kBool:
+      return std::string(v.as_bool() ? "true" : "false");
+    default:
+      return invalid_argument("expected a string, number or bool");
+  }
+}
+
+Result<std::map<std::string, std::vector<std::string>>> parameter_map(const hcl::Value& v,
+                                                                      std::string_view key) {
+  if (!v.is_object()) return invalid_argument(std::string(key) + " must be an object");
+  std::map<std::string, std::vector<std::string>> out;
+  for (const hcl::Member& m : v.as_object()) {
+    std::vector<std::string>& values = out[m.key];
+    if (m.value.is_list()) {
+      for (const hcl::Value& e : m.value.as_list()) {
+        auto s = scalar_string(e);
+        if (!s.ok()) return invalid_argument(std::string(key) + " " + quoted(m.key) + ": " + s.status().message());
+        values.push_back(std::move(s).value());
+      }
+    } else if (!m.value.is_null()) {
+      return invalid_argument(std::string(key) + " " + quoted(m.key) + " must be a list");
+    }
+    if (m.key == "*" && !values.empty()) {
+      return invalid_argument(std::string(key) + ": the only value allowed for \"*\" is []");
+    }
+  }
+  return out;
+}
+
+Result<Seconds> ttl_value(const hcl::Value& v) {
+  if (v.is_int()) {
+    if (v.as_int() < 0) return invalid_argument("must not be negative");
+    return Seconds(v.as_int());
+  }
+  if (v.is_string()) return parse_duration(v.as_string());
+  return invalid_argument("must be a duration such as \"90s\"");
+}
+
+// Vault's legacy `policy = "..."` shorthand.
+Result<Capabilities> legacy_policy(std::string_view p) {
+  using C = Capability;
+  Capabilities c;
+  if (p == "deny") {
+    c.add(C::kDeny);
+  } else if (p == "read") {
+    c.add(C::kRead);
+    c.add(C::kList);
+  } else if (p == "write" || p == "sudo") {
+    for (C x : {C::kCreate, C::kRead, C::kUpdate, C::kDelete, C::kList}) c.add(x);
+    if (p == "sudo") c.add(C::kSudo);
+  } else {
+    return invalid_argument("unknown policy " + quoted(p) +
+                            " (expected \"deny\", \"read\", \"write\" or \"sudo\")");
+  }
+  return c;
+}
+
+// Validates one path stanza, given as an object whatever the syntax.
+Result<PathRule> make_rule(std::string_view pattern_in, const hcl::Value& body, int line) {
+  PathRule rule;
+  std::string_view pattern = pattern_in;
+  if (!pattern.empty() && pattern.front() == '/') pattern.remove_prefix(1);
+  rule.pattern = std::string(pattern);
+  rule.line = line;
+  // '*' is a glob only as the last character; elsewhere it would silently be a literal, which is
+  // never what the author meant.
+  size_t star = pattern.find('*');
+  if (star != std::string_view::npos && star + 1 != pattern.size()) {
+    return rule_error(line, pattern, "'*' is allowed only as the last character");
+  }
+  if (!body.is_object()) return rule_error(line, pattern, "expected a block of settings");
+
+  Capabilities caps;
+  for (const hcl::Member& m : body.as_object()) {
+    int at = m.value.line() > 0 ? m.value.line() : line;
+    const std::string& key = m.key;
+    if (key == "capabilities") {
+      if (!m.value.is_list()) return rule_error(at, pattern, "capabilities must be a list");
+      for (const hcl::Value& c : m.value.as_list()) {
+        if (!c.is_string()) return rule_error(at, pattern, "capabilities must be strings");
+        auto cap = parse_capability(c.as_string());
+        if (!cap) return rule_error(at, pattern, "unknown capability " + quoted(c.as_string()));
+        caps.add(*cap);
+      }
+    } else if (key == "policy") {
+      if (!m.value.is_string()) return rule_error(at, pattern, "policy must be a string");
+      auto legacy = legacy_policy(m.value.as_string());
+      if (!legacy.ok()) return rule_error(at, pattern, legacy.status().message());
+      caps = caps | *legacy;
+    } else if (key == "allowed_parameters" || key == "denied_parameters") {
+      auto params = parameter_map(m.value, key);
+      if (!params.ok()) return rule_error(at, pattern, params.status().message());
+      (key == "allowed_parameters" ? rule.allowed_parameters : rule.denied_parameters) =
+          std::move(params).value();
+    } else if (key == "required_parameters") {
+      if (!m.value.is_list()) return rule_error(at, pattern, "required_parameters must be a list");
+      for (const hcl::Value& p : m.value.as_list()) {
+        if (!p.is_string()) return rule_error(at, pattern, "required_parameters must be strings");
+        rule.required_parameters.push_back(p.as_string());
+      }
+    } else if (key == "min_wrapping_ttl" || key == "max_wrapping_ttl") {
+      auto ttl = ttl_value(m.value);
+      if (!ttl.ok()) return rule_error(at, pattern, key + " " + ttl.status().message());
+      (key == "min_wrapping_ttl" ? rule.min_wrapping_ttl : rule.max_wrapping_ttl) = *ttl;
+    } else if (key == "comment") {
+      if (!m.value.is_string()) return rule_error(at, pattern, "comment must be a string");
+    } else if (key == "mfa_methods" || key == "control_group" ||
+               key == "subscribe_event_types") {
+      // Enterprise features: accepting them silently would drop a restriction the author relies on.
+      return rule_error(at, pattern, quoted(key) + " is not supported");
+    } else {
+      return rule_error(at, pattern, "unknown key " + quoted(key));
+    }
+  }
+  if (rule.min_wrapping_ttl && rule.max_wrapping_ttl &&
+      *rule.min_wrapping_ttl > *rule.max_wrapping_ttl) {
+    return rule_error(line, pattern, "min_wrapping_ttl is greater than max_wrapping_ttl");
+  }
+  // Deny overrides everything else on the stanza, so it is kept alone (as Vault does).
+  rule.capabilities = caps.denied() ? Capabilities(static_cast<uint32_t>(Capability::kDeny)) : caps;
+  return rule;
+}
+
+// `path = { "pattern" = {...} }` (JSON, or HCL written in that style), or a list of such objects.
+Status rules_from_path_value(const hcl::Value& v, int line, std::vector<PathRule>& out) {
+  if (v.is_list()) {
+    for (const hcl::Value& e : v.as_list()) RETURN_IF_ERROR(rules_from_path_value(e, line, out));
+    return ok_status();
+  }
+  if (!v.is_object()) {
+    std::string msg = line > 0 ? "line " + std::to_string(line) + ": " : "";
+    return invalid_argument(msg + "\"path\" must map path patterns to settings");
+  }
+  for (const hcl::Member& m : v.as_object()) {
+    int at = m.value.line() > 0 ? m.value.line() : line;
+    ASSIGN_OR_RETURN(PathRule rule, make_rule(m.key, m.value, at));
+    out.push_back(std::move(rule));
+  }
+  return ok_status();
+}
+
+Status top_level_attribute(std::string_view name, const hcl::Value& value, int line,
+                           std::vector<PathRule>& out) {
+  std::string where = line > 0 ? "line " + std::to_string(line) + ": " : "";
+  if (name == "path") return rules_from_path_value(value, line, out);
+  if (name == "name") {
+    // Vault tolerates a name inside the document; the name given by the caller wins.
+    if (!value.is_string()) return invalid_argument(where + "\"name\" must be a string");
+    return ok_status();
+  }
+  return invalid_argument(where + "unknown key " + quoted(name) + " (expected \"path\")");
+}
+
+Result<std::vector<PathRule>> parse_hcl_rules(std::string_view text) {
+  ASSIGN_OR_RETURN(hcl::Body body, hcl::parse(text));
+  std::vector<PathRule> rules;
+  for (const hcl::Attribute& a : body.attributes) {
+    RETURN_IF_ERROR(top_level_attribute(a.name, a.value, a.line, rules));
+  }
+  for (const hcl::Block& b : body.blocks) {
+    std::string where = "line " + std::to_string(b.line) + ": ";
+    if (b.type != "path") {
+      return invalid_argument(where + "unknown block " + quoted(b.type) + " (expected \"path\")");
+    }
+    if (b.labels.size() != 1) {
+      return invalid_argument(where + "a path block takes exactly one label, the path pattern");
+    }
+    if (!b.body.blocks.empty()) {
+      const hcl::Block& inner = b.body.blocks.front();
+      return rule_error(inner.line, b.labels[0], "unexpected block " + quoted(inner.type));
+    }
+    std::vector<hcl::Member> members;
+    for (const hcl::Attribute& a : b.body.attributes) members.push_back(hcl::Member{a.name, a.value});
+    ASSIGN_OR_RETURN(PathRule rule, make_rule(b.labels[0], hcl::Value::object(std::move(members), b.line), b.line));
+    rules.push_back(std::move(rule));
+  }
+  // Blocks and attribute-style rules were collected separately; restore document order.
+  std::stable_sort(rules.begin(), rules.end(),
+                   [](const PathRule& a, const PathRule& b) { return a.line < b.line; });
+  return rules;
+}
+
+Result<std::vector<PathRule>> parse_json_rules(std::string_view text) {
+  boost::system::error_code ec;
+  boost::json::parse_options opts;
+  opts.max_depth = hcl::kMaxDepth;
+  boost::json::value doc = boost::json::parse(text, ec, {}, opts);
+  if (ec) return invalid_argument("invalid JSON policy: " + ec.message());
+  if (!doc.is_object()) return invalid_argument("a JSON policy must be an object");
+  std::vector<PathRule> rules;
+  for (const auto& kv : doc.get_object()) {
+    RETURN_IF_ERROR(top_level_attribute(kv.key(), from_json(kv.value()), 0, rules));
+  }
+  return rules;
+}
+
+bool is_templated(std::string_view pattern) {
+  return pattern.find("{{") != std::string_view::npos;
+}
+
+// A pattern taken apart for matching and for Vault's priority order.
+struct Pattern {
+  std::string_view stripped;  // without the trailing '*'
+  bool is_prefix = false;     // ended in '*'
+  bool has_plus = false;      // has a "+" segment
+  size_t first_wildcard = std::numeric_limits<size_t>::max();  // none: exact
+  size_t plus_segments = 0;
+
+  explicit Pattern(std::string_view p) : stripped(p) {
+    if (!stripped.empty() && stripped.back() == '*') {
+      is_prefix = true;
+      stripped.remove_suffix(1);
+      first_wildcard = stripped.size();
+    }
+    size_t start = 0;
+    while (start <= stripped.size()) {
+      size_t end = stripped.find('/', start);
+      if (end == std::string_view::npos) end = stripped.size();
+      if (stripped.substr(start, end - start) == "+") {
+        has_plus = true;
+        ++plus_segments;
+        first_wildcard = std::min(first_wildcard, start);
+      }
+      start = end + 1;
+    }
+  }
+
+  bool matches(std::string_view path) const {
+    if (!has_plus) return is_prefix ? path.starts_with(stripped) : path == stripped;
+    size_t p = 0;  // position in pattern
+    size_t q = 0;  // position in path
+    while (true) {
+      size_t pe = stripped.find('/', p);
+      bool last = pe == std::string_view::npos;
+      if (last) pe = stripped.size();
+      std::string_view pseg = stripped.substr(p, pe - p);
+      size_t qe = path.find('/', q);
+      if (qe == std::string_view::npos) qe = path.size();
+      std::string_view qseg = path.substr(q, qe - q);
+      if (last) {
+        if (is_prefix) {
+          // The last pattern segment is a prefix of the path's segment; anything may follow.
+          return pseg == "+" || qseg.starts_with(pseg);
+        }
+        return (pseg == "+" || pseg == qseg) && qe == path.size();
+      }
+      if (pseg != "+" && pseg != qseg) return false;
+      if (qe == path.size()) return false;  // the pattern has more segments than the path
+      p = pe + 1;
+      q = qe + 1;
+    }
+  }
+
+  // Vault's "priority matching" (docs/concepts/policies), for two patterns that both match:
+  //   1. the first wildcard (+) or glob (*) occurring earlier means lower priority;
+  //   2. ending in * means lower priority than not;
+  //   3. more + segments means lower priority;
+  //   4. shorter means lower priority;
+  //   5. lexicographically smaller means lower priority.
+  // An exact pattern has no wildcard, so rule 1 ranks it above every wildcard pattern.
+  bool lower_than(const Pattern& o) const {
+    if (first_wildcard != o.first_wildcard) return first_wildcard < o.first_wildcard;
+    if (is_prefix != o.is_prefix) return is_prefix;
+    if (plus_segments != o.plus_segments) return plus_segments > o.plus_segments;
+    if (stripped.size() != o.stripped.size()) return stripped.size() < o.stripped.size();
+    return stripped < o.stripped;
+  }
+};
+
+void merge_parameters(std::map<std::string, std::vector<std::string>>& into,
+                      const std::map<std::string, std::vector<std::string>>& from) {
+  for (const auto& [key, values] : from) {
+    auto it = into.find(key);
+    if (it == into.end()) {
+      into.emplace(key, values);
+    } else if (it->second.empty() || values.empty()) {
+      it->second.clear();  // an empty list means "any value"; the union of any and some is any
+    } else {
+      for (const std::string& v : values) {
+        if (std::find(it->second.begin(), it->second.end(), v) == it->second.end()) {
+          it->second.push_back(v);
+        }
+      }
+    }
+  }
+}
+
+void merge_ttl(std::optional<Seconds>& into, const std::optional<Seconds>& from) {
+  // Vault keeps the lowest of each, to keep wrapping tokens short-lived.
+  if (from && (!into || *from < *into)) into = from;
+}
+
+}  // namespace
+
+std::string_view capability_name(Capability c) {
+  for (const auto& cn : kCapabilityNames) {
+    if (cn.cap == c) return cn.name;
+  }
+  return "unknown";
+}
+
+std::optional<Capability> parse_capability(std::string_view name) {
+  for (const auto& cn : kCapabilityNames) {
+    if (cn.name == name) return cn.cap;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> Capabilities::names() const {
+  if (denied() || empty()) return {"deny"};
+  std::vector<std::string> out;
+  for (const auto& cn : kCapabilityNames) {
+    if (cn.cap != Capability::kDeny && has(cn.cap)) out.emplace_back(cn.name);
+  }
+  return out;
+}
+
+std::string_view operation_name(Operation op) {
+  return capability_name(required_capability(op));
+}
+
+Capability required_capability(Operation op) {
+  switch (op) {
+    case Operation::kCreate:
+      return Capability::kCreate;
+    case Operation::kRead:
+      return Capability::kRead;
+    case Operation::kUpdate:
+      return Capability::kUpdate;
+    case Operation::kPatch:
+      return Capability::kPatch;
+    case Operation::kDelete:
+      return Capability::kDelete;
+    case Operation::kList:
+      return Capability::kList;
+  }
+  return Capability::kDeny;
+}
+
+std::string normalize_policy_name(std::string_view name) {
+  while (!name.empty() && std::isspace(static_cast<unsigned char>(name.front()))) {
+    name.remove_prefix(1);
+  }
+  while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) {
+    name.remove_suffix(1);
+  }
+  std::string out(name);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+Result<Policy> parse_policy(std::string_view name, std::string_view text) {
+  Policy policy;
+  policy.name = normalize_policy_name(name);
+  if (policy.name.empty()) return invalid_argument("policy name is empty");
+  if (policy.name == kRootPolicyName) {
+    return invalid_argument("the root policy is built in and cannot be written");
+  }
+  policy.raw = std::string(text);
+  size_t first = text.find_first_not_of(" \t\r\n");
+  bool json = first != std::string_view::npos && text[first] == '{';
+  auto rules = json ? parse_json_rules(text) : parse_hcl_rules(text);
+  if (!rules.ok()) return rules.status().with_context("policy " + quoted(policy.name));
+  policy.rules = std::move(rules).value();
+  return policy;
+}
+
+std::string_view default_policy_text() {
+  // Vault's `default` policy: what every non-root token may do to itself. Templated identity
+  // paths are kept for fidelity with `vault policy read default`; the Acl skips them.
+  static constexpr std::string_view kText = R"(# Look up the calling token's own properties
+path "auth/token/lookup-self" {
+    capabilities = ["read"]
+}
+
+# Renew the calling token
+path "auth/token/renew-self" {
+    capabilities = ["update"]
+}
+
+# Revoke the calling token
+path "auth/token/revoke-self" {
+    capabilities = ["update"]
+}
+
+# Ask which capabilities the calling token has on a path
+path "sys/capabilities-self" {
+    capabilities = ["update"]
+}
+
+# Read the calling token's own identity entity
+path "identity/entity/id/{{identity.entity.id}}" {
+    capabilities = ["read"]
+}
+path "identity/entity/name/{{identity.entity.name}}" {
+    capabilities = ["read"]
+}
+
+# The resultant ACL of the calling token, for UIs
+path "sys/internal/ui/resultant-acl" {
+    capabilities = ["read"]
+}
+
+# Renew leases by lease_id in the request body (old and new paths)
+path "sys/renew" {
+    capabilities = ["update"]
+}
+path "sys/leases/renew" {
+    capabilities = ["update"]
+}
+
+# Look up a lease whose id is already known
+path "sys/leases/lookup" {
+    capabilities = ["update"]
+}
+
+# The token's private cubbyhole
+path "cubbyhole/*" {
+    capabilities = ["create", "read", "update", "delete", "list"]
+}
+
+# Response wrapping: wrap, look up and unwrap
+path "sys/wrapping/wrap" {
+    capabilities = ["update"]
+}
+path "sys/wrapping/lookup" {
+    capabilities = ["update"]
+}
+path "sys/wrapping/unwrap" {
+    capabilities = ["update"]
+}
+
+# General purpose tools
+path "sys/tools/hash" {
+    capabilities = ["update"]
+}
+path "sys/tools/hash/*" {
+    capabilities = ["update"]
+}
+
+# Control group requests
+path "sys/control-group/request" {
+    capabilities = ["update"]
+}
+
+# The authorization endpoint of OIDC providers
+path "identity/oidc/provider/+/authorize" {
+    capabilities = ["read", "update"]
+}
+)";
+  return kText;
+}
+
+const Policy& default_policy() {
+  static const Policy kPolicy = [] {
+    auto p = parse_policy(kDefaultPolicyName, default_policy_text());
+    // The text is a constant of this file and covered by tests; failing here is a build defect.
+    assert(p.ok());
+    return p.ok() ? std::move(p).value() : Policy{std::string(kDefaultPolicyName), "", {}};
+  }();
+  return kPolicy;
+}
+
+Acl::Acl(std::span<const Policy> policies) {
+  for (const Policy& p : policies) add(p);
+}
+
+Acl Acl::root() {
+  Acl acl;
+  acl.root_ = true;
+  return acl;
+}
+
+void Acl::add(const Policy& policy) {
+  if (policy.name == kRootPolicyName) {
+    root_ = true;
+    return;
+  }
+  for (const PathRule& rule : policy.rules) {
+    // Templated paths need the token's identity to render; until that exists they match nothing,
+    // which errs on the side of denying.
+    if (is_templated(rule.pattern)) continue;
+    auto it = rules_.find(rule.pattern);
+    if (it == rules_.end()) {
+      rules_.emplace(rule.pattern, rule);
+      continue;
+    }
+    PathRule& merged = it->second;
+    if (merged.capabilities.denied() || rule.capabilities.denied()) {
+      merged.capabilities = Capabilities(static_cast<uint32_t>(Capability::kDeny));
+      merged.allowed_parameters.clear();
+      merged.denied_parameters.clear();
+      merged.required_parameters.clear();
+      continue;
+    }
+    merged.capabilities = merged.capabilities | rule.capabilities;
+    merge_parameters(merged.allowed_parameters, rule.allowed_parameters);
+    merge_parameters(merged.denied_parameters, rule.denied_parameters);
+    for (const std::string& r : rule.required_parameters) {
+      if (std::find(merged.required_parameters.begin(), merged.required_parameters.end(), r) ==
+          merged.required_parameters.end()) {
+        merged.required_parameters.push_back(r);
+      }
+    }
+    merge_ttl(merged.min_wrapping_ttl, rule.min_wrapping_ttl);
+    merge_ttl(merged.max_wrapping_ttl, rule.max_wrapping_ttl);
+  }
+}
+
+const PathRule* Acl::best_match(std::string_view path, bool list_op) const {
+  // A LIST request path ends in '/', but operators often write the rule without it (Vault accepts
+  // both, for exact and for + patterns alike).
+  std::string_view trimmed = path;
+  bool try_trimmed = list_op && !trimmed.empty() && trimmed.back() == '/';
+  if (try_trimmed) trimmed.remove_suffix(1);
+
+  const PathRule* best = nullptr;
+  std::optional<Pattern> best_pattern;
+  for (const auto& [key, rule] : rules_) {
+    Pattern p(key);
+    if (!p.matches(path) && !(try_trimmed && p.matches(trimmed))) continue;
+    if (!best_pattern || best_pattern->lower_than(p)) {
+      best = &rule;
+      best_pattern.emplace(p);
+    }
+  }
+  return best;
+}
+
+Capabilities Acl::capabilities(std::string_view path) const {
+  if (root_) return Capabilities::all();
+  const PathRule* rule = best_match(path, false);
+  return rule ? rule->capabilities : Capabilities();
+}
+
+std::vector<std::string> Acl::capability_names(std::string_view path) const {
+  if (root_) return {"root"};
+  return capabilities(path).names();
+}
+
+bool Acl::allowed(std::string_view path, Operation op, bool needs_sudo) const {
+  if (root_) return true;
+  const PathRule* rule = best_match(path, op == Operation::kList);
+  if (rule == nullptr) return false;
+  const Capabilities caps = rule->capabilities;
+  if (!caps.grants(required_capability(op))) return false;
+  return !needs_sudo || caps.grants(Capability::kSudo);
+}
+
+const PathRule* Acl::find_rule(std::string_view path) const {
+  if (root_) return nullptr;
+  return best_match(path, false);
+}
+
+}  // namespace custos::policy
