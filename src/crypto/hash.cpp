@@ -4,17 +4,7 @@
 
 namespace custos::crypto {
 namespace {
-
-const EVP_MD* md_for(HashAlg alg) {
-  switch (alg) {
-    case HashAlg::kSha1: return EVP_sha1();
-    case HashAlg::kSha256: return EVP_sha256();
-    case HashAlg::kSha384: return EVP_sha384();
-    case HashAlg::kSha512: return EVP_sha512();
-  }
-  ossl::fatal("unknown hash algorithm");
-}
-
+const EVP_MD* md_for(HashAlg alg) { return ossl::md(alg); }
 }  // namespace
 
 size_t hash_size(HashAlg alg) {

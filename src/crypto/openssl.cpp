@@ -40,6 +40,16 @@ Status error(Code code, std::string_view what) {
   return {code, std::move(msg)};
 }
 
+const EVP_MD* md(HashAlg alg) {
+  switch (alg) {
+    case HashAlg::kSha1: return EVP_sha1();
+    case HashAlg::kSha256: return EVP_sha256();
+    case HashAlg::kSha384: return EVP_sha384();
+    case HashAlg::kSha512: return EVP_sha512();
+  }
+  fatal("unknown hash algorithm");
+}
+
 void fatal(std::string_view what) {
   std::string queue = drain_errors();
   std::fprintf(stderr, "custos crypto: fatal: %.*s: %s\n", static_cast<int>(what.size()),

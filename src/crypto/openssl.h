@@ -22,6 +22,7 @@
 #include <string_view>
 
 #include "base/status.h"
+#include "crypto/hash.h"
 
 namespace custos::crypto::ossl {
 
@@ -92,6 +93,9 @@ inline Status invalid(std::string_view what) { return error(Code::kInvalidArgume
 
 // OpenSSL lengths are int; spans are size_t. False if `n` does not fit.
 inline bool fits_int(size_t n) { return n <= static_cast<size_t>(INT32_MAX); }
+
+// The EVP_MD for an allowlisted hash (OpenSSL's static digests; never freed).
+const EVP_MD* md(HashAlg alg);
 
 // Aborts with a message: for failures of infallible APIs (digest, DRBG) where no caller could do
 // anything safe with an error.

@@ -13,6 +13,10 @@ typedef struct evp_pkey_st EVP_PKEY;  // NOLINT: OpenSSL's type, opaque outside 
 
 namespace custos::crypto {
 
+// Error codes: malformed input or a key outside the allowlist is kInvalidArgument; a signature
+// that does not verify is kPermissionDenied (an authenticity failure, not a malformed request);
+// a failed RSA-OAEP decryption is kDataLoss, like a bad AEAD tag.
+
 enum class KeyType { kEcP256, kEcP384, kEcP521, kEd25519, kRsa };
 std::string_view key_type_name(KeyType t);
 
@@ -41,11 +45,15 @@ class PublicKey {
   static Result<PublicKey> from_ed25519(ByteSpan raw32);
   static Result<PublicKey> from_jwk(std::string_view jwk_json);  // EC P-256/384/521, RSA, OKP
 
+  // A default-constructed key is empty: every operation on it fails (or returns empty output),
+  // and type() is meaningless.
+  bool empty() const { return pkey_ == nullptr; }
   KeyType type() const;
   int bits() const;
   std::string to_pem() const;
   Bytes to_der() const;  // SubjectPublicKeyInfo
-  std::string to_jwk() const;  // JSON text: {"kty":...}
+  // JSON text: {"kty":...}, members in RFC 7638 order (so sha256(to_jwk()) is the thumbprint).
+  std::string to_jwk() const;
   Result<Bytes> ec_xy() const;  // x||y for EC keys
 
   // OK if `sig` is a valid signature over `message` (hashed here with opts.hash).
@@ -76,6 +84,7 @@ class PrivateKey {
   static Result<PrivateKey> from_pem(std::string_view pem);  // PKCS#8, or traditional EC/RSA
   static Result<PrivateKey> from_der(ByteSpan pkcs8_der);
 
+  bool empty() const { return pkey_ == nullptr; }
   KeyType type() const;
   int bits() const;
   SecretString to_pem() const;  // PKCS#8 PEM
