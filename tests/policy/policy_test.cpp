@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -414,6 +417,20 @@ TEST(Acl, PoliciesFromSpan) {
   EXPECT_TRUE(acl.allowed("a", Operation::kRead));
   EXPECT_TRUE(acl.allowed("b", Operation::kRead));
   EXPECT_FALSE(acl.allowed("c", Operation::kRead));
+}
+
+TEST(Parse, SeedCorpusValidFilesParse) {
+  const std::filesystem::path dir = std::filesystem::path(CUSTOS_SOURCE_DIR) / "fuzz/corpus/policy";
+  int good = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in(e.path(), std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    bool bad = e.path().filename().string().starts_with("bad_");
+    auto p = parse_policy(e.path().stem().string(), text);
+    EXPECT_EQ(p.ok(), !bad) << e.path() << ": " << p.status().to_string();
+    if (!bad) ++good;
+  }
+  EXPECT_GE(good, 5);
 }
 
 }  // namespace

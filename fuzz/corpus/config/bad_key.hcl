@@ -1,0 +1,4 @@
+storage "inmem" {}
+listener "tcp" {
+  adress = "x"
+}

@@ -1,0 +1,5 @@
+storage "inmem" {}
+listener "tcp" { tls_disable = true }
+telemetry {
+  statsd_address = "x"
+}

@@ -1,0 +1,3 @@
+storage "inmem" {}
+listener "tcp" {
+  tls_disable = true

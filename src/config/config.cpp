@@ -1,0 +1,325 @@
+#include "config/config.h"
+
+#include <cctype>
+#include <charconv>
+#include <fstream>
+#include <map>
+#include <system_error>
+#include <utility>
+
+#include "hcl/hcl.h"
+
+namespace custos::config {
+
+namespace {
+
+constexpr Seconds kDefaultLeaseTtl = Seconds(768 * 3600);
+
+// Only short printable text from the file is quoted back in errors.
+std::string quote_text(std::string_view s) {
+  std::string out = "\"";
+  size_t n = 0;
+  for (char c : s) {
+    if (++n > 64) {
+      out += "...";
+      break;
+    }
+    out.push_back(c >= 0x20 && c <= 0x7e ? c : '?');
+  }
+  out.push_back('"');
+  return out;
+}
+
+Status error_at(int line, std::string_view what) {
+  return invalid_argument("line " + std::to_string(line) + ": " + std::string(what));
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+Status type_error(const hcl::Attribute& a, std::string_view expected) {
+  return error_at(a.line, quote_text(a.name) + " must be " + std::string(expected) + ", not a " +
+                              std::string(hcl::kind_name(a.value.kind())));
+}
+
+Result<std::string> get_string(const hcl::Attribute& a) {
+  if (!a.value.is_string()) return type_error(a, "a string");
+  return a.value.as_string();
+}
+
+Result<std::string> get_nonempty_string(const hcl::Attribute& a) {
+  ASSIGN_OR_RETURN(std::string s, get_string(a));
+  if (s.empty()) return error_at(a.line, quote_text(a.name) + " must not be empty");
+  return s;
+}
+
+// Vault parses booleans leniently (Go's strconv.ParseBool), and operators rely on it:
+// tls_disable = "true" and tls_disable = 1 are both common.
+Result<bool> get_bool(const hcl::Attribute& a) {
+  const hcl::Value& v = a.value;
+  if (v.is_bool()) return v.as_bool();
+  if (v.is_int() && (v.as_int() == 0 || v.as_int() == 1)) return v.as_int() == 1;
+  if (v.is_string()) {
+    const std::string& s = v.as_string();
+    for (std::string_view t : {"1", "t", "T", "true", "TRUE", "True"}) {
+      if (s == t) return true;
+    }
+    for (std::string_view f : {"0", "f", "F", "false", "FALSE", "False"}) {
+      if (s == f) return false;
+    }
+  }
+  return error_at(a.line, quote_text(a.name) + " must be a boolean (true, false, \"true\", \"1\", ...)");
+}
+
+// Vault durations: "768h", "1h30m", or a bare number of seconds.
+Result<Seconds> get_duration(const hcl::Attribute& a) {
+  const hcl::Value& v = a.value;
+  if (v.is_int()) {
+    if (v.as_int() < 0) return error_at(a.line, quote_text(a.name) + " must not be negative");
+    return Seconds(v.as_int());
+  }
+  if (v.is_string()) {
+    auto d = parse_duration(v.as_string());
+    if (!d.ok()) {
+      return error_at(a.line, quote_text(a.name) + " is not a duration such as \"768h\" or \"90s\"");
+    }
+    if (d->count() < 0) return error_at(a.line, quote_text(a.name) + " must not be negative");
+    return *d;
+  }
+  return type_error(a, "a duration");
+}
+
+Result<int64_t> get_int(const hcl::Attribute& a) {
+  const hcl::Value& v = a.value;
+  if (v.is_int()) return v.as_int();
+  if (v.is_string()) {
+    const std::string& s = v.as_string();
+    int64_t out = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    if (ec == std::errc() && p == s.data() + s.size() && !s.empty()) return out;
+  }
+  return type_error(a, "an integer");
+}
+
+// Rejects a key set twice in one body: the second would silently win otherwise.
+class SeenKeys {
+ public:
+  Status check(const hcl::Attribute& a) {
+    auto [it, inserted] = first_.emplace(a.name, a.line);
+    if (!inserted) {
+      return error_at(a.line, quote_text(a.name) + " is set twice (first on line " +
+                                  std::to_string(it->second) + ")");
+    }
+    return ok_status();
+  }
+
+ private:
+  std::map<std::string, int> first_;
+};
+
+Status no_blocks(const hcl::Block& parent) {
+  if (parent.body.blocks.empty()) return ok_status();
+  const hcl::Block& b = parent.body.blocks.front();
+  return error_at(b.line, "unexpected block " + quote_text(b.type) + " inside " + quote_text(parent.type));
+}
+
+Result<StorageConfig> parse_storage(const hcl::Block& b) {
+  if (b.labels.size() != 1) {
+    return error_at(b.line, "storage takes one label, the backend: storage \"sqlite\" { ... }");
+  }
+  StorageConfig s;
+  s.line = b.line;
+  const std::string& backend = b.labels[0];
+  if (backend == "inmem") {
+    s.type = StorageType::kInmem;
+  } else if (backend == "sqlite") {
+    s.type = StorageType::kSqlite;
+  } else {
+    return error_at(b.line, "unknown storage backend " + quote_text(backend) +
+                                " (available: \"inmem\", \"sqlite\")");
+  }
+  RETURN_IF_ERROR(no_blocks(b));
+  SeenKeys seen;
+  for (const hcl::Attribute& a : b.body.attributes) {
+    RETURN_IF_ERROR(seen.check(a));
+    if (s.type == StorageType::kSqlite && a.name == "path") {
+      ASSIGN_OR_RETURN(s.path, get_nonempty_string(a));
+    } else {
+      return error_at(a.line, "unknown key " + quote_text(a.name) + " in storage \"" + backend + "\"" +
+                                  (s.type == StorageType::kSqlite ? " (expected \"path\")"
+                                                                  : " (it takes no settings)"));
+    }
+  }
+  if (s.type == StorageType::kSqlite && s.path.empty()) {
+    return error_at(b.line, "storage \"sqlite\" needs a path");
+  }
+  return s;
+}
+
+Result<ListenerConfig> parse_listener(const hcl::Block& b) {
+  if (b.labels.size() != 1) {
+    return error_at(b.line, "listener takes one label, the type: listener \"tcp\" { ... }");
+  }
+  if (b.labels[0] != "tcp") {
+    return error_at(b.line, "unknown listener type " + quote_text(b.labels[0]) + " (available: \"tcp\")");
+  }
+  RETURN_IF_ERROR(no_blocks(b));
+  ListenerConfig l;
+  l.line = b.line;
+  SeenKeys seen;
+  for (const hcl::Attribute& a : b.body.attributes) {
+    RETURN_IF_ERROR(seen.check(a));
+    const std::string& k = a.name;
+    if (k == "address") {
+      ASSIGN_OR_RETURN(l.address, get_nonempty_string(a));
+    } else if (k == "cluster_address") {
+      ASSIGN_OR_RETURN(l.cluster_address, get_string(a));
+    } else if (k == "tls_disable") {
+      ASSIGN_OR_RETURN(l.tls_disable, get_bool(a));
+    } else if (k == "tls_cert_file") {
+      ASSIGN_OR_RETURN(l.tls_cert_file, get_nonempty_string(a));
+    } else if (k == "tls_key_file") {
+      ASSIGN_OR_RETURN(l.tls_key_file, get_nonempty_string(a));
+    } else if (k == "tls_client_ca_file") {
+      ASSIGN_OR_RETURN(l.tls_client_ca_file, get_nonempty_string(a));
+    } else if (k == "tls_min_version") {
+      ASSIGN_OR_RETURN(std::string v, get_string(a));
+      if (v == "tls12") {
+        l.tls_min_version = TlsVersion::kTls12;
+      } else if (v == "tls13") {
+        l.tls_min_version = TlsVersion::kTls13;
+      } else if (v == "tls10" || v == "tls11") {
+        return error_at(a.line, "tls_min_version " + quote_text(v) +
+                                    " is not supported (use \"tls12\" or \"tls13\")");
+      } else {
+        return error_at(a.line, "tls_min_version must be \"tls12\" or \"tls13\"");
+      }
+    } else if (k == "max_request_size") {
+      ASSIGN_OR_RETURN(int64_t n, get_int(a));
+      // As in Vault: 0 means the default, a negative value means no limit.
+      l.max_request_size = n == 0 ? ListenerConfig{}.max_request_size : n;
+    } else if (k == "max_request_duration") {
+      ASSIGN_OR_RETURN(Seconds d, get_duration(a));
+      l.max_request_duration = d.count() == 0 ? ListenerConfig{}.max_request_duration : d;
+    } else {
+      return error_at(a.line, "unknown key " + quote_text(k) + " in listener \"tcp\"");
+    }
+  }
+  if (!l.tls_disable && (l.tls_cert_file.empty() || l.tls_key_file.empty())) {
+    return error_at(b.line,
+                    "listener \"tcp\" needs tls_cert_file and tls_key_file unless tls_disable = true");
+  }
+  if (l.tls_disable && !l.tls_client_ca_file.empty()) {
+    return error_at(b.line, "listener \"tcp\" sets tls_client_ca_file but disables TLS");
+  }
+  return l;
+}
+
+Result<log::Level> get_log_level(const hcl::Attribute& a) {
+  ASSIGN_OR_RETURN(std::string v, get_string(a));
+  std::string name = lower(v);
+  if (name == "warning") name = "warn";
+  if (name == "err") name = "error";
+  log::Level level = log::Level::kInfo;
+  if (!log::parse_level(name, level)) {
+    return error_at(a.line, "log_level must be one of trace, debug, info, warn, error, off");
+  }
+  return level;
+}
+
+}  // namespace
+
+std::string_view storage_type_name(StorageType t) {
+  switch (t) {
+    case StorageType::kInmem:
+      return "inmem";
+    case StorageType::kSqlite:
+      return "sqlite";
+  }
+  return "unknown";
+}
+
+Result<ServerConfig> parse_server_config(std::string_view text) {
+  ASSIGN_OR_RETURN(hcl::Body body, hcl::parse(text));
+  ServerConfig c;
+  SeenKeys seen;
+  for (const hcl::Attribute& a : body.attributes) {
+    RETURN_IF_ERROR(seen.check(a));
+    const std::string& k = a.name;
+    if (k == "api_addr") {
+      ASSIGN_OR_RETURN(c.api_addr, get_string(a));
+    } else if (k == "cluster_addr") {
+      ASSIGN_OR_RETURN(c.cluster_addr, get_string(a));
+    } else if (k == "ui") {
+      ASSIGN_OR_RETURN(c.ui, get_bool(a));
+    } else if (k == "disable_mlock") {
+      ASSIGN_OR_RETURN(c.disable_mlock, get_bool(a));
+    } else if (k == "default_lease_ttl" || k == "max_lease_ttl") {
+      ASSIGN_OR_RETURN(Seconds d, get_duration(a));
+      // As in Vault, 0 means the system default.
+      (k == "default_lease_ttl" ? c.default_lease_ttl : c.max_lease_ttl) =
+          d.count() == 0 ? kDefaultLeaseTtl : d;
+    } else if (k == "log_level") {
+      ASSIGN_OR_RETURN(c.log_level, get_log_level(a));
+    } else if (k == "storage" || k == "listener") {
+      return error_at(a.line, quote_text(k) + " is a stanza: write " + k + " \"type\" { ... }");
+    } else {
+      return error_at(a.line, "unknown key " + quote_text(k));
+    }
+  }
+  bool have_storage = false;
+  int storage_line = 0;
+  for (const hcl::Block& b : body.blocks) {
+    if (b.type == "storage") {
+      if (have_storage) {
+        return error_at(b.line, "only one storage stanza is allowed (first on line " +
+                                    std::to_string(storage_line) + ")");
+      }
+      ASSIGN_OR_RETURN(c.storage, parse_storage(b));
+      have_storage = true;
+      storage_line = b.line;
+    } else if (b.type == "listener") {
+      ASSIGN_OR_RETURN(ListenerConfig l, parse_listener(b));
+      c.listeners.push_back(std::move(l));
+    } else {
+      return error_at(b.line, "unknown stanza " + quote_text(b.type) +
+                                  " (supported: storage, listener)");
+    }
+  }
+  if (!have_storage) return invalid_argument("a storage stanza is required");
+  if (c.listeners.empty()) return invalid_argument("at least one listener stanza is required");
+  if (c.default_lease_ttl > c.max_lease_ttl) {
+    const hcl::Attribute* a = body.find_attribute("default_lease_ttl");
+    return error_at(a ? a->line : 1, "default_lease_ttl is greater than max_lease_ttl");
+  }
+  return c;
+}
+
+Result<ServerConfig> load_server_config(const std::filesystem::path& path) {
+  const std::string where = "config file " + path.string();
+  std::error_code ec;
+  auto size = std::filesystem::file_size(path, ec);
+  if (ec) {
+    if (ec == std::errc::no_such_file_or_directory) return not_found(where + ": not found");
+    return invalid_argument(where + ": " + ec.message());
+  }
+  if (size > kMaxConfigFileSize) {
+    return invalid_argument(where + ": larger than " + std::to_string(kMaxConfigFileSize) +
+                            " bytes");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return invalid_argument(where + ": cannot be opened");
+  std::string text(static_cast<size_t>(size), '\0');
+  in.read(text.data(), static_cast<std::streamsize>(size));
+  if (in.gcount() != static_cast<std::streamsize>(size)) {
+    return invalid_argument(where + ": short read");
+  }
+  auto config = parse_server_config(text);
+  if (!config.ok()) return config.status().with_context(where);
+  return config;
+}
+
+}  // namespace custos::config

@@ -1,0 +1,269 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace custos::config {
+namespace {
+
+// A vault.conf as Vault's documentation writes it, with sqlite in place of raft.
+constexpr std::string_view kVaultStyle = R"(ui            = true
+cluster_addr  = "https://127.0.0.1:8201"
+api_addr      = "https://127.0.0.1:8200"
+disable_mlock = true
+
+storage "sqlite" {
+  path = "/opt/custos/data/custos.db"
+}
+
+listener "tcp" {
+  address       = "127.0.0.1:8200"
+  tls_cert_file = "/opt/custos/tls/full-chain.pem"
+  tls_key_file  = "/opt/custos/tls/private-key.pem"
+}
+
+listener "tcp" {
+  address         = "0.0.0.0:8300"
+  cluster_address = "0.0.0.0:8301"
+  tls_disable     = "true"
+  max_request_size = 1048576
+  max_request_duration = "30s"
+}
+
+default_lease_ttl = "1h"
+max_lease_ttl     = "768h"
+log_level         = "Warn"
+)";
+
+ServerConfig must_parse(std::string_view text) {
+  auto r = parse_server_config(text);
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+  return r.ok() ? std::move(r).value() : ServerConfig{};
+}
+
+void expect_error(std::string_view text, std::string_view fragment) {
+  auto r = parse_server_config(text);
+  ASSERT_FALSE(r.ok()) << "parsed: " << text;
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(r.status().message().find(fragment), std::string::npos) << r.status().message();
+}
+
+constexpr std::string_view kMinimal =
+    "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = true\n}\n";
+
+TEST(Config, VaultStyleFileParsesUnchanged) {
+  ServerConfig c = must_parse(kVaultStyle);
+  EXPECT_TRUE(c.ui);
+  EXPECT_TRUE(c.disable_mlock);
+  EXPECT_EQ(c.api_addr, "https://127.0.0.1:8200");
+  EXPECT_EQ(c.cluster_addr, "https://127.0.0.1:8201");
+  EXPECT_EQ(c.storage.type, StorageType::kSqlite);
+  EXPECT_EQ(storage_type_name(c.storage.type), "sqlite");
+  EXPECT_EQ(c.storage.path, "/opt/custos/data/custos.db");
+  EXPECT_EQ(c.storage.line, 6);
+  ASSERT_EQ(c.listeners.size(), 2u);
+  const ListenerConfig& a = c.listeners[0];
+  EXPECT_EQ(a.address, "127.0.0.1:8200");
+  EXPECT_FALSE(a.tls_disable);
+  EXPECT_EQ(a.tls_cert_file, "/opt/custos/tls/full-chain.pem");
+  EXPECT_EQ(a.tls_key_file, "/opt/custos/tls/private-key.pem");
+  EXPECT_EQ(a.tls_min_version, TlsVersion::kTls12);
+  EXPECT_EQ(a.max_request_size, 32 * 1024 * 1024);
+  EXPECT_EQ(a.max_request_duration, Seconds(90));
+  const ListenerConfig& b = c.listeners[1];
+  EXPECT_TRUE(b.tls_disable);
+  EXPECT_EQ(b.cluster_address, "0.0.0.0:8301");
+  EXPECT_EQ(b.max_request_size, 1048576);
+  EXPECT_EQ(b.max_request_duration, Seconds(30));
+  EXPECT_EQ(b.line, 16);
+  EXPECT_EQ(c.default_lease_ttl, Seconds(3600));
+  EXPECT_EQ(c.max_lease_ttl, Seconds(768 * 3600));
+  ASSERT_TRUE(c.log_level.has_value());
+  EXPECT_EQ(*c.log_level, log::Level::kWarn);
+}
+
+TEST(Config, Defaults) {
+  ServerConfig c = must_parse(kMinimal);
+  EXPECT_EQ(c.storage.type, StorageType::kInmem);
+  EXPECT_FALSE(c.ui);
+  EXPECT_FALSE(c.disable_mlock);
+  EXPECT_EQ(c.default_lease_ttl, Seconds(768 * 3600));
+  EXPECT_EQ(c.max_lease_ttl, Seconds(768 * 3600));
+  EXPECT_FALSE(c.log_level.has_value());
+  EXPECT_EQ(c.listeners[0].address, "127.0.0.1:8200");
+}
+
+TEST(Config, TlsSettings) {
+  ServerConfig c = must_parse(R"(storage "inmem" {}
+listener "tcp" {
+  tls_cert_file = "c.pem"
+  tls_key_file = "k.pem"
+  tls_min_version = "tls13"
+  tls_client_ca_file = "ca.pem"
+  tls_disable = 0
+}
+)");
+  EXPECT_EQ(c.listeners[0].tls_min_version, TlsVersion::kTls13);
+  EXPECT_EQ(c.listeners[0].tls_client_ca_file, "ca.pem");
+  EXPECT_FALSE(c.listeners[0].tls_disable);
+}
+
+TEST(Config, BooleanSpellings) {
+  for (std::string_view t : {"true", "\"true\"", "\"1\"", "1", "\"T\""}) {
+    std::string text = std::string(kMinimal) + "ui = " + std::string(t) + "\n";
+    EXPECT_TRUE(must_parse(text).ui) << t;
+  }
+  for (std::string_view f : {"false", "\"false\"", "\"0\"", "0"}) {
+    std::string text = std::string(kMinimal) + "ui = " + std::string(f) + "\n";
+    EXPECT_FALSE(must_parse(text).ui) << f;
+  }
+  expect_error(std::string(kMinimal) + "ui = \"yes\"\n", "line 5: \"ui\" must be a boolean");
+  expect_error(std::string(kMinimal) + "ui = 2\n", "must be a boolean");
+}
+
+TEST(Config, DurationsAndSizes) {
+  ServerConfig c = must_parse(std::string(kMinimal) +
+                              "default_lease_ttl = 600\nmax_lease_ttl = \"2h30m\"\n");
+  EXPECT_EQ(c.default_lease_ttl, Seconds(600));
+  EXPECT_EQ(c.max_lease_ttl, Seconds(9000));
+  expect_error(std::string(kMinimal) + "default_lease_ttl = \"soon\"\n",
+               "line 5: \"default_lease_ttl\" is not a duration");
+  expect_error(std::string(kMinimal) + "max_lease_ttl = \"1h\"\n",
+               "default_lease_ttl is greater than max_lease_ttl");
+  expect_error(std::string(kMinimal) + "default_lease_ttl = 24h\n", "malformed number");
+  ServerConfig unlimited = must_parse(
+      "storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = true\n max_request_size = -1\n}\n");
+  EXPECT_EQ(unlimited.listeners[0].max_request_size, -1);
+  expect_error("storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = true\n"
+               " max_request_size = \"big\"\n}\n",
+               "line 4: \"max_request_size\" must be an integer");
+}
+
+TEST(Config, LogLevels) {
+  for (auto [text, level] : std::initializer_list<std::pair<std::string_view, log::Level>>{
+           {"trace", log::Level::kTrace},
+           {"DEBUG", log::Level::kDebug},
+           {"info", log::Level::kInfo},
+           {"warning", log::Level::kWarn},
+           {"err", log::Level::kError}}) {
+    ServerConfig c =
+        must_parse(std::string(kMinimal) + "log_level = \"" + std::string(text) + "\"\n");
+    EXPECT_EQ(c.log_level, level) << text;
+  }
+  expect_error(std::string(kMinimal) + "log_level = \"loud\"\n", "line 5: log_level must be one of");
+}
+
+// Reject twins.
+TEST(Config, UnknownStanzasAndKeysNameTheLine) {
+  expect_error(std::string(kMinimal) + "\nseal \"awskms\" {\n}\n", "line 6: unknown stanza \"seal\"");
+  expect_error(std::string(kMinimal) + "telemetry {}\n", "line 5: unknown stanza \"telemetry\"");
+  expect_error(std::string(kMinimal) + "cluster_name = \"x\"\n", "line 5: unknown key \"cluster_name\"");
+  expect_error("storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = true\n  adress = \"x\"\n}\n",
+               "line 4: unknown key \"adress\" in listener \"tcp\"");
+  expect_error("storage \"sqlite\" {\n  path = \"/x\"\n  node_id = \"n1\"\n}\nlistener \"tcp\" {}\n",
+               "line 3: unknown key \"node_id\" in storage \"sqlite\"");
+  expect_error("storage \"inmem\" {\n  path = \"/x\"\n}\n", "line 2: unknown key \"path\" in storage \"inmem\"");
+  expect_error("storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = true\n  profiling {}\n}\n",
+               "line 4: unexpected block \"profiling\" inside \"listener\"");
+  expect_error("storage = \"inmem\"\n", "line 1: \"storage\" is a stanza");
+}
+
+TEST(Config, UnknownBackendsNameTheAvailableOnes) {
+  expect_error("storage \"raft\" {\n  path = \"/opt/vault/data\"\n  node_id = \"node1\"\n}\n",
+               "line 1: unknown storage backend \"raft\" (available: \"inmem\", \"sqlite\")");
+  expect_error("storage \"consul\" {}\n", "available: \"inmem\", \"sqlite\"");
+  expect_error("storage {}\n", "storage takes one label");
+  expect_error("storage \"inmem\" {}\nlistener \"unix\" {}\n",
+               "line 2: unknown listener type \"unix\" (available: \"tcp\")");
+  expect_error("storage \"inmem\" {}\nlistener {}\n", "listener takes one label");
+}
+
+TEST(Config, StructuralRequirements) {
+  expect_error("listener \"tcp\" { tls_disable = true }\n", "a storage stanza is required");
+  expect_error("storage \"inmem\" {}\n", "at least one listener stanza is required");
+  expect_error(std::string(kMinimal) + "storage \"inmem\" {}\n",
+               "line 5: only one storage stanza is allowed (first on line 1)");
+  expect_error(std::string(kMinimal) + "ui = true\nui = false\n",
+               "line 6: \"ui\" is set twice (first on line 5)");
+  expect_error("storage \"sqlite\" {}\nlistener \"tcp\" { tls_disable = true }\n",
+               "line 1: storage \"sqlite\" needs a path");
+  expect_error("storage \"sqlite\" { path = \"\" }\nlistener \"tcp\" { tls_disable = true }\n",
+               "\"path\" must not be empty");
+  expect_error("storage \"sqlite\" { path = 5 }\nlistener \"tcp\" { tls_disable = true }\n",
+               "\"path\" must be a string, not a number");
+}
+
+TEST(Config, TlsRejects) {
+  expect_error("storage \"inmem\" {}\nlistener \"tcp\" {\n  address = \"0.0.0.0:8200\"\n}\n",
+               "line 2: listener \"tcp\" needs tls_cert_file and tls_key_file");
+  expect_error("storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_cert_file = \"c\"\n}\n",
+               "needs tls_cert_file and tls_key_file");
+  expect_error("storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_cert_file = \"c\"\n"
+               "  tls_key_file = \"k\"\n  tls_min_version = \"tls10\"\n}\n",
+               "line 5: tls_min_version \"tls10\" is not supported");
+  expect_error("storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_cert_file = \"c\"\n"
+               "  tls_key_file = \"k\"\n  tls_min_version = \"ssl3\"\n}\n",
+               "tls_min_version must be");
+  expect_error("storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = true\n"
+               "  tls_client_ca_file = \"ca.pem\"\n}\n",
+               "sets tls_client_ca_file but disables TLS");
+}
+
+TEST(Config, SyntaxErrorsCarryTheLine) {
+  expect_error("storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = true\n", "line 4:");
+  expect_error("ui = true\napi_addr = \"http://x\n", "line 2: string is not terminated");
+}
+
+TEST(Config, LoadFromFile) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("custos_config_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
+  std::filesystem::create_directories(dir);
+  auto good = dir / "vault.conf";
+  {
+    std::ofstream(good) << kVaultStyle;
+  }
+  auto c = load_server_config(good);
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_EQ(c->listeners.size(), 2u);
+
+  auto bad = dir / "bad.conf";
+  {
+    std::ofstream(bad) << "storage \"raft\" {}\n";
+  }
+  auto b = load_server_config(bad);
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.status().message().find("bad.conf: line 1: unknown storage backend"),
+            std::string::npos)
+      << b.status().message();
+
+  auto missing = load_server_config(dir / "missing.conf");
+  EXPECT_EQ(missing.status().code(), Code::kNotFound);
+
+  auto big = dir / "big.conf";
+  {
+    std::ofstream out(big);
+    out << std::string(kMaxConfigFileSize + 1, '#');
+  }
+  auto too_big = load_server_config(big);
+  ASSERT_FALSE(too_big.ok());
+  EXPECT_NE(too_big.status().message().find("larger than"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Config, SeedCorpusValidFilesParse) {
+  const std::filesystem::path dir = std::filesystem::path(CUSTOS_SOURCE_DIR) / "fuzz/corpus/config";
+  int good = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    bool bad = e.path().filename().string().starts_with("bad_");
+    auto c = load_server_config(e.path());
+    EXPECT_EQ(c.ok(), !bad) << e.path() << ": " << c.status().to_string();
+    if (!bad) ++good;
+  }
+  EXPECT_GE(good, 3);
+}
+
+}  // namespace
+}  // namespace custos::config
