@@ -7,9 +7,11 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "base/bytes.h"
 #include "base/status.h"
 
 namespace custos::net {
@@ -26,6 +28,7 @@ struct HttpRequest {
   std::string body;
   std::string remote_addr;  // "127.0.0.1:54321"
   bool tls = false;
+  std::string client_cert_der;  // TLS: the verified client certificate (DER), when one was sent
   // First value of a header (case-insensitive name), or empty.
   std::string_view header(std::string_view name) const;
 };
@@ -44,6 +47,9 @@ struct TlsServerConfig {
   std::string key_file;   // PEM private key
   std::string min_version = "tls12";  // "tls12" | "tls13"
   std::string client_ca_file;  // optional: request and verify client certificates
+  // With client_ca_file: reject handshakes without a client certificate. When false, a
+  // certificate is requested and, if sent, must verify; handlers see it in client_cert_der.
+  bool require_client_cert = true;
 };
 
 struct ServerOptions {
@@ -59,6 +65,18 @@ struct ServerOptions {
   int io_threads = 0;       // 0: number of cores
   int worker_threads = 64;  // handlers run here, so blocking handlers never stall I/O
 };
+
+// Vault's error shape: {"errors":["message"]}, Content-Type application/json.
+HttpResponse error_response(int status, std::string_view message);
+
+// Parses one request from raw bytes through the same parser and limits the server uses. The
+// error is what the server would answer: InvalidArgument (400), ResourceExhausted with
+// http_status_for_parse_error() telling 413 from 431, or FailedPrecondition when the input
+// ends before the request does. Used by the fuzz target and tests.
+Result<HttpRequest> parse_request_for_fuzz(ByteSpan data, size_t max_header_bytes = 16 * 1024,
+                                           size_t max_body_bytes = 32 * 1024 * 1024);
+// 431 for "request headers too large", 413 for "request body too large", else 400.
+int http_status_for_parse_error(const Status& status);
 
 class HttpServer {
  public:

@@ -1,0 +1,479 @@
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "net/http.h"
+
+namespace custos::net {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A raw TCP connection to 127.0.0.1 for sending what no well-behaved client would.
+class RawConn {
+ public:
+  explicit RawConn(uint16_t port, std::chrono::milliseconds recv_timeout = 5000ms) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(recv_timeout.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((recv_timeout.count() % 1000) * 1000);
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~RawConn() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RawConn(const RawConn&) = delete;
+  RawConn& operator=(const RawConn&) = delete;
+
+  bool connected() const { return connected_; }
+  bool send_all(std::string_view data) {
+    while (!data.empty()) {
+      ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+  // Reads until the peer closes, the timeout hits, or `until` appears (with the whole body of
+  // a Content-Length response when until is "\r\n\r\n").
+  std::string read_response() {
+    std::string out;
+    char buf[4096];
+    for (;;) {
+      auto end = out.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        auto cl = out.find("Content-Length: ");
+        size_t len = 0;
+        if (cl != std::string::npos && cl < end) len = std::stoul(out.substr(cl + 16));
+        if (out.size() >= end + 4 + len) return out;
+      }
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return out;
+      out.append(buf, static_cast<size_t>(n));
+    }
+  }
+  // True when the server closed the connection (recv returns 0) before the timeout.
+  bool wait_closed() {
+    char buf[256];
+    for (int i = 0; i < 1000; ++i) {
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n == 0) return true;
+      if (n < 0) return errno == ECONNRESET;
+    }
+    return false;
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+int status_of(const std::string& raw) {
+  if (raw.size() < 12 || raw.rfind("HTTP/1.", 0) != 0) return 0;
+  return std::atoi(raw.c_str() + 9);
+}
+
+HttpResponse echo(HttpRequest& req) {
+  HttpResponse r;
+  if (req.target == "/empty") {
+    r.status = 204;
+    return r;
+  }
+  if (req.target == "/text") {
+    r.headers.push_back({"Content-Type", "text/plain"});
+    r.body = "plain";
+    return r;
+  }
+  r.headers.push_back({"X-Method", req.method});
+  r.headers.push_back({"X-Target", req.target});
+  r.headers.push_back({"X-Remote", req.remote_addr});
+  r.headers.push_back({"X-Tls", req.tls ? "1" : "0"});
+  r.headers.push_back({"X-Token", std::string(req.header("x-vault-token"))});
+  r.body = req.body.empty() ? std::string("{\"ok\":true}") : req.body;
+  return r;
+}
+
+std::string header_of(const HttpResponse& r, std::string_view name) {
+  for (const auto& h : r.headers) {
+    if (h.name.size() == name.size() &&
+        std::equal(h.name.begin(), h.name.end(), name.begin(),
+                   [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+      return h.value;
+    }
+  }
+  return {};
+}
+
+ServerOptions test_options() {
+  ServerOptions o;
+  o.address = "127.0.0.1";
+  o.port = 0;
+  o.io_threads = 2;
+  o.worker_threads = 8;
+  o.max_header_bytes = 4096;
+  o.max_body_bytes = 64 * 1024;
+  return o;
+}
+
+std::unique_ptr<HttpServer> start_server(const ServerOptions& o, Handler h = echo) {
+  auto s = HttpServer::start(o, std::move(h));
+  EXPECT_TRUE(s.ok()) << s.status().to_string();
+  if (!s.ok()) return nullptr;
+  return std::move(s).value();
+}
+
+std::string url(uint16_t port, std::string_view path, bool tls = false) {
+  return std::string(tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(port) +
+         std::string(path);
+}
+
+TEST(HttpServer, GetThroughClient) {
+  auto server = start_server(test_options());
+  ASSERT_TRUE(server);
+  HttpClient client;
+  auto r = client.request("GET", url(server->port(), "/v1/sys/health?standby=1"),
+                          {{"X-Vault-Token", "s.abc"}});
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "{\"ok\":true}");
+  EXPECT_EQ(header_of(*r, "content-type"), "application/json");
+  EXPECT_EQ(header_of(*r, "x-method"), "GET");
+  EXPECT_EQ(header_of(*r, "x-target"), "/v1/sys/health?standby=1");
+  EXPECT_EQ(header_of(*r, "x-token"), "s.abc");
+  EXPECT_EQ(header_of(*r, "x-tls"), "0");
+  EXPECT_EQ(header_of(*r, "x-remote").rfind("127.0.0.1:", 0), 0u);
+}
+
+TEST(HttpServer, ListMethodAndPutBodyPassThrough) {
+  auto server = start_server(test_options());
+  ASSERT_TRUE(server);
+  HttpClient client;
+  auto list = client.request("LIST", url(server->port(), "/v1/secret/metadata/"));
+  ASSERT_TRUE(list.ok()) << list.status().to_string();
+  EXPECT_EQ(header_of(*list, "x-method"), "LIST");
+
+  std::string body = "{\"data\":{\"password\":\"hunter2\"}}";
+  auto put = client.request("PUT", url(server->port(), "/v1/secret/data/a"), {}, body);
+  ASSERT_TRUE(put.ok());
+  EXPECT_EQ(header_of(*put, "x-method"), "PUT");
+  EXPECT_EQ(put->body, body);
+}
+
+TEST(HttpServer, ContentTypeDefaultsAndNoContent) {
+  auto server = start_server(test_options());
+  ASSERT_TRUE(server);
+  HttpClient client;
+  auto text = client.request("GET", url(server->port(), "/text"));
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(header_of(*text, "content-type"), "text/plain");
+  auto empty = client.request("DELETE", url(server->port(), "/empty"));
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->status, 204);
+  EXPECT_TRUE(empty->body.empty());
+  EXPECT_EQ(header_of(*empty, "content-length"), "");
+}
+
+TEST(HttpServer, KeepAliveReusesOneConnection) {
+  auto server = start_server(test_options());
+  ASSERT_TRUE(server);
+  HttpClient client;
+  std::string first_remote;
+  for (int i = 0; i < 5; ++i) {
+    auto r = client.request("GET", url(server->port(), "/x"));
+    ASSERT_TRUE(r.ok());
+    if (i == 0) first_remote = header_of(*r, "x-remote");
+    EXPECT_EQ(header_of(*r, "x-remote"), first_remote);  // same client port: same connection
+  }
+}
+
+TEST(HttpServer, PipelinedRequestsAnsweredInOrder) {
+  auto server = start_server(test_options());
+  ASSERT_TRUE(server);
+  RawConn c(server->port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.send_all("GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::string a = c.read_response();
+  std::string b = c.read_response();
+  std::string both = a + b;
+  auto one = both.find("X-Target: /one");
+  auto two = both.find("X-Target: /two");
+  ASSERT_NE(one, std::string::npos) << both;
+  ASSERT_NE(two, std::string::npos) << both;
+  EXPECT_LT(one, two);
+}
+
+TEST(HttpServer, OversizedBodyGets413BeforeBodyIsSent) {
+  auto server = start_server(test_options());
+  ASSERT_TRUE(server);
+  RawConn c(server->port());
+  ASSERT_TRUE(c.send_all("PUT /v1/a HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n"));
+  std::string r = c.read_response();
+  EXPECT_EQ(status_of(r), 413) << r;
+  EXPECT_NE(r.find("{\"errors\":[\"request body too large\"]}"), std::string::npos);
+  EXPECT_NE(r.find("application/json"), std::string::npos);
+
+  // Also through the client, with the body actually sent, and the server still serves.
+  HttpClient client;
+  auto big = client.request("PUT", url(server->port(), "/v1/a"), {}, std::string(100000, 'a'));
+  if (big.ok()) {
+    EXPECT_EQ(big->status, 413);
+  }
+  auto ok = client.request("GET", url(server->port(), "/after"));
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->status, 200);
+}
+
+TEST(HttpServer, ChunkedBodyOverLimitGets413) {
+  auto server = start_server(test_options());
+  ASSERT_TRUE(server);
+  RawConn c(server->port());
+  std::string req = "PUT /v1/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  std::string chunk(32 * 1024, 'b');
+  for (int i = 0; i < 3; ++i) req += "8000\r\n" + chunk + "\r\n";
+  req += "0\r\n\r\n";
+  c.send_all(req);
+  EXPECT_EQ(status_of(c.read_response()), 413);
+}
+
+TEST(HttpServer, OversizedHeadersGet431) {
+  auto server = start_server(test_options());
+  ASSERT_TRUE(server);
+  RawConn c(server->port());
+  std::string req = "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(8000, 'h') + "\r\n\r\n";
+  c.send_all(req);
+  std::string r = c.read_response();
+  EXPECT_EQ(status_of(r), 431) << r;
+  HttpClient client;
+  auto ok = client.request("GET", url(server->port(), "/after"));
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->status, 200);
+}
+
+TEST(HttpServer, GarbageGets400AndServerCarriesOn) {
+  auto server = start_server(test_options());
+  ASSERT_TRUE(server);
+  const char* garbage[] = {"\x01\x02\x03 nonsense\r\n\r\n", "GET / HTTP/9.9\r\n\r\n",
+                           "GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+                           "POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n"};
+  for (const char* g : garbage) {
+    RawConn c(server->port());
+    c.send_all(g);
+    std::string r = c.read_response();
+    EXPECT_EQ(status_of(r), 400) << g << " -> " << r;
+    EXPECT_NE(r.find("{\"errors\":["), std::string::npos);
+  }
+  HttpClient client;
+  auto ok = client.request("GET", url(server->port(), "/after"));
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->status, 200);
+}
+
+TEST(HttpServer, IdleConnectionIsClosed) {
+  auto o = test_options();
+  o.idle_timeout = 1s;
+  auto server = start_server(o);
+  ASSERT_TRUE(server);
+  RawConn c(server->port(), 10000ms);
+  c.send_all("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(status_of(c.read_response()), 200);
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(c.wait_closed());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 9s);
+}
+
+TEST(HttpServer, SlowRequestTimesOut) {
+  auto o = test_options();
+  o.request_timeout = 1s;
+  auto server = start_server(o);
+  ASSERT_TRUE(server);
+  RawConn c(server->port(), 10000ms);
+  c.send_all("GET / HTTP/1.1\r\nHost:");  // and never finishes
+  EXPECT_TRUE(c.wait_closed());
+}
+
+TEST(HttpServer, ClientReconnectsAfterServerClosedIdleConnection) {
+  auto o = test_options();
+  o.idle_timeout = 1s;
+  auto server = start_server(o);
+  ASSERT_TRUE(server);
+  HttpClient client;
+  auto a = client.request("GET", url(server->port(), "/a"));
+  ASSERT_TRUE(a.ok());
+  std::this_thread::sleep_for(1500ms);  // the server drops the kept-alive connection
+  auto b = client.request("GET", url(server->port(), "/b"));
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  EXPECT_NE(header_of(*a, "x-remote"), header_of(*b, "x-remote"));
+}
+
+TEST(HttpServer, ConnectionCapAnswers503) {
+  auto o = test_options();
+  o.max_connections = 2;
+  auto server = start_server(o);
+  ASSERT_TRUE(server);
+  RawConn a(server->port());
+  RawConn b(server->port());
+  for (RawConn* c : {&a, &b}) {
+    c->send_all("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    ASSERT_EQ(status_of(c->read_response()), 200);
+  }
+  RawConn extra(server->port());
+  extra.send_all("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string r = extra.read_response();
+  EXPECT_TRUE(r.empty() || status_of(r) == 503) << r;
+}
+
+TEST(HttpServer, BlockingHandlerDoesNotBlockOthers) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool slow_started = false;
+  bool fast_done = false;
+  std::vector<std::string> order;
+  auto handler = [&](HttpRequest& req) {
+    HttpResponse r;
+    if (req.target == "/slow") {
+      std::unique_lock<std::mutex> lock(mu);
+      slow_started = true;
+      cv.notify_all();
+      // Blocks for 200 ms at least, longer if the fast request has not finished by then.
+      cv.wait_for(lock, 200ms);
+      cv.wait_for(lock, 10s, [&] { return fast_done; });
+      order.push_back("slow");
+    }
+    return r;
+  };
+  auto o = test_options();
+  o.io_threads = 1;
+  auto server = start_server(o, handler);
+  ASSERT_TRUE(server);
+  std::thread slow([&] {
+    HttpClient c;
+    auto r = c.request("GET", url(server->port(), "/slow"));
+    EXPECT_TRUE(r.ok());
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return slow_started; }));
+  }
+  HttpClient c;
+  auto r = c.request("GET", url(server->port(), "/fast"));
+  ASSERT_TRUE(r.ok());
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    order.push_back("fast");
+    fast_done = true;
+    cv.notify_all();
+  }
+  slow.join();
+  ASSERT_EQ(order.size(), 2u);
+  EXPECT_EQ(order[0], "fast");
+  EXPECT_EQ(order[1], "slow");
+}
+
+TEST(HttpServer, SixtyFourConcurrentClients) {
+  auto o = test_options();
+  o.worker_threads = 16;
+  auto server = start_server(o);
+  ASSERT_TRUE(server);
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 64; ++i) {
+    threads.emplace_back([&, i] {
+      HttpClient c;
+      for (int j = 0; j < 10; ++j) {
+        std::string body = "client-" + std::to_string(i) + "-" + std::to_string(j);
+        auto r = c.request("PUT", url(server->port(), "/v1/k"), {}, body);
+        if (r.ok() && r->status == 200 && r->body == body) ok.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 640);
+}
+
+TEST(HttpServer, HandlerExceptionBecomes500) {
+  auto server = start_server(test_options(), [](HttpRequest&) -> HttpResponse {
+    throw std::runtime_error("boom");
+  });
+  ASSERT_TRUE(server);
+  HttpClient c;
+  auto r = c.request("GET", url(server->port(), "/"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 500);
+  EXPECT_EQ(r->body, "{\"errors\":[\"internal error\"]}\n");
+}
+
+TEST(HttpServer, StopIsIdempotentAndRefusesAfterwards) {
+  auto server = start_server(test_options());
+  ASSERT_TRUE(server);
+  uint16_t port = server->port();
+  HttpClient c;
+  ASSERT_TRUE(c.request("GET", url(port, "/")).ok());
+  server->stop();
+  server->stop();
+  ClientOptions co;
+  co.timeout = 2s;
+  HttpClient c2(co);
+  EXPECT_FALSE(c2.request("GET", url(port, "/")).ok());
+}
+
+TEST(HttpServer, PortInUseIsAnError) {
+  auto a = start_server(test_options());
+  ASSERT_TRUE(a);
+  auto o = test_options();
+  o.port = a->port();
+  auto b = HttpServer::start(o, echo);
+  EXPECT_FALSE(b.ok());
+}
+
+TEST(HttpClient, RejectsBadUrls) {
+  HttpClient c;
+  EXPECT_FALSE(c.request("GET", "not a url").ok());
+  EXPECT_FALSE(c.request("GET", "ftp://127.0.0.1/").ok());
+  EXPECT_FALSE(c.request("GET", "http://127.0.0.1:1/", {{"Bad\r\nName", "v"}}).ok());
+}
+
+TEST(ParseRequest, LimitsAndMethods) {
+  auto ok = parse_request_for_fuzz(as_bytes("LIST /v1/secret/ HTTP/1.1\r\nHost: a\r\n\r\n"));
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->method, "LIST");
+  EXPECT_EQ(ok->target, "/v1/secret/");
+  EXPECT_EQ(ok->header("HOST"), "a");
+
+  auto body = parse_request_for_fuzz(
+      as_bytes("PUT / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"));
+  ASSERT_TRUE(body.ok());
+  EXPECT_EQ(body->body, "hello");
+
+  auto big = parse_request_for_fuzz(
+      as_bytes("PUT / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n"), 1024, 100);
+  EXPECT_EQ(http_status_for_parse_error(big.status()), 413);
+  std::string huge = "GET / HTTP/1.1\r\nX: " + std::string(2000, 'a') + "\r\n\r\n";
+  auto hdr = parse_request_for_fuzz(as_bytes(huge), 1024, 100);
+  EXPECT_EQ(http_status_for_parse_error(hdr.status()), 431);
+  auto bad = parse_request_for_fuzz(as_bytes("GET\x01 / HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(http_status_for_parse_error(bad.status()), 400);
+  auto partial = parse_request_for_fuzz(as_bytes("GET / HTTP/1.1\r\nHost"));
+  EXPECT_EQ(partial.status().code(), Code::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace custos::net
