@@ -1,0 +1,496 @@
+#include "core/core.h"
+
+#include <algorithm>
+
+#include <boost/json.hpp>
+
+#include "base/encoding.h"
+#include "base/log.h"
+#include "core/engines/kv.h"
+#include "core/engines/transit.h"
+#include "crypto/random.h"
+#include "crypto/shamir.h"
+
+namespace custos::core {
+namespace {
+
+constexpr std::string_view kSealConfigPath = "core/seal-config";
+constexpr std::string_view kRootKeyPath = "core/root-key";
+constexpr std::string_view kMountsPath = "core/mounts";
+constexpr std::string_view kClusterPath = "core/cluster";
+
+// Paths that need `sudo` on top of the operation's capability (Vault's root-protected paths).
+bool needs_sudo(const std::string& path) {
+  static const char* kExact[] = {"sys/rotate", "sys/seal", "sys/step-down", "auth/token/accessors/",
+                                 "auth/token/create-orphan", "auth/token/revoke-orphan",
+                                 "sys/audit", "sys/audit/"};
+  for (const char* p : kExact) {
+    if (path == p) return true;
+  }
+  static const char* kPrefixes[] = {"sys/audit/", "sys/audit-hash/", "sys/raw/", "sys/config/",
+                                    "sys/leases/revoke-force/", "sys/leases/revoke-prefix/"};
+  for (const char* p : kPrefixes) {
+    if (path.rfind(p, 0) == 0) return true;
+  }
+  return false;
+}
+
+bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+boost::json::array to_array(const std::vector<std::string>& v) {
+  boost::json::array a;
+  for (const auto& x : v) a.emplace_back(x);
+  return a;
+}
+
+// Decodes an unseal key given as hex or base64.
+Result<SecretBytes> decode_share(std::string_view key) {
+  auto hex = hex_decode(key);
+  if (hex.ok()) return SecretBytes(std::move(*hex));
+  auto b64 = base64_decode(key);
+  if (b64.ok()) return SecretBytes(std::move(*b64));
+  return invalid_argument("'key' must be a valid hex or base64 string");
+}
+
+std::string mount_accessor(const std::string& type) {
+  std::string hex = hex_encode(crypto::random_bytes(4));
+  return type + "_" + hex;
+}
+
+}  // namespace
+
+Core::Core(storage::Backend& backend, const Clock& clock, CoreConfig config)
+    : backend_(backend), clock_(clock), config_(std::move(config)), barrier_(backend, clock),
+      audit_(clock) {
+  register_engine("kv", make_kv_engine);
+  register_engine("transit", make_transit_engine);
+}
+
+Core::~Core() { pre_seal(); }
+
+void Core::register_engine(const std::string& type, EngineFactory factory) {
+  std::unique_lock lock(mounts_mu_);
+  factories_[type] = std::move(factory);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seal lifecycle
+
+Result<InitResult> Core::initialize(int shares, int threshold, const std::string& root_token_id) {
+  std::lock_guard lock(seal_mu_);
+  ASSIGN_OR_RETURN(bool inited, barrier_.initialized());
+  if (inited) return invalid_argument("Vault is already initialized");
+  if (shares < 1 || shares > 255) return invalid_argument("secret_shares must be between 1 and 255");
+  if (threshold < 1 || threshold > shares) {
+    return invalid_argument("secret_threshold must be between 1 and secret_shares");
+  }
+  if (shares > 1 && threshold < 2) {
+    return invalid_argument("secret_threshold must be at least 2 when secret_shares is above 1");
+  }
+  SecretBytes unseal_key = crypto::random_secret(32);
+  std::vector<SecretBytes> out;
+  if (shares == 1) {
+    out.push_back(unseal_key.clone());
+  } else {
+    ASSIGN_OR_RETURN(out, crypto::shamir_split(unseal_key.span(), shares, threshold));
+  }
+  ASSIGN_OR_RETURN(SecretBytes root_key, barrier_.initialize());
+  ASSIGN_OR_RETURN(Bytes wrapped, barrier_.encrypt_with(unseal_key.span(), kRootKeyPath, root_key.span()));
+  RETURN_IF_ERROR(backend_.put(kRootKeyPath, wrapped));
+  boost::json::object cfg{{"type", "shamir"}, {"secret_shares", shares}, {"secret_threshold", threshold}};
+  RETURN_IF_ERROR(backend_.put(kSealConfigPath, as_bytes(boost::json::serialize(cfg))));
+
+  // First unseal-time setup: the mount table, the cluster identity and the root token.
+  RETURN_IF_ERROR(barrier_.put(kClusterPath, as_bytes(crypto::random_uuid())));
+  RETURN_IF_ERROR(persist_mounts());
+  RETURN_IF_ERROR(post_unseal());
+  TokenCreateParams p;
+  p.policies = {"root"};
+  p.display_name = "root";
+  p.id = root_token_id;
+  p.path = "auth/token/root";
+  p.renewable = false;
+  ASSIGN_OR_RETURN(auto root, tokens_->create(p));
+  InitResult result;
+  result.shares = std::move(out);
+  result.root_token = std::move(root.first);
+  // Vault leaves a freshly initialised server sealed.
+  pre_seal();
+  barrier_.seal();
+  LOG_INFO("core", "initialized with " << shares << " shares, threshold " << threshold);
+  return result;
+}
+
+Result<SealStatus> Core::seal_status() {
+  SealStatus s;
+  ASSIGN_OR_RETURN(bool inited, barrier_.initialized());
+  s.initialized = inited;
+  s.sealed = barrier_.sealed();
+  if (inited) {
+    ASSIGN_OR_RETURN(auto raw, backend_.get(kSealConfigPath));
+    if (!raw) return data_loss("seal configuration is missing");
+    boost::system::error_code ec;
+    auto v = boost::json::parse(as_string_view(*raw), ec);
+    if (ec || !v.is_object()) return data_loss("seal configuration is corrupt");
+    s.shares = static_cast<int>(v.as_object().at("secret_shares").to_number<int64_t>());
+    s.threshold = static_cast<int>(v.as_object().at("secret_threshold").to_number<int64_t>());
+  }
+  std::lock_guard lock(seal_mu_);
+  s.progress = static_cast<int>(unseal_progress_.size());
+  s.nonce = s.progress > 0 ? unseal_nonce_ : "";
+  return s;
+}
+
+Result<SealStatus> Core::unseal(std::string_view key, bool reset) {
+  ASSIGN_OR_RETURN(SealStatus status, seal_status());
+  if (!status.initialized) return invalid_argument("Vault is not initialized");
+  std::unique_lock lock(seal_mu_);
+  if (reset) {
+    unseal_progress_.clear();
+    unseal_nonce_.clear();
+    lock.unlock();
+    return seal_status();
+  }
+  if (!barrier_.sealed()) {
+    lock.unlock();
+    return seal_status();
+  }
+  if (key.empty()) return invalid_argument("'key' must be specified in request body as JSON, or 'reset' set to true");
+  ASSIGN_OR_RETURN(SecretBytes share, decode_share(key));
+  if (share.size() < 2 || share.size() > 128) return invalid_argument("invalid unseal key length");
+  for (const auto& s : unseal_progress_) {
+    if (s == share) {
+      lock.unlock();
+      return seal_status();  // the same share twice does not count twice (Vault)
+    }
+  }
+  if (unseal_progress_.empty()) unseal_nonce_ = crypto::random_uuid();
+  unseal_progress_.push_back(std::move(share));
+  if (static_cast<int>(unseal_progress_.size()) < status.threshold) {
+    lock.unlock();
+    return seal_status();
+  }
+  SecretBytes unseal_key;
+  if (status.threshold == 1) {
+    unseal_key = unseal_progress_.front().clone();
+  } else {
+    auto combined = crypto::shamir_combine(unseal_progress_);
+    if (!combined.ok()) {
+      unseal_progress_.clear();
+      return invalid_argument("failed to combine unseal key shares: " + combined.status().message());
+    }
+    unseal_key = std::move(*combined);
+  }
+  unseal_progress_.clear();
+  unseal_nonce_.clear();
+  ASSIGN_OR_RETURN(auto wrapped, backend_.get(kRootKeyPath));
+  if (!wrapped) return data_loss("root key is missing from storage");
+  auto root_key = barrier_.decrypt_with(unseal_key.span(), kRootKeyPath, *wrapped);
+  if (!root_key.ok()) {
+    return invalid_argument("Error unsealing: the unseal key shares do not open the root key");
+  }
+  RETURN_IF_ERROR(barrier_.unseal(*root_key));
+  Status st = post_unseal();
+  if (!st.ok()) {
+    pre_seal();
+    barrier_.seal();
+    return st.with_context("unseal");
+  }
+  LOG_INFO("core", "vault is unsealed");
+  lock.unlock();
+  return seal_status();
+}
+
+Status Core::seal() {
+  std::lock_guard lock(seal_mu_);
+  pre_seal();
+  barrier_.seal();
+  unseal_progress_.clear();
+  LOG_INFO("core", "vault is sealed");
+  return ok_status();
+}
+
+Status Core::post_unseal() {
+  tokens_ = std::make_unique<TokenStore>(View(barrier_, "sys/token/"), clock_,
+                                         config_.default_lease_ttl, config_.max_lease_ttl);
+  RETURN_IF_ERROR(tokens_->load(barrier_));
+  ASSIGN_OR_RETURN(auto cluster, barrier_.get(kClusterPath));
+  cluster_id_ = cluster ? std::string(cluster->view()) : "";
+  RETURN_IF_ERROR(load_mounts());
+  RETURN_IF_ERROR(audit_.load(View(barrier_, "core/audit/")));
+  {
+    std::lock_guard lock(policy_mu_);
+    policy_cache_.clear();
+    acl_cache_.clear();
+  }
+  return ok_status();
+}
+
+void Core::pre_seal() {
+  {
+    std::unique_lock lock(mounts_mu_);
+    for (auto& [path, m] : mounts_) {
+      if (m->engine) m->engine->shutdown();
+    }
+    mounts_.clear();
+  }
+  audit_.clear();
+  if (tokens_) tokens_->clear_cache();
+  std::lock_guard lock(policy_mu_);
+  policy_cache_.clear();
+  acl_cache_.clear();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request pipeline
+
+Result<Response> Core::handle(Request& req) {
+  if (req.request_id.empty()) req.request_id = crypto::random_uuid();
+  bool handled = false;
+  auto pre = handle_unauthenticated(req, handled);
+  if (handled) return pre;
+  if (barrier_.sealed()) return unavailable("Vault is sealed");
+
+  ASSIGN_OR_RETURN(auto token, tokens_->lookup(req.client_token));
+  if (!token) {
+    if (req.client_token.empty()) return permission_denied("permission denied (missing client token)");
+    return permission_denied("permission denied");
+  }
+  req.token = &*token;
+
+  std::string rel;
+  std::shared_ptr<Mounted> mounted;
+  if (!starts_with(req.path, "sys/") && !starts_with(req.path, "auth/")) {
+    ASSIGN_OR_RETURN(mounted, route(req.path, rel));
+    req.mount_point = mounted->entry.path;
+    req.mount_type = mounted->entry.type;
+    req.rel_path = rel;
+  } else if (starts_with(req.path, "sys/")) {
+    req.mount_point = "sys/";
+    req.mount_type = "system";
+    req.rel_path = req.path.substr(4);
+  } else {
+    req.mount_point = "auth/token/";
+    req.mount_type = "token";
+    req.rel_path = starts_with(req.path, "auth/token/") ? req.path.substr(11) : "";
+  }
+
+  if (req.http_put_or_post) {
+    bool exists = true;
+    if (mounted) {
+      ASSIGN_OR_RETURN(exists, mounted->engine->exists(req));
+    }
+    req.op = exists ? Operation::kUpdate : Operation::kCreate;
+  }
+
+  std::string acl_path = req.path;
+  if (req.op == Operation::kList && (acl_path.empty() || acl_path.back() != '/')) acl_path += '/';
+  ASSIGN_OR_RETURN(policy::Acl acl, acl_for(*token));
+  if (!acl.allowed(acl_path, req.op, needs_sudo(acl_path))) {
+    return permission_denied("permission denied");
+  }
+
+  RETURN_IF_ERROR(audit_.log_request(req, &*token));
+  Result<Response> resp = dispatch(req);
+  if (mounted == nullptr || resp.ok()) {
+    // Count the use only for requests that ran (Vault counts failed ones too; so do we).
+  }
+  Status use = tokens_->use(*token);
+  if (!use.ok()) LOG_WARN("core", "could not count token use: " << use.message());
+  RETURN_IF_ERROR(audit_.log_response(req, &*token, resp));
+  return resp;
+}
+
+Result<Response> Core::dispatch(Request& req) {
+  if (starts_with(req.path, "sys/")) return handle_sys(req);
+  if (starts_with(req.path, "auth/token/") || req.path == "auth/token") return handle_token(req);
+  if (starts_with(req.path, "auth/")) return not_found("no handler for route \"" + req.path + "\"");
+  std::string rel;
+  ASSIGN_OR_RETURN(auto mounted, route(req.path, rel));
+  return mounted->engine->handle(req);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mount table
+
+Status Core::persist_mounts() {
+  boost::json::array arr;
+  {
+    std::shared_lock lock(mounts_mu_);
+    for (const auto& [path, m] : mounts_) {
+      boost::json::object o = m->entry.to_json();
+      o["path"] = path;
+      arr.push_back(std::move(o));
+    }
+  }
+  boost::json::object doc{{"mounts", std::move(arr)}};
+  SecretString text(boost::json::serialize(doc));
+  return barrier_.put(kMountsPath, as_bytes(text.str()));
+}
+
+Status Core::load_mounts() {
+  ASSIGN_OR_RETURN(auto raw, barrier_.get(kMountsPath));
+  std::map<std::string, std::shared_ptr<Mounted>> loaded;
+  if (raw) {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(raw->view(), ec);
+    if (ec || !v.is_object() || !v.as_object().contains("mounts")) return data_loss("mount table is corrupt");
+    for (const auto& e : v.as_object().at("mounts").as_array()) {
+      if (!e.is_object()) return data_loss("mount table is corrupt");
+      ASSIGN_OR_RETURN(MountEntry entry, MountEntry::from_json(e.as_object()));
+      ASSIGN_OR_RETURN(auto m, instantiate(entry));
+      loaded[entry.path] = std::move(m);
+    }
+  }
+  std::unique_lock lock(mounts_mu_);
+  mounts_ = std::move(loaded);
+  return ok_status();
+}
+
+Result<std::shared_ptr<Core::Mounted>> Core::instantiate(const MountEntry& entry) {
+  EngineFactory factory;
+  {
+    std::shared_lock lock(mounts_mu_);
+    auto it = factories_.find(entry.type);
+    if (it == factories_.end()) {
+      std::string names;
+      for (const auto& [n, f] : factories_) names += (names.empty() ? "" : ", ") + n;
+      return invalid_argument("plugin not found in the catalog: " + entry.type +
+                              " (available: " + names + ")");
+    }
+    factory = it->second;
+  }
+  auto m = std::make_shared<Mounted>();
+  m->entry = entry;
+  EngineContext ctx{View(barrier_, "logical/" + entry.uuid + "/"), clock_, m->entry};
+  ASSIGN_OR_RETURN(m->engine, factory(ctx, m->entry));
+  return m;
+}
+
+Result<std::shared_ptr<Core::Mounted>> Core::route(const std::string& path, std::string& rel) const {
+  std::shared_lock lock(mounts_mu_);
+  // Longest prefix: walk candidate prefixes from the longest.
+  std::string probe = path;
+  if (probe.empty() || probe.back() != '/') probe += '/';
+  for (size_t pos = probe.size(); pos > 0;) {
+    std::string prefix = probe.substr(0, pos);
+    auto it = mounts_.find(prefix);
+    if (it != mounts_.end()) {
+      rel = prefix.size() <= path.size() ? path.substr(prefix.size()) : "";
+      return it->second;
+    }
+    size_t slash = probe.rfind('/', pos >= 2 ? pos - 2 : 0);
+    if (slash == std::string::npos || pos < 2) break;
+    pos = slash + 1;
+  }
+  return not_found("no handler for route \"" + path + "\". route entry not found.");
+}
+
+Status Core::mount(const std::string& raw_path, const std::string& raw_type,
+                   boost::json::object options, const std::string& description) {
+  std::string path = raw_path;
+  while (!path.empty() && path.front() == '/') path.erase(0, 1);
+  if (path.empty()) return invalid_argument("missing mount path");
+  if (path.back() != '/') path += '/';
+  if (path.find("..") != std::string::npos || path.find("//") != std::string::npos) {
+    return invalid_argument("invalid mount path");
+  }
+  for (const char* reserved : {"sys/", "auth/", "cubbyhole/", "identity/"}) {
+    if (starts_with(path, reserved)) return invalid_argument("cannot mount at reserved path " + path);
+  }
+  std::string type = raw_type;
+  if (type == "kv-v2") {
+    type = "kv";
+    options["version"] = "2";
+  } else if (type == "kv-v1") {
+    type = "kv";
+    options["version"] = "1";
+  }
+  if (type == "kv") {
+    std::string version = "1";
+    if (const auto* v = options.if_contains("version")) {
+      if (v->is_string()) version = std::string(v->as_string());
+      else if (v->is_int64()) version = std::to_string(v->as_int64());
+    }
+    if (version != "1" && version != "2") return invalid_argument("invalid kv version " + version);
+    options["version"] = version;
+  }
+  {
+    std::shared_lock lock(mounts_mu_);
+    for (const auto& [p, m] : mounts_) {
+      if (starts_with(path, p) || starts_with(p, path)) {
+        return invalid_argument("path is already in use at " + p);
+      }
+    }
+  }
+  MountEntry e;
+  e.path = path;
+  e.type = type;
+  e.description = description;
+  e.uuid = crypto::random_uuid();
+  e.accessor = mount_accessor(type);
+  e.options = std::move(options);
+  ASSIGN_OR_RETURN(auto m, instantiate(e));
+  {
+    std::unique_lock lock(mounts_mu_);
+    for (const auto& [p, x] : mounts_) {
+      if (starts_with(path, p) || starts_with(p, path)) {
+        return invalid_argument("path is already in use at " + p);
+      }
+    }
+    mounts_[path] = std::move(m);
+  }
+  Status st = persist_mounts();
+  if (!st.ok()) {
+    std::unique_lock lock(mounts_mu_);
+    mounts_.erase(path);
+  }
+  return st;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policies
+
+Result<std::optional<policy::Policy>> Core::get_policy(const std::string& name) {
+  {
+    std::lock_guard lock(policy_mu_);
+    auto it = policy_cache_.find(name);
+    if (it != policy_cache_.end()) return std::optional<policy::Policy>(it->second);
+  }
+  ASSIGN_OR_RETURN(auto raw, barrier_.get("sys/policy/" + name));
+  std::optional<policy::Policy> p;
+  if (raw) {
+    auto parsed = policy::parse_policy(name, raw->view());
+    if (!parsed.ok()) return data_loss("stored policy " + name + " does not parse");
+    p = std::move(*parsed);
+  } else if (name == policy::kDefaultPolicyName) {
+    p = policy::default_policy();
+  } else {
+    return p;
+  }
+  std::lock_guard lock(policy_mu_);
+  policy_cache_[name] = *p;
+  return p;
+}
+
+Result<policy::Acl> Core::acl_for(const TokenEntry& token) {
+  if (token.is_root()) return policy::Acl::root();
+  std::string key;
+  for (const auto& p : token.policies) key += p + "\n";
+  {
+    std::lock_guard lock(policy_mu_);
+    auto it = acl_cache_.find(key);
+    if (it != acl_cache_.end()) return *it->second;
+  }
+  policy::Acl acl;
+  for (const auto& name : token.policies) {
+    if (name == "root") return policy::Acl::root();
+    ASSIGN_OR_RETURN(auto p, get_policy(name));
+    if (p) acl.add(*p);
+  }
+  std::lock_guard lock(policy_mu_);
+  acl_cache_[key] = std::make_shared<const policy::Acl>(acl);
+  return acl;
+}
+
+}  // namespace custos::core

@@ -1,0 +1,139 @@
+// Core: the Vault request pipeline. token lookup -> ACL -> router (longest mount prefix) ->
+// engine or system handler -> audit. Owns the seal lifecycle (init/unseal/seal), the mount
+// table, the policy store and the token store. Thread-safe: requests run concurrently.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "core/audit.h"
+#include "core/barrier.h"
+#include "core/engine.h"
+#include "core/request.h"
+#include "core/tokens.h"
+#include "policy/policy.h"
+#include "storage/backend.h"
+
+namespace custos::core {
+
+struct CoreConfig {
+  int64_t default_lease_ttl = 768 * 3600;  // Vault's default: 32 days
+  int64_t max_lease_ttl = 768 * 3600;
+  std::string storage_type = "inmem";
+  std::string version = "1.15.0+custos.0.1.0";
+  std::string cluster_name = "custos-cluster";
+};
+
+struct InitResult {
+  std::vector<SecretBytes> shares;
+  std::string root_token;
+};
+
+struct SealStatus {
+  bool initialized = false;
+  bool sealed = true;
+  int threshold = 0;
+  int shares = 0;
+  int progress = 0;
+  std::string nonce;
+};
+
+class Core {
+ public:
+  Core(storage::Backend& backend, const Clock& clock, CoreConfig config);
+  ~Core();
+  Core(const Core&) = delete;
+  Core& operator=(const Core&) = delete;
+
+  // Handles one request. Never throws; every failure is a Status mapped by http/.
+  Result<Response> handle(Request& req);
+
+  // Seal lifecycle (also reachable through sys/init, sys/unseal, sys/seal).
+  Result<InitResult> initialize(int shares, int threshold, const std::string& root_token_id = "");
+  Result<SealStatus> unseal(std::string_view key, bool reset);
+  Status seal();
+  Result<SealStatus> seal_status();
+  bool sealed() const { return barrier_.sealed(); }
+
+  // Registers an engine type for sys/mounts ("kv" and "transit" are built in).
+  void register_engine(const std::string& type, EngineFactory factory);
+  // Mounts an engine directly (dev mode's secret/).
+  Status mount(const std::string& path, const std::string& type, boost::json::object options,
+               const std::string& description = "");
+
+  const CoreConfig& config() const { return config_; }
+  const Clock& clock() const { return clock_; }
+  Barrier& barrier() { return barrier_; }
+  TokenStore* tokens() { return tokens_.get(); }
+  AuditBroker& audit() { return audit_; }
+
+ private:
+  struct Mounted {
+    MountEntry entry;
+    std::unique_ptr<Engine> engine;
+  };
+
+  Result<Response> dispatch(Request& req);
+  Result<Response> handle_sys(Request& req);
+  Result<Response> handle_token(Request& req);
+  Result<Response> handle_unauthenticated(Request& req, bool& handled);
+
+  // Post-unseal setup: mount table, policies, token store, audit devices.
+  Status post_unseal();
+  void pre_seal();
+
+  // Mount table
+  Status load_mounts();
+  Status persist_mounts();
+  Result<std::shared_ptr<Mounted>> route(const std::string& path, std::string& rel) const;
+  Result<std::shared_ptr<Mounted>> instantiate(const MountEntry& entry);
+  Result<Response> sys_mounts(Request& req, const std::string& rest);
+  Result<Response> sys_internal_ui_mounts(Request& req, const std::string& rest);
+  Result<Response> sys_auth(Request& req, const std::string& rest);
+
+  // Policies
+  Result<std::optional<policy::Policy>> get_policy(const std::string& name);
+  Result<policy::Acl> acl_for(const TokenEntry& token);
+  Result<Response> sys_policy(Request& req, const std::string& name, bool legacy);
+  Result<Response> sys_policy_list(bool legacy);
+  Result<Response> sys_capabilities(Request& req, bool self);
+
+  // Tokens
+  Result<Response> token_create(Request& req, bool orphan);
+  Result<Response> token_lookup_response(const TokenEntry& e, const std::string& id);
+  Auth auth_for(const std::string& token, const TokenEntry& e) const;
+
+  // Seal/status bodies
+  boost::json::object seal_status_json(const SealStatus& s) const;
+  Result<Response> sys_health(Request& req);
+  Result<Response> sys_audit(Request& req, const std::string& rest);
+
+  storage::Backend& backend_;
+  const Clock& clock_;
+  CoreConfig config_;
+  Barrier barrier_;
+  std::unique_ptr<TokenStore> tokens_;
+  AuditBroker audit_;
+
+  std::mutex seal_mu_;  // serializes init/unseal/seal
+  std::vector<SecretBytes> unseal_progress_;
+  std::string unseal_nonce_;
+  std::string cluster_id_;
+
+  mutable std::shared_mutex mounts_mu_;
+  std::map<std::string, std::shared_ptr<Mounted>> mounts_;  // path ("secret/") -> engine
+  std::map<std::string, EngineFactory> factories_;
+
+  std::mutex policy_mu_;
+  std::map<std::string, policy::Policy> policy_cache_;
+  std::map<std::string, std::shared_ptr<const policy::Acl>> acl_cache_;
+};
+
+}  // namespace custos::core

@@ -1,0 +1,14 @@
+// The kv secrets engine, versions 1 and 2 (chosen by the mount's options.version), with Vault's
+// full v2 surface: data/ (versions, check-and-set, merge-patch), metadata/, delete/, undelete/,
+// destroy/, config, subkeys/. docs/engines/kv.md describes the storage layout.
+#pragma once
+
+#include <memory>
+
+#include "core/engine.h"
+
+namespace custos::core {
+
+Result<std::unique_ptr<Engine>> make_kv_engine(EngineContext ctx, const MountEntry& entry);
+
+}  // namespace custos::core

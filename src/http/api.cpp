@@ -1,0 +1,271 @@
+#include "http/api.h"
+
+#include <boost/json.hpp>
+
+#include "base/log.h"
+#include "crypto/random.h"
+
+namespace custos::http {
+namespace {
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+net::HttpResponse json_response(int status, const boost::json::value& v) {
+  net::HttpResponse r;
+  r.status = status;
+  r.headers.push_back({"Content-Type", "application/json"});
+  r.headers.push_back({"Cache-Control", "no-store"});
+  r.body = boost::json::serialize(v);
+  r.body += '\n';
+  return r;
+}
+
+boost::json::object auth_json(const core::Auth& a) {
+  auto arr = [](const std::vector<std::string>& v) {
+    boost::json::array out;
+    for (const auto& x : v) out.emplace_back(x);
+    return out;
+  };
+  boost::json::object o;
+  o["client_token"] = a.client_token;
+  o["accessor"] = a.accessor;
+  o["policies"] = arr(a.policies);
+  o["token_policies"] = arr(a.token_policies);
+  if (a.metadata.empty()) {
+    o["metadata"] = nullptr;
+  } else {
+    o["metadata"] = a.metadata;
+  }
+  o["lease_duration"] = a.lease_duration;
+  o["renewable"] = a.renewable;
+  o["entity_id"] = a.entity_id;
+  o["token_type"] = a.token_type;
+  o["orphan"] = a.orphan;
+  o["mfa_requirement"] = nullptr;
+  o["num_uses"] = a.num_uses;
+  return o;
+}
+
+}  // namespace
+
+int http_status(const Status& st) {
+  switch (st.code()) {
+    case Code::kOk: return 200;
+    case Code::kInvalidArgument:
+    case Code::kAlreadyExists:
+    case Code::kFailedPrecondition: return 400;
+    case Code::kNotFound: return 404;
+    case Code::kPermissionDenied: return 403;
+    case Code::kUnavailable: return 503;
+    case Code::kResourceExhausted: return 429;
+    case Code::kUnauthenticated: return 401;
+    case Code::kDeadlineExceeded: return 504;
+    case Code::kUnimplemented: return 405;
+    case Code::kDataLoss:
+    case Code::kInternal: return 500;
+  }
+  return 500;
+}
+
+net::HttpResponse error_response(int status, std::string_view message) {
+  boost::json::array errors;
+  if (!message.empty()) errors.emplace_back(message);
+  return json_response(status, boost::json::object{{"errors", std::move(errors)}});
+}
+
+net::HttpResponse error_response(const Status& st) {
+  int status = http_status(st);
+  // Internal details stay in the server log; clients get a stable message.
+  if (st.code() == Code::kDataLoss) {
+    LOG_ERROR("http", "storage integrity error: " << st.message());
+    return error_response(status, "internal error: stored data failed integrity checks");
+  }
+  return error_response(status, st.message());
+}
+
+Result<std::string> percent_decode(std::string_view s, bool plus_is_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '%') {
+      if (i + 2 >= s.size()) return invalid_argument("malformed percent-encoding");
+      int hi = hex_digit(s[i + 1]);
+      int lo = hex_digit(s[i + 2]);
+      if (hi < 0 || lo < 0) return invalid_argument("malformed percent-encoding");
+      c = static_cast<char>((hi << 4) | lo);
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      c = ' ';
+    }
+    if (c == '\0') return invalid_argument("NUL bytes are not allowed in paths or parameters");
+    out += c;
+  }
+  return out;
+}
+
+Status check_path(std::string_view path) {
+  if (path.size() > 4096) return invalid_argument("path is too long");
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    std::string_view seg = path.substr(start, slash == std::string_view::npos ? std::string_view::npos
+                                                                               : slash - start);
+    if (seg == ".." || seg == ".") return invalid_argument("invalid path: relative segments are not allowed");
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  for (char c : path) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return invalid_argument("invalid path: control characters are not allowed");
+    }
+  }
+  return ok_status();
+}
+
+void Api::add_route(std::string prefix, RouteHandler handler) {
+  routes_[std::move(prefix)] = std::move(handler);
+}
+
+net::HttpResponse Api::handle(net::HttpRequest& req) {
+  std::string_view target = req.target;
+  size_t q = target.find('?');
+  std::string_view raw_path = target.substr(0, q);
+  std::string_view query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+  if (raw_path.substr(0, 4) == "/v1/") return handle_vault(req, raw_path.substr(4), query);
+  for (auto it = routes_.rbegin(); it != routes_.rend(); ++it) {
+    if (raw_path.substr(0, it->first.size()) == it->first) return it->second(req);
+  }
+  if (raw_path == "/" || raw_path == "/ui" || raw_path == "/ui/") {
+    return error_response(404, "the web UI is not part of this build; use the /v1/ API");
+  }
+  return error_response(404, "not found: the Vault API is served under /v1/");
+}
+
+net::HttpResponse Api::handle_vault(net::HttpRequest& http, std::string_view raw_path,
+                                    std::string_view query) {
+  auto path = percent_decode(raw_path, false);
+  if (!path.ok()) return error_response(path.status());
+  if (Status st = check_path(*path); !st.ok()) return error_response(st);
+
+  core::Request req;
+  req.path = *path;
+  req.remote_addr = http.remote_addr;
+  req.request_id = crypto::random_uuid();
+  const std::string& m = http.method;
+  bool list_query = false;
+
+  // Query parameters: merged into data for read-like requests (Vault's behaviour).
+  boost::json::object params;
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    size_t eq = pair.find('=');
+    auto key = percent_decode(pair.substr(0, eq), true);
+    auto val = percent_decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), true);
+    if (!key.ok() || !val.ok()) return error_response(400, "malformed query string");
+    if (!key->empty()) {
+      if (*key == "list") {
+        list_query = (*val == "true" || *val == "1" || val->empty());
+      } else {
+        params[*key] = *val;
+      }
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+
+  if (m == "GET" || m == "HEAD") {
+    req.op = list_query ? core::Operation::kList : core::Operation::kRead;
+  } else if (m == "LIST") {
+    req.op = core::Operation::kList;
+  } else if (m == "POST" || m == "PUT") {
+    req.op = core::Operation::kUpdate;
+    req.http_put_or_post = true;
+  } else if (m == "DELETE") {
+    req.op = core::Operation::kDelete;
+  } else if (m == "PATCH") {
+    req.op = core::Operation::kPatch;
+  } else {
+    return error_response(405, "unsupported HTTP method " + (m.size() <= 16 ? m : m.substr(0, 16)));
+  }
+
+  if (!http.body.empty()) {
+    boost::system::error_code ec;
+    boost::json::parse_options opts;
+    opts.max_depth = 64;
+    auto v = boost::json::parse(http.body, ec, {}, opts);
+    if (ec) return error_response(400, "failed to parse JSON input: " + ec.message());
+    if (!v.is_object()) {
+      if (v.is_null()) {
+        // "null" is an empty body.
+      } else {
+        return error_response(400, "failed to parse JSON input: the body must be a JSON object");
+      }
+    } else {
+      req.data = std::move(v.as_object());
+    }
+  }
+  if (req.op == core::Operation::kRead || req.op == core::Operation::kList ||
+      req.op == core::Operation::kDelete) {
+    for (auto& [k, v] : params) {
+      if (!req.data.contains(k)) req.data[k] = v;
+    }
+  }
+
+  std::string_view token = http.header("X-Vault-Token");
+  if (token.empty()) {
+    std::string_view auth = http.header("Authorization");
+    if (auth.size() > 7 && (auth.substr(0, 7) == "Bearer " || auth.substr(0, 7) == "bearer ")) {
+      token = auth.substr(7);
+    }
+  }
+  req.client_token = std::string(token);
+
+  Result<core::Response> result = core_.handle(req);
+  SecretString wipe_token(std::move(req.client_token));
+  if (!result.ok()) return error_response(result.status());
+  core::Response& r = *result;
+  if (r.raw) {
+    auto resp = json_response(r.status ? r.status : 200, *r.raw);
+    if (m == "HEAD") resp.body.clear();
+    return resp;
+  }
+  if (!r.data && !r.auth && r.lease_id.empty() && r.warnings.empty()) {
+    net::HttpResponse resp;
+    resp.status = r.status ? r.status : 204;
+    return resp;
+  }
+  boost::json::object env;
+  env["request_id"] = req.request_id;
+  env["lease_id"] = r.lease_id;
+  env["renewable"] = r.renewable;
+  env["lease_duration"] = r.lease_duration;
+  if (r.data) {
+    env["data"] = std::move(*r.data);
+  } else {
+    env["data"] = nullptr;
+  }
+  env["wrap_info"] = nullptr;
+  if (r.warnings.empty()) {
+    env["warnings"] = nullptr;
+  } else {
+    boost::json::array w;
+    for (const auto& x : r.warnings) w.emplace_back(x);
+    env["warnings"] = std::move(w);
+  }
+  if (r.auth) {
+    env["auth"] = auth_json(*r.auth);
+  } else {
+    env["auth"] = nullptr;
+  }
+  env["mount_type"] = req.mount_type;
+  return json_response(r.status ? r.status : 200, env);
+}
+
+}  // namespace custos::http

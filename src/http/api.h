@@ -1,0 +1,45 @@
+// The Vault HTTP API over core: turns a net::HttpRequest into a core::Request (method -> operation,
+// query parameters merged for reads, token from X-Vault-Token or Authorization: Bearer), checks
+// paths and bodies, and writes Vault's JSON envelope or {"errors": [...]} with Vault's statuses.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+
+#include "core/core.h"
+#include "net/http.h"
+
+namespace custos::http {
+
+// Maps a Status to Vault's HTTP status.
+int http_status(const Status& st);
+net::HttpResponse error_response(int status, std::string_view message);
+net::HttpResponse error_response(const Status& st);
+
+// Extra route prefixes served beside /v1/ (attestation, key broker, JWKS).
+using RouteHandler = std::function<net::HttpResponse(net::HttpRequest&)>;
+
+class Api {
+ public:
+  explicit Api(core::Core& core) : core_(core) {}
+
+  // Registers a handler for every request whose path starts with `prefix` ("/kbs/v0/").
+  void add_route(std::string prefix, RouteHandler handler);
+
+  net::HttpResponse handle(net::HttpRequest& req);
+
+ private:
+  net::HttpResponse handle_vault(net::HttpRequest& req, std::string_view path,
+                                 std::string_view query);
+
+  core::Core& core_;
+  std::map<std::string, RouteHandler> routes_;
+};
+
+// Percent-decodes a path or query component; fails on malformed escapes and on NUL bytes.
+Result<std::string> percent_decode(std::string_view s, bool plus_is_space);
+// Validates a decoded API path: no "..", "." or empty segments' traversal, no control bytes.
+Status check_path(std::string_view path);
+
+}  // namespace custos::http

@@ -1,0 +1,224 @@
+#include "server/server.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "base/encoding.h"
+#include "base/log.h"
+#include "config/config.h"
+#include "core/core.h"
+#include "http/api.h"
+#include "net/http.h"
+#include "storage/backend.h"
+
+namespace custos::server {
+namespace {
+
+#ifndef MCL_ONFAULT
+#define MCL_ONFAULT 4
+#endif
+
+Result<std::pair<std::string, uint16_t>> split_address(const std::string& addr) {
+  size_t colon = addr.rfind(':');
+  if (colon == std::string::npos) return invalid_argument("listener address must be host:port: " + addr);
+  std::string host = addr.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  int port = 0;
+  for (char c : addr.substr(colon + 1)) {
+    if (c < '0' || c > '9') return invalid_argument("invalid port in " + addr);
+    port = port * 10 + (c - '0');
+    if (port > 65535) return invalid_argument("invalid port in " + addr);
+  }
+  if (host.empty()) host = "0.0.0.0";
+  return std::make_pair(host, static_cast<uint16_t>(port));
+}
+
+}  // namespace
+
+Status harden_process(bool lock_memory) {
+  // No core dumps: a dump of this process would hold the keyring.
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  struct rlimit no_core {0, 0};
+  setrlimit(RLIMIT_CORE, &no_core);
+  // Small default thread stacks keep locked memory and idle RSS small.
+  pthread_attr_t attr;
+  if (pthread_attr_init(&attr) == 0) {
+    pthread_attr_setstacksize(&attr, 512 * 1024);
+    pthread_setattr_default_np(&attr);
+    pthread_attr_destroy(&attr);
+  }
+  if (lock_memory) {
+    // MCL_ONFAULT locks pages as they are touched instead of pre-faulting every mapping, so
+    // secrets never reach swap without inflating the resident set.
+    if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0) {
+      return failed_precondition(std::string("failed to lock memory (mlockall: ") +
+                                 std::strerror(errno) +
+                                 "); run with CAP_IPC_LOCK, or set disable_mlock = true");
+    }
+  }
+  return ok_status();
+}
+
+int run_server(const ServerArgs& args) {
+  config::ServerConfig cfg;
+  if (args.dev) {
+    config::ListenerConfig l;
+    l.address = args.dev_listen_address;
+    l.tls_disable = true;
+    cfg.listeners.push_back(l);
+    cfg.storage.type = config::StorageType::kInmem;
+    cfg.disable_mlock = true;
+  } else {
+    if (args.config_path.empty()) {
+      std::fprintf(stderr, "error: a configuration file is required (-config FILE), or use -dev\n");
+      return 2;
+    }
+    auto loaded = config::load_server_config(args.config_path);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "error loading configuration: %s\n", loaded.status().message().c_str());
+      return 2;
+    }
+    cfg = std::move(*loaded);
+    if (cfg.listeners.empty()) {
+      std::fprintf(stderr, "error: the configuration has no listener \"tcp\" stanza\n");
+      return 2;
+    }
+  }
+  log::Level level = log::Level::kInfo;
+  if (cfg.log_level) level = *cfg.log_level;
+  if (!args.log_level.empty() && !log::parse_level(args.log_level, level)) {
+    std::fprintf(stderr, "error: unknown log level %s\n", args.log_level.c_str());
+    return 2;
+  }
+  log::set_level(level);
+
+  // Block termination signals in every thread; the main thread waits for them below.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  if (Status st = harden_process(!cfg.disable_mlock); !st.ok()) {
+    std::fprintf(stderr, "error: %s\n", st.message().c_str());
+    return 1;
+  }
+
+  std::unique_ptr<storage::Backend> backend;
+  if (cfg.storage.type == config::StorageType::kSqlite) {
+    auto b = storage::open_sqlite(storage::SqliteOptions{cfg.storage.path});
+    if (!b.ok()) {
+      std::fprintf(stderr, "error opening storage: %s\n", b.status().message().c_str());
+      return 1;
+    }
+    backend = std::move(*b);
+  } else {
+    backend = storage::open_inmem();
+  }
+
+  core::CoreConfig core_cfg;
+  core_cfg.default_lease_ttl = cfg.default_lease_ttl.count();
+  core_cfg.max_lease_ttl = cfg.max_lease_ttl.count();
+  core_cfg.storage_type = std::string(config::storage_type_name(cfg.storage.type));
+  core::Core core(*backend, SystemClock::instance(), core_cfg);
+
+  std::string dev_unseal_key;
+  std::string dev_root_token;
+  if (args.dev) {
+    auto init = core.initialize(1, 1, args.dev_root_token_id);
+    if (!init.ok()) {
+      std::fprintf(stderr, "error initializing dev server: %s\n", init.status().message().c_str());
+      return 1;
+    }
+    dev_unseal_key = base64_encode(init->shares[0].span());
+    dev_root_token = init->root_token;
+    auto un = core.unseal(hex_encode(init->shares[0].span()), false);
+    if (!un.ok() || un->sealed) {
+      std::fprintf(stderr, "error unsealing dev server\n");
+      return 1;
+    }
+    Status st = core.mount("secret/", "kv", boost::json::object{{"version", "2"}},
+                           "key/value secret storage");
+    if (!st.ok()) {
+      std::fprintf(stderr, "error mounting secret/: %s\n", st.message().c_str());
+      return 1;
+    }
+  }
+
+  http::Api api(core);
+  std::vector<std::unique_ptr<net::HttpServer>> servers;
+  std::string first_addr;
+  for (const auto& l : cfg.listeners) {
+    auto hp = split_address(l.address);
+    if (!hp.ok()) {
+      std::fprintf(stderr, "error: %s\n", hp.status().message().c_str());
+      return 2;
+    }
+    net::ServerOptions opts;
+    opts.address = hp->first;
+    opts.port = hp->second;
+    opts.tls = !l.tls_disable;
+    opts.tls_config.cert_file = l.tls_cert_file;
+    opts.tls_config.key_file = l.tls_key_file;
+    opts.tls_config.min_version = l.tls_min_version == config::TlsVersion::kTls13 ? "tls13" : "tls12";
+    opts.tls_config.client_ca_file = l.tls_client_ca_file;
+    if (l.max_request_size > 0) opts.max_body_bytes = static_cast<size_t>(l.max_request_size);
+    opts.request_timeout = std::chrono::seconds(l.max_request_duration.count());
+    auto srv = net::HttpServer::start(opts, [&api](net::HttpRequest& r) { return api.handle(r); });
+    if (!srv.ok()) {
+      std::fprintf(stderr, "error starting listener %s: %s\n", l.address.c_str(),
+                   srv.status().message().c_str());
+      return 1;
+    }
+    std::string scheme = opts.tls ? "https" : "http";
+    std::string addr = scheme + "://" + hp->first + ":" + std::to_string((*srv)->port());
+    LOG_INFO("server", "listening on " << addr);
+    if (first_addr.empty()) first_addr = addr;
+    servers.push_back(std::move(*srv));
+  }
+
+  if (args.dev) {
+    std::printf(
+        "==> Custos dev server started. Do not run a dev server in production.\n\n"
+        "    Storage is in memory, the server is unsealed, and everything is lost at exit.\n\n"
+        "    export VAULT_ADDR='%s'\n"
+        "    Unseal Key: %s\n"
+        "    Root Token: %s\n\n",
+        first_addr.c_str(), dev_unseal_key.c_str(), dev_root_token.c_str());
+    std::fflush(stdout);
+  } else {
+    std::printf("==> Custos server started on %s (storage: %s)\n", first_addr.c_str(),
+                core_cfg.storage_type.c_str());
+    std::fflush(stdout);
+  }
+  SecretString wipe_root(std::move(dev_root_token));
+  SecretString wipe_key(std::move(dev_unseal_key));
+  if (args.on_ready) args.on_ready(first_addr);
+
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&sigs, &sig) != 0) break;
+    if (sig == SIGHUP) {
+      LOG_INFO("server", "SIGHUP received; configuration reload is not supported, ignoring");
+      continue;
+    }
+    LOG_INFO("server", "shutting down (signal " << sig << ")");
+    break;
+  }
+  for (auto& s : servers) s->stop();
+  (void)core.seal();
+  return 0;
+}
+
+}  // namespace custos::server

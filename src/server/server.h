@@ -1,0 +1,29 @@
+// `custos server`: reads the configuration (or builds the dev one), opens storage, builds the
+// core and the HTTP API, starts the listeners and serves until SIGINT/SIGTERM.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "base/status.h"
+
+namespace custos::server {
+
+struct ServerArgs {
+  std::string config_path;
+  bool dev = false;
+  std::string dev_root_token_id;
+  std::string dev_listen_address = "127.0.0.1:8200";
+  std::string log_level;  // overrides the config's
+  // Called once every listener is up, with the first listener's address (tests, the demo).
+  std::function<void(const std::string& addr)> on_ready;
+};
+
+// Returns the process exit code.
+int run_server(const ServerArgs& args);
+
+// Process hygiene: no core dumps, memory locked (unless disabled). Errors are reported, and
+// fatal only for mlock when it was asked for.
+Status harden_process(bool lock_memory);
+
+}  // namespace custos::server
