@@ -94,15 +94,34 @@ TEST(Sqlite, EmptyPathIsRejected) {
 }
 
 TEST(Sqlite, ReadOnlyFileIsAClearError) {
-  if (geteuid() == 0) GTEST_SKIP() << "root ignores file permissions";
   TempDir dir;
   const std::string path = dir.file("kv.db");
   { ASSERT_NE(must_open(path), nullptr); }
   ASSERT_EQ(chmod(path.c_str(), 0444), 0);
-  auto r = open_sqlite({.path = path});
-  ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find(path), std::string::npos) << r.status().message();
-  EXPECT_NE(r.status().message().find("read-only"), std::string::npos) << r.status().message();
+  auto check = [&path]() -> bool {
+    auto r = open_sqlite({.path = path});
+    return !r.ok() && r.status().message().find(path) != std::string::npos &&
+           r.status().message().find("read-only") != std::string::npos;
+  };
+  if (geteuid() != 0) {
+    EXPECT_TRUE(check());
+    return;
+  }
+  // Root ignores file modes, so the open runs in a child that drops to an unprivileged user.
+  ASSERT_EQ(chmod(dir.path().c_str(), 0755), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    constexpr uid_t kNobody = 65534;
+    if (setgid(kNobody) != 0 || setuid(kNobody) != 0) _exit(2);
+    if (access(path.c_str(), R_OK) != 0) _exit(3);  // $TMPDIR not reachable for that user
+    _exit(check() ? 0 : 1);
+  }
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+  ASSERT_TRUE(WIFEXITED(wstatus));
+  if (WEXITSTATUS(wstatus) == 3) GTEST_SKIP() << "the unprivileged user cannot reach $TMPDIR";
+  EXPECT_EQ(WEXITSTATUS(wstatus), 0) << "1: wrong or no error, 2: could not drop privileges";
 }
 
 // ---- group commit, made deterministic with hooks ----
