@@ -64,6 +64,7 @@ using OsslParamBld = Ptr<OSSL_PARAM_BLD, &OSSL_PARAM_BLD_free>;
 using OsslParams = Ptr<OSSL_PARAM, &OSSL_PARAM_free>;
 using OsslString = Ptr<char, &openssl_free>;       // strings OpenSSL allocates (BN_bn2dec, ...)
 using OsslBuffer = Ptr<unsigned char, &openssl_free>;  // buffers from i2d_* with a NULL out
+using Asn1BitString = Ptr<ASN1_BIT_STRING, &ASN1_BIT_STRING_free>;
 using Asn1Integer = Ptr<ASN1_INTEGER, &ASN1_INTEGER_free>;
 using Asn1Object = Ptr<ASN1_OBJECT, &ASN1_OBJECT_free>;
 using Asn1OctetString = Ptr<ASN1_OCTET_STRING, &ASN1_OCTET_STRING_free>;

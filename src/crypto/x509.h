@@ -37,7 +37,10 @@ class Certificate {
 
   Bytes der() const;
   std::string pem() const;
-  std::string subject() const;  // RFC 2253 form, e.g. "CN=Intel SGX Root CA,O=Intel Corporation,..."
+  // RFC 2253 form: RDNs in reverse encoding order, so the Intel SGX Root CA (encoded CN first)
+  // reads "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX Root CA". Compare names
+  // with subject_cn() or, better, pin keys; do not hard-code these strings.
+  std::string subject() const;
   std::string issuer() const;
   std::string subject_cn() const;
   Bytes serial() const;  // big-endian magnitude, no leading zeros
@@ -93,13 +96,17 @@ class Crl {
 struct ChainOptions {
   SysTime at;                // validity is checked at this instant
   std::vector<Crl> crls;     // each must be signed by a certificate in the chain and in date
-  bool require_crl_for_each_ca = false;  // every CA below the root must have a CRL in `crls`
+  // Every issuing CA on the path (root included) must have a CRL in `crls`, i.e. every
+  // certificate below the root is covered by a CRL from its issuer (DCAP: the PCK CRL and the
+  // Root CA CRL). Without this flag, certificates without a matching CRL are not checked.
+  bool require_crl_for_each_ca = false;
 };
 
 // Verifies leaf <- intermediates... <- root, where `trusted_root` is pinned by its public key
 // (a certificate with the same name and another key is rejected). Checks signatures, validity at
 // opts.at, CA flags, name chaining, and revocation by the given CRLs. Returns the path used,
-// leaf first, root last.
+// leaf first, root last. Failures are kPermissionDenied with a message naming the certificate
+// and the reason (expired, revoked, not signed by the pinned root, ...).
 Result<std::vector<Certificate>> verify_chain(const Certificate& leaf,
                                               const std::vector<Certificate>& intermediates,
                                               const Certificate& trusted_root,
