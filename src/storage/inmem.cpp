@@ -81,6 +81,8 @@ class InmemBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> open_inmem() { return std::make_unique<InmemBackend>(); }
+std::unique_ptr<Backend> open_inmem() {
+  return std::make_unique<InmemBackend>();
+}
 
 }  // namespace custos::storage

@@ -38,8 +38,7 @@ std::vector<BackendKind> all_backends() {
       {"inmem", "inmem", [](const TempDir&) { return open_inmem(); }},
       {"sqlite", "sqlite", [](const TempDir& dir) { return open_sqlite_or_die(dir, 256); }},
       // Batching disabled: every request commits alone; the contract must not change.
-      {"sqlite_unbatched", "sqlite",
-       [](const TempDir& dir) { return open_sqlite_or_die(dir, 0); }},
+      {"sqlite_unbatched", "sqlite", [](const TempDir& dir) { return open_sqlite_or_die(dir, 0); }},
   };
 }
 
@@ -157,7 +156,8 @@ TEST_P(Conformance, KeysWithOddBytes) {
   const Strings keys = {
       std::string("odd/nul\0inside", 14),
       "odd/\x01low",
-      "odd/\x7f" "del",
+      "odd/\x7f"
+      "del",
       "odd/\xff\xfe high",
       "odd/spaces and\ttabs\nnewline",
       "odd/\xc3\xa9t\xc3\xa9",  // UTF-8
@@ -196,12 +196,9 @@ TEST_P(Conformance, LargeValue) {
 TEST_P(Conformance, TransactionAppliesEveryOpInOrder) {
   must_put("t/old", "x");
   std::vector<Op> ops = {
-      {Op::Kind::kPut, "t/a", to_bytes("1")},
-      {Op::Kind::kPut, "t/b", to_bytes("first")},
-      {Op::Kind::kPut, "t/b", to_bytes("second")},
-      {Op::Kind::kDelete, "t/old", {}},
-      {Op::Kind::kPut, "t/c", to_bytes("3")},
-      {Op::Kind::kDelete, "t/c", {}},
+      {Op::Kind::kPut, "t/a", to_bytes("1")},      {Op::Kind::kPut, "t/b", to_bytes("first")},
+      {Op::Kind::kPut, "t/b", to_bytes("second")}, {Op::Kind::kDelete, "t/old", {}},
+      {Op::Kind::kPut, "t/c", to_bytes("3")},      {Op::Kind::kDelete, "t/c", {}},
       {Op::Kind::kDelete, "t/missing", {}},
   };
   ASSERT_TRUE(backend_->transaction(ops).ok());
@@ -316,7 +313,9 @@ TEST_P(Conformance, ConcurrentDeletesAndPutsOnOneKeyEndConsistent) {
   EXPECT_EQ(get_string("hot"), "final");
 }
 
-TEST_P(Conformance, Name) { EXPECT_EQ(backend_->name(), GetParam().backend_name); }
+TEST_P(Conformance, Name) {
+  EXPECT_EQ(backend_->name(), GetParam().backend_name);
+}
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, Conformance, ::testing::ValuesIn(all_backends()),
                          [](const ::testing::TestParamInfo<BackendKind>& p) {

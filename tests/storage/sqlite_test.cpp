@@ -76,8 +76,7 @@ TEST(Sqlite, NotADatabaseIsAClearError) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kDataLoss);
   EXPECT_NE(r.status().message().find(path), std::string::npos) << r.status().message();
-  EXPECT_NE(r.status().message().find("not a database"), std::string::npos)
-      << r.status().message();
+  EXPECT_NE(r.status().message().find("not a database"), std::string::npos) << r.status().message();
 }
 
 TEST(Sqlite, MissingDirectoryIsAClearError) {
@@ -260,7 +259,8 @@ TEST(SqliteGroupCommit, FailingRequestDoesNotPoisonItsBatch) {
       EXPECT_EQ(results[static_cast<size_t>(t)].code(), Code::kInternal) << t;
       EXPECT_EQ(get_string(b, key), std::nullopt) << t;
     } else {
-      EXPECT_TRUE(results[static_cast<size_t>(t)].ok()) << t << results[static_cast<size_t>(t)].to_string();
+      EXPECT_TRUE(results[static_cast<size_t>(t)].ok())
+          << t << results[static_cast<size_t>(t)].to_string();
       EXPECT_EQ(get_string(b, key), key) << t;
     }
   }
@@ -308,7 +308,8 @@ TEST(SqliteGroupCommit, FailedCommitRetriesEachRequestAlone) {
       EXPECT_EQ(results[static_cast<size_t>(t)].code(), Code::kInternal);
       EXPECT_EQ(get_string(b, key), std::nullopt);
     } else {
-      EXPECT_TRUE(results[static_cast<size_t>(t)].ok()) << results[static_cast<size_t>(t)].to_string();
+      EXPECT_TRUE(results[static_cast<size_t>(t)].ok())
+          << results[static_cast<size_t>(t)].to_string();
       EXPECT_EQ(get_string(b, key), "v");
     }
   }
