@@ -569,20 +569,23 @@ class Parser {
 
 // Collects repeated keys before rendering, so that a key seen twice becomes an array.
 struct JsonNode {
-  std::vector<std::pair<std::string, JsonNode>> children;
+  // Parallel vectors: a vector of pairs would need JsonNode complete inside its own definition.
+  std::vector<std::string> keys;
+  std::vector<JsonNode> children;
   std::vector<boost::json::value> leaves;
 
   JsonNode& child(const std::string& key) {
-    for (auto& [k, n] : children) {
-      if (k == key) return n;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (keys[i] == key) return children[i];
     }
-    children.emplace_back(key, JsonNode{});
-    return children.back().second;
+    keys.push_back(key);
+    children.emplace_back();
+    return children.back();
   }
 
   boost::json::value render() const {
     boost::json::object obj;
-    for (const auto& [k, n] : children) obj[k] = n.render_slot();
+    for (size_t i = 0; i < keys.size(); ++i) obj[keys[i]] = children[i].render_slot();
     return obj;
   }
 

@@ -32,7 +32,7 @@ constexpr std::array<CapabilityName, 8> kCapabilityNames = {{
 }};
 
 // Input text is untrusted: only short printable names are quoted back in errors.
-std::string quoted(std::string_view s) {
+std::string quote_text(std::string_view s) {
   std::string out = "\"";
   size_t n = 0;
   for (char c : s) {
@@ -49,7 +49,7 @@ std::string quoted(std::string_view s) {
 Status rule_error(int line, std::string_view pattern, std::string_view what) {
   std::string msg;
   if (line > 0) msg = "line " + std::to_string(line) + ": ";
-  msg += "path " + quoted(pattern) + ": " + std::string(what);
+  msg += "path " + quote_text(pattern) + ": " + std::string(what);
   return invalid_argument(std::move(msg));
 }
 
@@ -112,11 +112,11 @@ Result<std::map<std::string, std::vector<std::string>>> parameter_map(const hcl:
     if (m.value.is_list()) {
       for (const hcl::Value& e : m.value.as_list()) {
         auto s = scalar_string(e);
-        if (!s.ok()) return invalid_argument(std::string(key) + " " + quoted(m.key) + ": " + s.status().message());
+        if (!s.ok()) return invalid_argument(std::string(key) + " " + quote_text(m.key) + ": " + s.status().message());
         values.push_back(std::move(s).value());
       }
     } else if (!m.value.is_null()) {
-      return invalid_argument(std::string(key) + " " + quoted(m.key) + " must be a list");
+      return invalid_argument(std::string(key) + " " + quote_text(m.key) + " must be a list");
     }
     if (m.key == "*" && !values.empty()) {
       return invalid_argument(std::string(key) + ": the only value allowed for \"*\" is []");
@@ -147,7 +147,7 @@ Result<Capabilities> legacy_policy(std::string_view p) {
     for (C x : {C::kCreate, C::kRead, C::kUpdate, C::kDelete, C::kList}) c.add(x);
     if (p == "sudo") c.add(C::kSudo);
   } else {
-    return invalid_argument("unknown policy " + quoted(p) +
+    return invalid_argument("unknown policy " + quote_text(p) +
                             " (expected \"deny\", \"read\", \"write\" or \"sudo\")");
   }
   return c;
@@ -175,9 +175,11 @@ Result<PathRule> make_rule(std::string_view pattern_in, const hcl::Value& body, 
     if (key == "capabilities") {
       if (!m.value.is_list()) return rule_error(at, pattern, "capabilities must be a list");
       for (const hcl::Value& c : m.value.as_list()) {
-        if (!c.is_string()) return rule_error(at, pattern, "capabilities must be strings");
+        // A list written one capability per line reports the offending line itself.
+        int cl = c.line() > 0 ? c.line() : at;
+        if (!c.is_string()) return rule_error(cl, pattern, "capabilities must be strings");
         auto cap = parse_capability(c.as_string());
-        if (!cap) return rule_error(at, pattern, "unknown capability " + quoted(c.as_string()));
+        if (!cap) return rule_error(cl, pattern, "unknown capability " + quote_text(c.as_string()));
         caps.add(*cap);
       }
     } else if (key == "policy") {
@@ -205,9 +207,9 @@ Result<PathRule> make_rule(std::string_view pattern_in, const hcl::Value& body, 
     } else if (key == "mfa_methods" || key == "control_group" ||
                key == "subscribe_event_types") {
       // Enterprise features: accepting them silently would drop a restriction the author relies on.
-      return rule_error(at, pattern, quoted(key) + " is not supported");
+      return rule_error(at, pattern, quote_text(key) + " is not supported");
     } else {
-      return rule_error(at, pattern, "unknown key " + quoted(key));
+      return rule_error(at, pattern, "unknown key " + quote_text(key));
     }
   }
   if (rule.min_wrapping_ttl && rule.max_wrapping_ttl &&
@@ -246,7 +248,7 @@ Status top_level_attribute(std::string_view name, const hcl::Value& value, int l
     if (!value.is_string()) return invalid_argument(where + "\"name\" must be a string");
     return ok_status();
   }
-  return invalid_argument(where + "unknown key " + quoted(name) + " (expected \"path\")");
+  return invalid_argument(where + "unknown key " + quote_text(name) + " (expected \"path\")");
 }
 
 Result<std::vector<PathRule>> parse_hcl_rules(std::string_view text) {
@@ -258,14 +260,14 @@ Result<std::vector<PathRule>> parse_hcl_rules(std::string_view text) {
   for (const hcl::Block& b : body.blocks) {
     std::string where = "line " + std::to_string(b.line) + ": ";
     if (b.type != "path") {
-      return invalid_argument(where + "unknown block " + quoted(b.type) + " (expected \"path\")");
+      return invalid_argument(where + "unknown block " + quote_text(b.type) + " (expected \"path\")");
     }
     if (b.labels.size() != 1) {
       return invalid_argument(where + "a path block takes exactly one label, the path pattern");
     }
     if (!b.body.blocks.empty()) {
       const hcl::Block& inner = b.body.blocks.front();
-      return rule_error(inner.line, b.labels[0], "unexpected block " + quoted(inner.type));
+      return rule_error(inner.line, b.labels[0], "unexpected block " + quote_text(inner.type));
     }
     std::vector<hcl::Member> members;
     for (const hcl::Attribute& a : b.body.attributes) members.push_back(hcl::Member{a.name, a.value});
@@ -458,7 +460,7 @@ Result<Policy> parse_policy(std::string_view name, std::string_view text) {
   size_t first = text.find_first_not_of(" \t\r\n");
   bool json = first != std::string_view::npos && text[first] == '{';
   auto rules = json ? parse_json_rules(text) : parse_hcl_rules(text);
-  if (!rules.ok()) return rules.status().with_context("policy " + quoted(policy.name));
+  if (!rules.ok()) return rules.status().with_context("policy " + quote_text(policy.name));
   policy.rules = std::move(rules).value();
   return policy;
 }

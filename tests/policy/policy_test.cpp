@@ -147,6 +147,8 @@ TEST(Parse, RejectsWithLineNumbers) {
   expect_error("path \"secret/*\" {\n  capabilities = [\"read\", \"raed\"]\n}\n",
                "line 2: path \"secret/*\": unknown capability \"raed\"");
   expect_error("path \"secret/*\" {\n  capabilities = [\"read\"\n}\n", "line 3: expected ',' or ']'");
+  expect_error("path \"secret/*\" {\n  capabilities = [\n    \"read\",\n    \"lsit\",\n  ]\n}\n",
+               "line 4: path \"secret/*\": unknown capability \"lsit\"");
   expect_error("path \"a\" {\n}\npath \"b\" \n  capabilities = []\n}\n", "line 4: expected '=' or '{'");
   expect_error("\n\npath \"a\" {\n  capabilites = [\"read\"]\n}\n",
                "line 4: path \"a\": unknown key \"capabilites\"");
