@@ -1,0 +1,44 @@
+#include "attestation/dcap/der.h"
+
+namespace custos::attestation::dcap::der {
+
+std::optional<Element> Reader::next() {
+  if (data_.size() - pos_ < 2) return std::nullopt;
+  uint8_t tag = data_[pos_];
+  // Multi-byte (high) tag numbers do not occur in the structures we read.
+  if ((tag & 0x1f) == 0x1f) return std::nullopt;
+  uint8_t first = data_[pos_ + 1];
+  size_t p = pos_ + 2;
+  size_t len = 0;
+  if (first < 0x80) {
+    len = first;
+  } else {
+    size_t n = first & 0x7f;
+    if (n == 0 || n > 4 || data_.size() - p < n) return std::nullopt;  // indefinite or huge
+    for (size_t i = 0; i < n; ++i) len = (len << 8) | data_[p + i];
+    p += n;
+  }
+  if (len > data_.size() - p) return std::nullopt;
+  Element e{tag, data_.subspan(p, len), data_.subspan(pos_, p + len - pos_)};
+  pos_ = p + len;
+  return e;
+}
+
+std::optional<Element> Reader::expect(uint8_t tag) {
+  auto e = next();
+  if (!e || e->tag != tag) return std::nullopt;
+  return e;
+}
+
+std::optional<uint32_t> to_uint(const Element& e) {
+  if (e.tag != kInteger && e.tag != kEnumerated) return std::nullopt;
+  ByteSpan v = e.value;
+  if (v.empty() || (v[0] & 0x80) != 0) return std::nullopt;  // empty or negative
+  if (v.size() > 1 && v[0] == 0) v = v.subspan(1);
+  if (v.size() > 4) return std::nullopt;
+  uint32_t out = 0;
+  for (uint8_t b : v) out = (out << 8) | b;
+  return out;
+}
+
+}  // namespace custos::attestation::dcap::der
