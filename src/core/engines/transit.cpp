@@ -851,13 +851,17 @@ class TransitEngine final : public Engine {
     return ok_status();
   }
 
+  // The named key (nullptr when it does not exist), without side effects.
+  Result<PolicyPtr> peek_policy(const std::string& name) {
+    if (PolicyPtr p = cached(name)) return p;
+    std::lock_guard w(write_mu_);
+    return load_locked(name);
+  }
+
   // The named key (nullptr when it does not exist), rotated first if its period elapsed.
+  // Auto-rotation is lazy: it happens on the first use after the period (docs/engines/transit.md).
   Result<PolicyPtr> get_policy(const std::string& name) {
-    PolicyPtr p = cached(name);
-    if (!p) {
-      std::lock_guard w(write_mu_);
-      ASSIGN_OR_RETURN(p, load_locked(name));
-    }
+    ASSIGN_OR_RETURN(PolicyPtr p, peek_policy(name));
     if (p && rotation_due(*p)) return rotate(name, /*only_if_due=*/true);
     return p;
   }
@@ -904,11 +908,7 @@ class TransitEngine final : public Engine {
   }
 
   Result<PolicyPtr> rotate(const std::string& name, bool only_if_due) {
-    PolicyPtr cur = cached(name);
-    if (!cur) {
-      std::lock_guard w(write_mu_);
-      ASSIGN_OR_RETURN(cur, load_locked(name));
-    }
+    ASSIGN_OR_RETURN(PolicyPtr cur, peek_policy(name));
     if (!cur) return PolicyPtr();
     int64_t hmac_size = kDefaultHmacKeySize;
     if (const KeyVersion* kv = cur->version(cur->latest_version); kv && cur->kind == KeyKind::kHmac) {
@@ -963,10 +963,12 @@ class TransitEngine final : public Engine {
 
 Result<bool> TransitEngine::exists(const Request& req) {
   // Only encrypt has Vault's existence check: encrypting under a missing key creates it, which
-  // needs the "create" capability. Every other write is an update.
+  // needs the "create" capability. Every other write is an update. This runs before the ACL
+  // check, so it must not change anything (no auto-rotation).
+  if (storage_.barrier().sealed()) return unavailable("Vault is sealed");
   auto segs = split_path(req.rel_path);
   if (segs.size() == 2 && segs[0] == "encrypt" && valid_key_name(segs[1])) {
-    ASSIGN_OR_RETURN(PolicyPtr p, get_policy(segs[1]));
+    ASSIGN_OR_RETURN(PolicyPtr p, peek_policy(segs[1]));
     return p != nullptr;
   }
   return true;
