@@ -622,7 +622,13 @@ VerifyResult rejected(const Status& s) { return VerifyResult::reject(reason::rea
 
 // The PCK chain bytes: in the quote (type 5) or, for PPID-only quotes (types 1-4), from collateral.
 Result<ByteSpan> pck_chain_bytes(const Quote& q, const Collateral& collateral) {
-  if (q.cert_data_type == CertDataType::kPckChainPem) return q.cert_data;
+  if (q.cert_data_type == CertDataType::kPckChainPem) {
+    // [QL "Certification Data"]: type 5 is the PEM chain; anything else under type 5 is malformed.
+    if (as_string_view(q.cert_data).find("-----BEGIN CERTIFICATE-----") == std::string_view::npos) {
+      return reason::fail(reason::kCertDataMalformed, "certification data type 5 is not PEM");
+    }
+    return q.cert_data;
+  }
   const Bytes* b = item(collateral, "pck_chain");
   if (!b) {
     return reason::fail(reason::kPckChain, reason::kMissing,
