@@ -205,6 +205,21 @@ Result<Response> Core::handle_sys(Request& req) {
                           {"encryptions", ks.encryptions}};
     return legacy(std::move(d));
   }
+  // Leases: no engine in this build issues leases yet (dynamic secrets come with the lease
+  // manager, docs/status.md), so every lease ID is unknown. Answers follow Vault for that case.
+  if (rest == "leases/renew" || rest == "renew" || starts_with(rest, "leases/renew/") ||
+      starts_with(rest, "renew/") || rest == "leases/lookup") {
+    ASSIGN_OR_RETURN(std::string lease, field_string(req.data, "lease_id"));
+    if (lease.empty() && rest.find('/') != std::string::npos && !starts_with(rest, "leases/lookup")) {
+      lease = rest.substr(rest.find("renew/") + 6);
+    }
+    if (lease.empty()) return invalid_argument("lease_id is required");
+    return invalid_argument(rest == "leases/lookup" ? "invalid lease" : "lease not found");
+  }
+  if (rest == "leases/revoke" || rest == "revoke" || starts_with(rest, "leases/revoke/") ||
+      starts_with(rest, "revoke/")) {
+    return Response::empty();  // revoking an unknown lease is not an error in Vault
+  }
   if (rest == "leader") {
     Response r;
     r.raw = boost::json::object{{"ha_enabled", false},
