@@ -13,7 +13,6 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
-#include <limits>
 #include <memory>
 #include <string>
 
@@ -33,6 +32,8 @@ using TlsStream = ssl::stream<beast::tcp_stream>;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::uint32_t kMaxResponseHeaderBytes = 64 * 1024;
+// Generous, but a hostile server still cannot make us buffer without end.
+constexpr std::uint64_t kMaxResponseBodyBytes = 256ull * 1024 * 1024;
 
 struct Target {
   bool https = false;
@@ -270,7 +271,7 @@ struct HttpClient::Impl {
 
       bhttp::response_parser<bhttp::string_body> parser;
       parser.header_limit(kMaxResponseHeaderBytes);
-      parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+      parser.body_limit(kMaxResponseBodyBytes);
       if (head) parser.skip(true);
 
       Exchange x = tls ? exchange(*tls, req, parser) : exchange(*plain, req, parser);
@@ -308,7 +309,11 @@ Result<HttpResponse> HttpClient::request(std::string_view method, std::string_vi
   try {
     return impl_->request(method, url, headers, body);
   } catch (const std::exception& e) {
-    impl_->disconnect();
+    try {
+      impl_->disconnect();
+    } catch (...) {
+      // Nothing more to release; the next request reconnects.
+    }
     return internal_error(std::string("HTTP client: ") + e.what());
   }
 }

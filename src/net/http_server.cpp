@@ -517,7 +517,9 @@ class ServerImpl final : public HttpServer {
     acceptor_.reset();
     guards_.clear();
     // Destroying a context destroys its pending handlers, and with them every session and
-    // socket. ssl_ctx_ outlives them.
+    // socket. The acceptor's context goes first: a cancelled accept may still hold a socket
+    // that belongs to another context. ssl_ctx_ outlives them all.
+    if (!contexts_.empty()) contexts_.front().reset();
     contexts_.clear();
     core_.pool.reset();
   }
