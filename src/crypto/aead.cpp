@@ -1,5 +1,7 @@
 #include "crypto/aead.h"
 
+#include <algorithm>
+
 #include "crypto/openssl.h"
 
 namespace custos::crypto {

@@ -34,7 +34,8 @@ class Hasher {
 Bytes hmac(HashAlg alg, ByteSpan key, ByteSpan data);
 inline Bytes hmac_sha256(ByteSpan key, ByteSpan data) { return hmac(HashAlg::kSha256, key, data); }
 
-// RFC 5869 HKDF with SHA-256.
+// RFC 5869 HKDF with SHA-256. `length` must be 1..8160 (255 * 32); any other length is a
+// programming error and aborts. An empty salt means 32 zero bytes, as the RFC specifies.
 SecretBytes hkdf_sha256(ByteSpan ikm, ByteSpan salt, ByteSpan info, size_t length);
 
 }  // namespace custos::crypto

@@ -2,6 +2,8 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
+
 #include "crypto/openssl.h"
 
 namespace custos::crypto {
