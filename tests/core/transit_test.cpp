@@ -5,10 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <boost/json.hpp>
 #include <thread>
 #include <vector>
-
-#include <boost/json.hpp>
 
 #include "base/clock.h"
 #include "base/encoding.h"
@@ -25,7 +24,9 @@ namespace {
 namespace json = boost::json;
 using Op = Operation;
 
-std::string b64(std::string_view s) { return base64_encode(as_bytes(s)); }
+std::string b64(std::string_view s) {
+  return base64_encode(as_bytes(s));
+}
 std::string unb64(std::string_view s) {
   auto r = base64_decode(s);
   EXPECT_TRUE(r.ok()) << "not base64: " << s;
@@ -210,8 +211,7 @@ TEST_F(TransitTest, ConfigValidatesVersionsAndOneWaySettings) {
                  "latest key version is 3");
   expect_invalid(fail(Op::kUpdate, "keys/k/config", {{"min_encryption_version", 4}}),
                  "latest key version is 3");
-  expect_invalid(fail(Op::kUpdate, "keys/k/config", {{"min_encryption_version", -1}}),
-                 "negative");
+  expect_invalid(fail(Op::kUpdate, "keys/k/config", {{"min_encryption_version", -1}}), "negative");
   expect_invalid(fail(Op::kUpdate, "keys/k/config",
                       {{"min_decryption_version", 3}, {"min_encryption_version", 2}}),
                  "should not be less than min decryption version");
@@ -219,14 +219,15 @@ TEST_F(TransitTest, ConfigValidatesVersionsAndOneWaySettings) {
   EXPECT_EQ(num(ok(Op::kRead, "keys/k"), "min_decryption_version"), 1);
 
   auto info = ok(Op::kUpdate, "keys/k/config",
-                 {{"min_decryption_version", "2"}, {"exportable", true},
-                  {"auto_rotate_period", "24h"}, {"allow_plaintext_backup", true}});
+                 {{"min_decryption_version", "2"},
+                  {"exportable", true},
+                  {"auto_rotate_period", "24h"},
+                  {"allow_plaintext_backup", true}});
   EXPECT_EQ(num(info, "min_decryption_version"), 2);
   EXPECT_EQ(num(info, "auto_rotate_period"), 86400);
   EXPECT_EQ(info.at("exportable"), true);
   EXPECT_EQ(info.at("keys").as_object().size(), 2u);  // version 1 is archived from view
-  expect_invalid(fail(Op::kUpdate, "keys/k/config", {{"exportable", false}}),
-                 "cannot be disabled");
+  expect_invalid(fail(Op::kUpdate, "keys/k/config", {{"exportable", false}}), "cannot be disabled");
   expect_invalid(fail(Op::kUpdate, "keys/k/config", {{"allow_plaintext_backup", false}}),
                  "cannot be disabled");
   expect_invalid(fail(Op::kUpdate, "keys/k/config", {{"auto_rotate_period", 60}}), "an hour");
@@ -268,8 +269,8 @@ TEST_F(TransitTest, CiphertextMatchesVaultLayoutUnderTheExportedKey) {
   std::string key = unb64(str(keys, "1"));
   ASSERT_EQ(key.size(), 32u);
   Bytes raw = to_bytes(unb64(ct.substr(9)));
-  auto pt = crypto::aead_open(crypto::AeadAlg::kAes256Gcm, as_bytes(key),
-                              ByteSpan(raw).first(12), ByteSpan(raw).subspan(12), {});
+  auto pt = crypto::aead_open(crypto::AeadAlg::kAes256Gcm, as_bytes(key), ByteSpan(raw).first(12),
+                              ByteSpan(raw).subspan(12), {});
   ASSERT_TRUE(pt.ok()) << pt.status().to_string();
   EXPECT_EQ(pt->view(), "interop");
 }
@@ -288,11 +289,12 @@ TEST_F(TransitTest, EncryptCreatesMissingKey) {
   // Upsert honours `type`; asking for a derived key (a context) is refused.
   encrypt("fresh2", "x", {{"type", "chacha20-poly1305"}});
   EXPECT_EQ(str(ok(Op::kRead, "keys/fresh2"), "type"), "chacha20-poly1305");
-  expect_invalid(fail(Op::kUpdate, "encrypt/derived",
-                      {{"plaintext", b64("x")}, {"context", b64("ctx")}}),
-                 "derivation");
-  expect_invalid(fail(Op::kUpdate, "encrypt/signer", {{"plaintext", b64("x")}, {"type", "ed25519"}}),
-                 "does not support encryption");
+  expect_invalid(
+      fail(Op::kUpdate, "encrypt/derived", {{"plaintext", b64("x")}, {"context", b64("ctx")}}),
+      "derivation");
+  expect_invalid(
+      fail(Op::kUpdate, "encrypt/signer", {{"plaintext", b64("x")}, {"type", "ed25519"}}),
+      "does not support encryption");
   EXPECT_EQ(fail(Op::kRead, "keys/derived").code(), Code::kNotFound);
 }
 
@@ -559,8 +561,8 @@ TEST_F(TransitTest, HmacAndVerify) {
   auto exported = ok(Op::kRead, "export/hmac-key/k/1").at("keys").as_object();
   std::string key = unb64(str(exported, "1"));
   EXPECT_EQ(key.size(), 32u);
-  EXPECT_EQ(mac.substr(9),
-            base64_encode(crypto::hmac(crypto::HashAlg::kSha256, as_bytes(key), as_bytes("message"))));
+  EXPECT_EQ(mac.substr(9), base64_encode(crypto::hmac(crypto::HashAlg::kSha256, as_bytes(key),
+                                                      as_bytes("message"))));
 
   auto valid = [&](json::object data) {
     auto o = ok(Op::kUpdate, "verify/k", std::move(data));
@@ -586,7 +588,8 @@ TEST_F(TransitTest, HmacAndVerify) {
 
   // Rotation: old HMACs verify until min_decryption_version passes them.
   ok(Op::kUpdate, "keys/k/rotate");
-  EXPECT_TRUE(str(ok(Op::kUpdate, "hmac/k", {{"input", b64("m")}}), "hmac").starts_with("vault:v2:"));
+  EXPECT_TRUE(
+      str(ok(Op::kUpdate, "hmac/k", {{"input", b64("m")}}), "hmac").starts_with("vault:v2:"));
   EXPECT_TRUE(valid({{"input", b64("message")}, {"hmac", mac}}));
   ok(Op::kUpdate, "keys/k/config", {{"min_decryption_version", 2}});
   expect_invalid(fail(Op::kUpdate, "verify/k", {{"input", b64("message")}, {"hmac", mac}}),
@@ -609,7 +612,8 @@ TEST_F(TransitTest, HmacTypeKey) {
   EXPECT_EQ(info.at("supports_signing"), false);
   EXPECT_EQ(num(info, "key_size"), 64);
   std::string mac = str(ok(Op::kUpdate, "hmac/mac", {{"input", b64("x")}}), "hmac");
-  std::string key = unb64(str(ok(Op::kRead, "export/hmac-key/mac/latest").at("keys").as_object(), "1"));
+  std::string key =
+      unb64(str(ok(Op::kRead, "export/hmac-key/mac/latest").at("keys").as_object(), "1"));
   EXPECT_EQ(key.size(), 64u);
   EXPECT_EQ(mac.substr(9),
             base64_encode(crypto::hmac(crypto::HashAlg::kSha256, as_bytes(key), as_bytes("x"))));
@@ -629,8 +633,8 @@ struct SignCase {
 };
 
 TEST_F(TransitTest, SignVerifyRoundTripForEveryAsymmetricType) {
-  const SignCase cases[] = {{"ecdsa-p256", "P-256"}, {"ecdsa-p384", "P-384"},
-                            {"ecdsa-p521", "P-521"}, {"ed25519", "ed25519"},
+  const SignCase cases[] = {{"ecdsa-p256", "P-256"},  {"ecdsa-p384", "P-384"},
+                            {"ecdsa-p521", "P-521"},  {"ed25519", "ed25519"},
                             {"rsa-2048", "rsa-2048"}, {"rsa-3072", "rsa-3072"},
                             {"rsa-4096", "rsa-4096"}};
   for (const auto& c : cases) {
@@ -687,7 +691,8 @@ TEST_F(TransitTest, EcdsaMarshalingAndPrehashed) {
 
   Bytes digest = crypto::sha256(as_bytes("big document"));
   std::string d64 = base64_encode(digest);
-  std::string pre = str(ok(Op::kUpdate, "sign/ec", {{"input", d64}, {"prehashed", true}}), "signature");
+  std::string pre =
+      str(ok(Op::kUpdate, "sign/ec", {{"input", d64}, {"prehashed", true}}), "signature");
   // Signing the digest as prehashed equals signing the document.
   EXPECT_TRUE(ok(Op::kUpdate, "verify/ec", {{"input", b64("big document")}, {"signature", pre}})
                   .at("valid")
@@ -701,17 +706,18 @@ TEST_F(TransitTest, EcdsaMarshalingAndPrehashed) {
   EXPECT_FALSE(ok(Op::kUpdate, "verify/ec/sha2-256", {{"input", b64("m")}, {"signature", s384}})
                    .at("valid")
                    .as_bool());
-  expect_invalid(fail(Op::kUpdate, "sign/ec", {{"input", b64("m")}, {"marshaling_algorithm", "der"}}),
-                 "marshaling_algorithm");
+  expect_invalid(
+      fail(Op::kUpdate, "sign/ec", {{"input", b64("m")}, {"marshaling_algorithm", "der"}}),
+      "marshaling_algorithm");
 }
 
 TEST_F(TransitTest, RsaPaddingsAndEncryption) {
   create("rsa", {{"type", "rsa-2048"}});
   for (const char* alg : {"pss", "pkcs1v15"}) {
     SCOPED_TRACE(alg);
-    std::string sig = str(ok(Op::kUpdate, "sign/rsa/sha2-512",
-                             {{"input", b64("doc")}, {"signature_algorithm", alg}}),
-                          "signature");
+    std::string sig = str(
+        ok(Op::kUpdate, "sign/rsa/sha2-512", {{"input", b64("doc")}, {"signature_algorithm", alg}}),
+        "signature");
     EXPECT_TRUE(ok(Op::kUpdate, "verify/rsa/sha2-512",
                    {{"input", b64("doc")}, {"signature", sig}, {"signature_algorithm", alg}})
                     .at("valid")
@@ -721,17 +727,19 @@ TEST_F(TransitTest, RsaPaddingsAndEncryption) {
                      .at("valid")
                      .as_bool());
   }
-  std::string pre = str(ok(Op::kUpdate, "sign/rsa",
-                           {{"input", base64_encode(crypto::sha256(as_bytes("doc")))},
-                            {"prehashed", true}}),
-                        "signature");
+  std::string pre =
+      str(ok(Op::kUpdate, "sign/rsa",
+             {{"input", base64_encode(crypto::sha256(as_bytes("doc")))}, {"prehashed", true}}),
+          "signature");
   EXPECT_TRUE(ok(Op::kUpdate, "verify/rsa", {{"input", b64("doc")}, {"signature", pre}})
                   .at("valid")
                   .as_bool());
-  expect_invalid(fail(Op::kUpdate, "sign/rsa", {{"input", b64("x")}, {"signature_algorithm", "raw"}}),
-                 "signature_algorithm");
-  expect_invalid(fail(Op::kUpdate, "sign/rsa", {{"input", b64("x")}, {"marshaling_algorithm", "jws"}}),
-                 "only supported for ECDSA");
+  expect_invalid(
+      fail(Op::kUpdate, "sign/rsa", {{"input", b64("x")}, {"signature_algorithm", "raw"}}),
+      "signature_algorithm");
+  expect_invalid(
+      fail(Op::kUpdate, "sign/rsa", {{"input", b64("x")}, {"marshaling_algorithm", "jws"}}),
+      "only supported for ECDSA");
 
   // RSA keys encrypt with OAEP-SHA256.
   auto info = ok(Op::kRead, "keys/rsa");
@@ -747,8 +755,9 @@ TEST_F(TransitTest, RsaPaddingsAndEncryption) {
 TEST_F(TransitTest, SignRejects) {
   create("aes");
   expect_invalid(fail(Op::kUpdate, "sign/aes", {{"input", b64("x")}}), "does not support signing");
-  expect_invalid(fail(Op::kUpdate, "verify/aes", {{"input", b64("x")}, {"signature", "vault:v1:AA"}}),
-                 "does not support verification");
+  expect_invalid(
+      fail(Op::kUpdate, "verify/aes", {{"input", b64("x")}, {"signature", "vault:v1:AA"}}),
+      "does not support verification");
   expect_invalid(fail(Op::kUpdate, "sign/none", {{"input", b64("x")}}), "signing key not found");
   create("ed", {{"type", "ed25519"}});
   expect_invalid(fail(Op::kUpdate, "sign/ed"), "missing input");
@@ -825,8 +834,8 @@ TEST_F(TransitTest, Export) {
   create("ed", {{"type", "ed25519"}, {"exportable", true}});
   std::string ed = unb64(str(ok(Op::kRead, "export/signing-key/ed").at("keys").as_object(), "1"));
   ASSERT_EQ(ed.size(), 64u);  // seed || public key, Go's layout
-  std::string pub = unb64(str(
-      ok(Op::kRead, "keys/ed").at("keys").as_object().at("1").as_object(), "public_key"));
+  std::string pub =
+      unb64(str(ok(Op::kRead, "keys/ed").at("keys").as_object().at("1").as_object(), "public_key"));
   EXPECT_EQ(ed.substr(32), pub);
   EXPECT_EQ(unb64(str(ok(Op::kRead, "export/public-key/ed").at("keys").as_object(), "1")), pub);
 

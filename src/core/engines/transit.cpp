@@ -9,6 +9,7 @@
 #include "core/engines/transit.h"
 
 #include <algorithm>
+#include <boost/json.hpp>
 #include <charconv>
 #include <functional>
 #include <map>
@@ -20,8 +21,6 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
-
-#include <boost/json.hpp>
 
 #include "base/bytes.h"
 #include "base/clock.h"
@@ -40,7 +39,7 @@ constexpr std::string_view kPolicyPrefix = "policy/";
 constexpr int64_t kStoredFormat = 1;
 constexpr size_t kMaxNameLength = 256;
 constexpr int64_t kDefaultRandomBytes = 32;
-constexpr int64_t kMaxRandomBytes = 128 * 1024;
+constexpr int64_t kMaxRandomBytes = int64_t{128} * 1024;
 constexpr int64_t kDefaultHmacKeySize = 32;
 constexpr int64_t kMinHmacKeySize = 32;
 constexpr int64_t kMaxHmacKeySize = 512;
@@ -69,11 +68,16 @@ struct KindName {
   std::string_view name;
 };
 constexpr KindName kKindNames[] = {
-    {KeyKind::kAes128Gcm, "aes128-gcm96"},     {KeyKind::kAes256Gcm, "aes256-gcm96"},
-    {KeyKind::kChaCha20Poly1305, "chacha20-poly1305"}, {KeyKind::kEcdsaP256, "ecdsa-p256"},
-    {KeyKind::kEcdsaP384, "ecdsa-p384"},       {KeyKind::kEcdsaP521, "ecdsa-p521"},
-    {KeyKind::kEd25519, "ed25519"},            {KeyKind::kRsa2048, "rsa-2048"},
-    {KeyKind::kRsa3072, "rsa-3072"},           {KeyKind::kRsa4096, "rsa-4096"},
+    {KeyKind::kAes128Gcm, "aes128-gcm96"},
+    {KeyKind::kAes256Gcm, "aes256-gcm96"},
+    {KeyKind::kChaCha20Poly1305, "chacha20-poly1305"},
+    {KeyKind::kEcdsaP256, "ecdsa-p256"},
+    {KeyKind::kEcdsaP384, "ecdsa-p384"},
+    {KeyKind::kEcdsaP521, "ecdsa-p521"},
+    {KeyKind::kEd25519, "ed25519"},
+    {KeyKind::kRsa2048, "rsa-2048"},
+    {KeyKind::kRsa3072, "rsa-3072"},
+    {KeyKind::kRsa4096, "rsa-4096"},
     {KeyKind::kHmac, "hmac"},
 };
 
@@ -100,44 +104,66 @@ bool is_ecdsa(KeyKind k) {
 bool is_rsa(KeyKind k) {
   return k == KeyKind::kRsa2048 || k == KeyKind::kRsa3072 || k == KeyKind::kRsa4096;
 }
-bool is_asymmetric(KeyKind k) { return is_ecdsa(k) || is_rsa(k) || k == KeyKind::kEd25519; }
-bool supports_encryption(KeyKind k) { return is_aead(k) || is_rsa(k); }
-bool supports_signing(KeyKind k) { return is_asymmetric(k); }
+bool is_asymmetric(KeyKind k) {
+  return is_ecdsa(k) || is_rsa(k) || k == KeyKind::kEd25519;
+}
+bool supports_encryption(KeyKind k) {
+  return is_aead(k) || is_rsa(k);
+}
+bool supports_signing(KeyKind k) {
+  return is_asymmetric(k);
+}
 
 crypto::AeadAlg aead_alg(KeyKind k) {
   switch (k) {
-    case KeyKind::kAes128Gcm: return crypto::AeadAlg::kAes128Gcm;
-    case KeyKind::kChaCha20Poly1305: return crypto::AeadAlg::kChaCha20Poly1305;
-    default: return crypto::AeadAlg::kAes256Gcm;
+    case KeyKind::kAes128Gcm:
+      return crypto::AeadAlg::kAes128Gcm;
+    case KeyKind::kChaCha20Poly1305:
+      return crypto::AeadAlg::kChaCha20Poly1305;
+    default:
+      return crypto::AeadAlg::kAes256Gcm;
   }
 }
 
 crypto::KeyType pkey_type(KeyKind k) {
   switch (k) {
-    case KeyKind::kEcdsaP256: return crypto::KeyType::kEcP256;
-    case KeyKind::kEcdsaP384: return crypto::KeyType::kEcP384;
-    case KeyKind::kEcdsaP521: return crypto::KeyType::kEcP521;
-    case KeyKind::kEd25519: return crypto::KeyType::kEd25519;
-    default: return crypto::KeyType::kRsa;
+    case KeyKind::kEcdsaP256:
+      return crypto::KeyType::kEcP256;
+    case KeyKind::kEcdsaP384:
+      return crypto::KeyType::kEcP384;
+    case KeyKind::kEcdsaP521:
+      return crypto::KeyType::kEcP521;
+    case KeyKind::kEd25519:
+      return crypto::KeyType::kEd25519;
+    default:
+      return crypto::KeyType::kRsa;
   }
 }
 
 int rsa_bits(KeyKind k) {
   switch (k) {
-    case KeyKind::kRsa3072: return 3072;
-    case KeyKind::kRsa4096: return 4096;
-    default: return 2048;
+    case KeyKind::kRsa3072:
+      return 3072;
+    case KeyKind::kRsa4096:
+      return 4096;
+    default:
+      return 2048;
   }
 }
 
 // The "name" Vault shows for each version of an asymmetric key.
 std::string_view public_name(KeyKind k) {
   switch (k) {
-    case KeyKind::kEcdsaP256: return "P-256";
-    case KeyKind::kEcdsaP384: return "P-384";
-    case KeyKind::kEcdsaP521: return "P-521";
-    case KeyKind::kEd25519: return "ed25519";
-    default: return kind_name(k);
+    case KeyKind::kEcdsaP256:
+      return "P-256";
+    case KeyKind::kEcdsaP384:
+      return "P-384";
+    case KeyKind::kEcdsaP521:
+      return "P-521";
+    case KeyKind::kEd25519:
+      return "ed25519";
+    default:
+      return kind_name(k);
   }
 }
 
@@ -306,7 +332,7 @@ Result<SecretBytes> get_secret(const json::object& o, std::string_view key) {
 }
 
 Result<std::shared_ptr<KeyPolicy>> policy_from_json(const json::value& root) {
-  const Status bad = data_loss("stored transit key is malformed");
+  Status bad = data_loss("stored transit key is malformed");
   if (!root.is_object()) return bad;
   const auto& o = root.as_object();
   auto p = std::make_shared<KeyPolicy>();
@@ -471,6 +497,13 @@ bool valid_key_name(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [&](char c) { return word(c) || c == '-' || c == '.'; });
 }
 
+// A whole string as a decimal integer (no trailing text).
+bool parse_decimal(std::string_view s, int64_t& out) {
+  const char* end = s.data() + s.size();
+  auto [ptr, ec] = std::from_chars(s.data(), end, out);
+  return !s.empty() && ec == std::errc() && ptr == end;
+}
+
 bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
@@ -519,7 +552,7 @@ struct Versioned {
 
 Result<Versioned> parse_versioned(std::string_view s, std::string_view what) {
   constexpr std::string_view kPrefix = "vault:";
-  const std::string bad = "invalid " + std::string(what) + ": ";
+  std::string bad = "invalid " + std::string(what) + ": ";
   if (!s.starts_with(kPrefix)) return invalid_argument(bad + "no prefix");
   s.remove_prefix(kPrefix.size());
   size_t colon = s.find(':');
@@ -530,9 +563,7 @@ Result<Versioned> parse_versioned(std::string_view s, std::string_view what) {
   if (v.size() < 2 || v.front() != 'v' || !all_digits(v.substr(1))) {
     return invalid_argument(bad + "version number could not be decoded");
   }
-  v.remove_prefix(1);
-  auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), out.version);
-  if (ec != std::errc() || ptr != v.data() + v.size() || out.version <= 0) {
+  if (!parse_decimal(v.substr(1), out.version) || out.version <= 0) {
     return invalid_argument(bad + "version number could not be decoded");
   }
   return out;
@@ -545,7 +576,8 @@ std::string versioned(int64_t version, std::string_view body) {
 }
 
 // The version a decrypt / verify may use (Vault's checks and messages).
-Result<const KeyVersion*> version_for_decrypt(const KeyPolicy& p, int64_t v, std::string_view what) {
+Result<const KeyVersion*> version_for_decrypt(const KeyPolicy& p, int64_t v,
+                                              std::string_view what) {
   if (v > p.latest_version) {
     return invalid_argument("invalid " + std::string(what) + ": version is too new");
   }
@@ -561,7 +593,8 @@ Result<int64_t> version_for_encrypt(const KeyPolicy& p, int64_t requested) {
   if (requested < 0) return invalid_argument("key_version must not be negative");
   int64_t v = requested == 0 ? p.latest_version : requested;
   if (v > p.latest_version) {
-    return invalid_argument("requested version for encryption is higher than the latest key version");
+    return invalid_argument(
+        "requested version for encryption is higher than the latest key version");
   }
   if (v < p.min_encryption_version) {
     return invalid_argument(
@@ -642,11 +675,13 @@ Result<std::string> encrypt_with(const KeyPolicy& p, int64_t version, ByteSpan p
   if (kv == nullptr) return internal_error("key version vanished");
   if (is_rsa(p.kind)) {
     if (!aad.empty()) return invalid_argument("associated_data is not supported for RSA keys");
-    ASSIGN_OR_RETURN(Bytes ct, kv->public_key->rsa_oaep_encrypt(plaintext, crypto::HashAlg::kSha256));
+    ASSIGN_OR_RETURN(Bytes ct,
+                     kv->public_key->rsa_oaep_encrypt(plaintext, crypto::HashAlg::kSha256));
     return versioned(version, base64_encode(ct));
   }
   Bytes blob = crypto::random_bytes(crypto::kAeadNonceSize);
-  ASSIGN_OR_RETURN(Bytes ct, crypto::aead_seal(aead_alg(p.kind), kv->key.span(), blob, plaintext, aad));
+  ASSIGN_OR_RETURN(Bytes ct,
+                   crypto::aead_seal(aead_alg(p.kind), kv->key.span(), blob, plaintext, aad));
   blob.insert(blob.end(), ct.begin(), ct.end());
   return versioned(version, base64_encode(blob));
 }
@@ -737,8 +772,8 @@ Result<std::string> sign_with(const KeyPolicy& p, int64_t version, ByteSpan inpu
   if (kv == nullptr || !kv->private_key) return internal_error("key version vanished");
   RETURN_IF_ERROR(check_prehashed(sp, input));
   crypto::SignOptions opts = sp.options();
-  Result<Bytes> sig = sp.prehashed ? kv->private_key->sign_digest(input, opts)
-                                   : kv->private_key->sign(input, opts);
+  Result<Bytes> sig =
+      sp.prehashed ? kv->private_key->sign_digest(input, opts) : kv->private_key->sign(input, opts);
   if (!sig.ok()) return sig.status();
   return versioned(version, sp.jws ? base64url_encode(*sig) : base64_encode(*sig));
 }
@@ -911,20 +946,21 @@ class TransitEngine final : public Engine {
     ASSIGN_OR_RETURN(PolicyPtr cur, peek_policy(name));
     if (!cur) return PolicyPtr();
     int64_t hmac_size = kDefaultHmacKeySize;
-    if (const KeyVersion* kv = cur->version(cur->latest_version); kv && cur->kind == KeyKind::kHmac) {
+    if (const KeyVersion* kv = cur->version(cur->latest_version);
+        kv && cur->kind == KeyKind::kHmac) {
       hmac_size = static_cast<int64_t>(kv->key.size());
     }
     ASSIGN_OR_RETURN(auto fresh, generate_version(cur->kind, hmac_size, now()));
-    const KeyKind kind = cur->kind;
-    ASSIGN_OR_RETURN(PolicyPtr out, update_key(name, [&](KeyPolicy& p) -> Status {
-                       if (p.kind != kind) return failed_precondition("key changed during rotation");
-                       // Another request may have rotated it meanwhile.
-                       if (only_if_due && !rotation_due(p)) return ok_status();
-                       p.latest_version += 1;
-                       p.versions.emplace(p.latest_version, std::move(fresh));
-                       return ok_status();
-                     }));
-    return out;
+    KeyKind kind = cur->kind;
+    auto add_version = [&](KeyPolicy& p) -> Status {
+      if (p.kind != kind) return failed_precondition("key changed during rotation");
+      // Another request may have rotated it meanwhile.
+      if (only_if_due && !rotation_due(p)) return ok_status();
+      p.latest_version += 1;
+      p.versions.emplace(p.latest_version, std::move(fresh));
+      return ok_status();
+    };
+    return update_key(name, add_version);
   }
 
   // Handlers.
@@ -980,14 +1016,14 @@ Result<Response> TransitEngine::handle(Request& req) {
     drop_cache();
     return unavailable("Vault is sealed");
   }
-  const auto segs = split_path(req.rel_path);
+  auto segs = split_path(req.rel_path);
   const auto& data = req.data;
-  const bool write = req.op == Operation::kCreate || req.op == Operation::kUpdate;
-  const bool read = req.op == Operation::kRead;
+  bool write = req.op == Operation::kCreate || req.op == Operation::kUpdate;
+  bool read = req.op == Operation::kRead;
   auto unsupported_op = [] { return unimplemented("unsupported operation"); };
   if (segs.empty()) return not_found("unsupported path");
   const std::string& head = segs[0];
-  const size_t n = segs.size();
+  size_t n = segs.size();
 
   if (head == "keys") {
     if (n == 1) {
@@ -1095,7 +1131,7 @@ Result<Response> TransitEngine::read_key(const std::string& name) {
 Result<Response> TransitEngine::delete_key(const std::string& name) {
   std::lock_guard w(write_mu_);
   ASSIGN_OR_RETURN(PolicyPtr p, load_locked(name));
-  const std::string prefix = "error deleting policy " + name + ": ";
+  std::string prefix = "error deleting policy " + name + ": ";
   if (!p) return invalid_argument(prefix + "could not delete key; not found");
   if (!p->deletion_allowed) {
     return invalid_argument(prefix + "deletion is not allowed for this key");
@@ -1139,54 +1175,51 @@ Result<Response> TransitEngine::configure_key(const std::string& name, const jso
       return invalid_argument("auto rotate period must be 0 to disable or at least an hour");
     }
   }
-  ASSIGN_OR_RETURN(PolicyPtr p, update_key(name, [&](KeyPolicy& k) -> Status {
-                     if (min_dec && *min_dec > 0 && *min_dec != k.min_decryption_version) {
-                       if (*min_dec > k.latest_version) {
-                         return invalid_argument(
-                             "cannot set min decryption version of " + std::to_string(*min_dec) +
-                             ", latest key version is " + std::to_string(k.latest_version));
-                       }
-                       if (*min_dec < k.min_available_version) {
-                         return invalid_argument(
-                             "cannot set min decryption version below the min available version");
-                       }
-                       k.min_decryption_version = *min_dec;
-                     } else if (min_dec && *min_dec < 0) {
-                       return invalid_argument("min decryption version cannot be negative");
-                     }
-                     if (min_enc) {
-                       if (*min_enc < 0) {
-                         return invalid_argument("min encryption version cannot be negative");
-                       }
-                       if (*min_enc > k.latest_version) {
-                         return invalid_argument(
-                             "cannot set min encryption version of " + std::to_string(*min_enc) +
-                             ", latest key version is " + std::to_string(k.latest_version));
-                       }
-                       k.min_encryption_version = *min_enc;
-                     }
-                     if (k.min_encryption_version > 0 &&
-                         k.min_encryption_version < k.min_decryption_version) {
-                       return invalid_argument(
-                           "min encryption version should not be less than min decryption version");
-                     }
-                     if (deletion) k.deletion_allowed = *deletion;
-                     if (exportable) {
-                       if (k.exportable && !*exportable) {
-                         return invalid_argument("exportable key setting cannot be disabled");
-                       }
-                       k.exportable = *exportable;
-                     }
-                     if (plaintext_backup) {
-                       if (k.allow_plaintext_backup && !*plaintext_backup) {
-                         return invalid_argument(
-                             "allow_plaintext_backup cannot be disabled once enabled");
-                       }
-                       k.allow_plaintext_backup = *plaintext_backup;
-                     }
-                     if (period) k.auto_rotate_period = *period;
-                     return ok_status();
-                   }));
+  auto apply = [&](KeyPolicy& k) -> Status {
+    if (min_dec && *min_dec > 0 && *min_dec != k.min_decryption_version) {
+      if (*min_dec > k.latest_version) {
+        return invalid_argument("cannot set min decryption version of " + std::to_string(*min_dec) +
+                                ", latest key version is " + std::to_string(k.latest_version));
+      }
+      if (*min_dec < k.min_available_version) {
+        return invalid_argument(
+            "cannot set min decryption version below the min available version");
+      }
+      k.min_decryption_version = *min_dec;
+    } else if (min_dec && *min_dec < 0) {
+      return invalid_argument("min decryption version cannot be negative");
+    }
+    if (min_enc) {
+      if (*min_enc < 0) {
+        return invalid_argument("min encryption version cannot be negative");
+      }
+      if (*min_enc > k.latest_version) {
+        return invalid_argument("cannot set min encryption version of " + std::to_string(*min_enc) +
+                                ", latest key version is " + std::to_string(k.latest_version));
+      }
+      k.min_encryption_version = *min_enc;
+    }
+    if (k.min_encryption_version > 0 && k.min_encryption_version < k.min_decryption_version) {
+      return invalid_argument(
+          "min encryption version should not be less than min decryption version");
+    }
+    if (deletion) k.deletion_allowed = *deletion;
+    if (exportable) {
+      if (k.exportable && !*exportable) {
+        return invalid_argument("exportable key setting cannot be disabled");
+      }
+      k.exportable = *exportable;
+    }
+    if (plaintext_backup) {
+      if (k.allow_plaintext_backup && !*plaintext_backup) {
+        return invalid_argument("allow_plaintext_backup cannot be disabled once enabled");
+      }
+      k.allow_plaintext_backup = *plaintext_backup;
+    }
+    if (period) k.auto_rotate_period = *period;
+    return ok_status();
+  };
+  ASSIGN_OR_RETURN(PolicyPtr p, update_key(name, apply));
   if (!p) return not_found("no existing key named " + name + " could be found");
   return Response::with_data(key_info(*p));
 }
@@ -1201,32 +1234,33 @@ Result<Response> TransitEngine::trim_key(const std::string& name, const json::ob
   const auto* raw = data.if_contains("min_available_version");
   if (raw == nullptr || raw->is_null()) return invalid_argument("missing min_available_version");
   ASSIGN_OR_RETURN(int64_t min_avail, field_int(data, "min_available_version", 0));
-  ASSIGN_OR_RETURN(PolicyPtr p, update_key(name, [&](KeyPolicy& k) -> Status {
-                     if (min_avail < 0) {
-                       return invalid_argument("minimum available version cannot be negative");
-                     }
-                     if (min_avail < k.min_available_version) {
-                       return invalid_argument("minimum available version cannot be decremented");
-                     }
-                     if (k.min_encryption_version == 0) {
-                       return invalid_argument(
-                           "minimum available version cannot be set when minimum encryption "
-                           "version is not set");
-                     }
-                     if (min_avail > k.min_encryption_version) {
-                       return invalid_argument(
-                           "minimum available version cannot be greater than minimum encryption "
-                           "version");
-                     }
-                     if (min_avail > k.min_decryption_version) {
-                       return invalid_argument(
-                           "minimum available version cannot be greater than minimum decryption "
-                           "version");
-                     }
-                     k.min_available_version = min_avail;
-                     std::erase_if(k.versions, [&](const auto& e) { return e.first < min_avail; });
-                     return ok_status();
-                   }));
+  auto apply = [&](KeyPolicy& k) -> Status {
+    if (min_avail < 0) {
+      return invalid_argument("minimum available version cannot be negative");
+    }
+    if (min_avail < k.min_available_version) {
+      return invalid_argument("minimum available version cannot be decremented");
+    }
+    if (k.min_encryption_version == 0) {
+      return invalid_argument(
+          "minimum available version cannot be set when minimum encryption "
+          "version is not set");
+    }
+    if (min_avail > k.min_encryption_version) {
+      return invalid_argument(
+          "minimum available version cannot be greater than minimum encryption "
+          "version");
+    }
+    if (min_avail > k.min_decryption_version) {
+      return invalid_argument(
+          "minimum available version cannot be greater than minimum decryption "
+          "version");
+    }
+    k.min_available_version = min_avail;
+    std::erase_if(k.versions, [&](const auto& e) { return e.first < min_avail; });
+    return ok_status();
+  };
+  ASSIGN_OR_RETURN(PolicyPtr p, update_key(name, apply));
   if (!p) return invalid_argument("invalid key name");
   return Response::with_data(key_info(*p));
 }
@@ -1257,7 +1291,9 @@ Result<Response> TransitEngine::encrypt(const std::string& name, const json::obj
     ASSIGN_OR_RETURN(SecretBytes plaintext,
                      required_base64(item, "plaintext", "missing plaintext to encrypt"));
     ASSIGN_OR_RETURN(auto nonce, opt_string(item, "nonce"));
-    if (nonce && !nonce->empty()) return invalid_argument("provided nonce not allowed for this key");
+    if (nonce && !nonce->empty()) {
+      return invalid_argument("provided nonce not allowed for this key");
+    }
     ASSIGN_OR_RETURN(SecretBytes aad, optional_base64(item, "associated_data"));
     ASSIGN_OR_RETURN(int64_t requested, item_key_version(item, data));
     ASSIGN_OR_RETURN(int64_t version, version_for_encrypt(key, requested));
@@ -1345,12 +1381,9 @@ Result<Response> TransitEngine::random(const std::vector<std::string>& segs,
   }
   int64_t bytes = kDefaultRandomBytes;
   if (url_bytes) {
-    int64_t v = 0;
-    auto [ptr, ec] = std::from_chars(url_bytes->data(), url_bytes->data() + url_bytes->size(), v);
-    if (ec != std::errc() || ptr != url_bytes->data() + url_bytes->size()) {
+    if (!parse_decimal(*url_bytes, bytes)) {
       return invalid_argument("error parsing bytes from the URL");
     }
-    bytes = v;
   } else {
     ASSIGN_OR_RETURN(bytes, field_int(data, "bytes", kDefaultRandomBytes));
   }
@@ -1432,8 +1465,8 @@ Result<Response> TransitEngine::verify(const std::vector<std::string>& segs,
     ASSIGN_OR_RETURN(SecretBytes input, required_base64(item, "input", "missing input to verify"));
     ASSIGN_OR_RETURN(auto signature, opt_string(item, "signature"));
     ASSIGN_OR_RETURN(auto mac, opt_string(item, "hmac"));
-    const bool has_sig = signature && !signature->empty();
-    const bool has_mac = mac && !mac->empty();
+    bool has_sig = signature && !signature->empty();
+    bool has_mac = mac && !mac->empty();
     if (has_sig && has_mac) return invalid_argument("provide one of signature or hmac, not both");
     if (!has_sig && !has_mac) return invalid_argument("missing signature or hmac to verify");
     bool valid = false;
@@ -1490,9 +1523,7 @@ Result<Response> TransitEngine::export_key(const std::vector<std::string>& segs)
     if (segs[3] == "latest") {
       v = key.latest_version;
     } else {
-      const std::string& s = segs[3];
-      auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-      if (ec != std::errc() || ptr != s.data() + s.size() || v <= 0) {
+      if (!parse_decimal(segs[3], v) || v <= 0) {
         return invalid_argument("could not parse version");
       }
     }
