@@ -253,5 +253,26 @@ TEST_F(SwtpmTest, EcdsaAkQuote) {
   EXPECT_EQ(reason(run(v, file("quote.msg"), wrong)), "tpm.nonce.mismatch");
 }
 
+// RSASSA-PSS with SHA-384 over the SHA-256 bank: pcrDigest uses the signing hash (SHA-384).
+TEST_F(SwtpmTest, RsaPssSha384OverSha256Bank) {
+  const std::string nonce = "feedface";
+  tpm("tpm2_createek -c ek.ctx -G rsa -u ek.pub");
+  tpm("tpm2_createak -C ek.ctx -c ak.ctx -G rsa -g sha384 -s rsapss -u ak.pub");
+  tpm("tpm2_pcrextend 23:sha256=" + std::string(64, 'c'));
+  tpm("tpm2_quote -c ak.ctx -l sha256:7,23 -q " + nonce +
+      " -m quote.msg -s quote.sig -o pcrs.bin -F serialized -g sha384 --scheme rsapss");
+  ASSERT_FALSE(HasFailure());
+  TpmVerifier v;
+  Collateral c{{"signature", file("quote.sig")},
+               {"ak_pub", file("ak.pub")},
+               {"pcrs", file("pcrs.bin")},
+               {"nonce", to_bytes(nonce)}};
+  auto r = run(v, file("quote.msg"), c);
+  ASSERT_TRUE(r.ok()) << reason(r) << ": " << message(r);
+  EXPECT_EQ(std::string(r.claims().fields.at("signature_hash").as_string()), "sha384");
+  EXPECT_EQ(r.claims().fields.at("pcr_digest").as_string().size(), 96u);
+  EXPECT_TRUE(r.claims().fields.at("pcrs").as_object().contains("sha256"));
+}
+
 }  // namespace
 }  // namespace custos::attestation::tpm
