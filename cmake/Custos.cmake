@@ -7,7 +7,7 @@ set(CUSTOS_SANITIZE_FLAGS -fsanitize=address,undefined -fno-omit-frame-pointer
 
 function(custos_apply_common target)
   target_compile_options(${target} PRIVATE ${CUSTOS_WARNINGS})
-  target_compile_definitions(${target} PUBLIC BOOST_ASIO_NO_DEPRECATED BOOST_BEAST_USE_STD_STRING_VIEW)
+  target_compile_definitions(${target} PUBLIC BOOST_ASIO_NO_DEPRECATED)
   if(CUSTOS_SANITIZE)
     target_compile_options(${target} PRIVATE ${CUSTOS_SANITIZE_FLAGS})
     target_link_options(${target} PUBLIC ${CUSTOS_SANITIZE_FLAGS})

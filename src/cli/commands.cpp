@@ -269,6 +269,7 @@ void register_client_commands(CLI::App& app, Globals& g) {
   auto* wr = app.add_subcommand("write", "Write data (key=value ...) to a path");
   wr->add_option("path", gpath)->required();
   wr->add_option("data", gargs, "key=value pairs (value @file or - for stdin)");
+  wr->add_option("--field", gfield, "Print only this field of the response");
   wr->callback(call([&g](Client& c) {
     auto body = parse_kv_args(gargs);
     if (!body.ok()) return fail(body.status());
@@ -279,7 +280,7 @@ void register_client_commands(CLI::App& app, Globals& g) {
       std::printf("Success! Data written to: %s\n", gpath.c_str());
       return 0;
     }
-    return output(g, r->body);
+    return output(g, r->body, gfield.empty() ? nullptr : gfield.c_str());
   }));
   auto* del = app.add_subcommand("delete", "Delete data at a path");
   del->add_option("path", gpath)->required();

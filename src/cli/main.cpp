@@ -50,6 +50,7 @@ int run_main(int argc, char** argv) {
   app.name("custos");
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
+  app.fallthrough();  // -format may follow any subcommand, as in the vault CLI
 
   Globals g;
   app.add_option("--format", g.format, "Output format: table or json")
