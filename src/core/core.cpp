@@ -18,6 +18,7 @@ constexpr std::string_view kSealConfigPath = "core/seal-config";
 constexpr std::string_view kRootKeyPath = "core/root-key";
 constexpr std::string_view kMountsPath = "core/mounts";
 constexpr std::string_view kClusterPath = "core/cluster";
+constexpr std::string_view kAuthPath = "core/auth";
 
 // Paths that need `sudo` on top of the operation's capability (Vault's root-protected paths).
 bool needs_sudo(const std::string& path) {
@@ -37,11 +38,6 @@ bool needs_sudo(const std::string& path) {
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
-boost::json::array to_array(const std::vector<std::string>& v) {
-  boost::json::array a;
-  for (const auto& x : v) a.emplace_back(x);
-  return a;
-}
 
 // Decodes an unseal key given as hex or base64.
 Result<SecretBytes> decode_share(std::string_view key) {
@@ -71,6 +67,11 @@ Core::~Core() { pre_seal(); }
 void Core::register_engine(const std::string& type, EngineFactory factory) {
   std::unique_lock lock(mounts_mu_);
   factories_[type] = std::move(factory);
+}
+
+void Core::register_auth(const std::string& type, EngineFactory factory) {
+  std::unique_lock lock(mounts_mu_);
+  auth_factories_[type] = std::move(factory);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -103,6 +104,7 @@ Result<InitResult> Core::initialize(int shares, int threshold, const std::string
   // First unseal-time setup: the mount table, the cluster identity and the root token.
   RETURN_IF_ERROR(barrier_.put(kClusterPath, as_bytes(crypto::random_uuid())));
   RETURN_IF_ERROR(persist_mounts());
+  RETURN_IF_ERROR(persist_auth());
   RETURN_IF_ERROR(post_unseal());
   TokenCreateParams p;
   p.policies = {"root"};
@@ -217,7 +219,22 @@ Status Core::post_unseal() {
   ASSIGN_OR_RETURN(auto cluster, barrier_.get(kClusterPath));
   cluster_id_ = cluster ? std::string(cluster->view()) : "";
   RETURN_IF_ERROR(load_mounts());
+  RETURN_IF_ERROR(load_auth());
   RETURN_IF_ERROR(audit_.load(View(barrier_, "core/audit/")));
+  leases_ = std::make_unique<LeaseManager>(
+      View(barrier_, "sys/expire/"), clock_, [this](const std::string& mount_path) {
+        std::shared_lock lock(mounts_mu_);
+        auto it = mounts_.find(mount_path);
+        if (it == mounts_.end()) {
+          std::string p = mount_path.rfind("auth/", 0) == 0 ? mount_path.substr(5) : "";
+          it = auth_mounts_.find(p);
+          if (p.empty() || it == auth_mounts_.end()) return std::shared_ptr<Engine>();
+        }
+        return std::shared_ptr<Engine>(it->second, it->second->engine.get());
+      });
+  tokens_->set_revoke_hook(
+      [this](const std::string& hash) { return leases_->revoke_token_leases(hash); });
+  RETURN_IF_ERROR(leases_->start());
   {
     std::lock_guard lock(policy_mu_);
     policy_cache_.clear();
@@ -227,12 +244,17 @@ Status Core::post_unseal() {
 }
 
 void Core::pre_seal() {
+  if (leases_) leases_->stop();
   {
     std::unique_lock lock(mounts_mu_);
     for (auto& [path, m] : mounts_) {
       if (m->engine) m->engine->shutdown();
     }
+    for (auto& [path, m] : auth_mounts_) {
+      if (m->engine) m->engine->shutdown();
+    }
     mounts_.clear();
+    auth_mounts_.clear();
   }
   audit_.clear();
   if (tokens_) tokens_->clear_cache();
@@ -251,29 +273,49 @@ Result<Response> Core::handle(Request& req) {
   if (handled) return pre;
   if (barrier_.sealed()) return unavailable("Vault is sealed");
 
+  std::string rel;
+  std::shared_ptr<Mounted> mounted;
+  bool auth_method = false;
+  if (starts_with(req.path, "sys/")) {
+    req.mount_point = "sys/";
+    req.mount_type = "system";
+    req.rel_path = req.path.substr(4);
+  } else if (starts_with(req.path, "auth/token/") || req.path == "auth/token") {
+    req.mount_point = "auth/token/";
+    req.mount_type = "token";
+    req.rel_path = starts_with(req.path, "auth/token/") ? req.path.substr(11) : "";
+  } else if (starts_with(req.path, "auth/")) {
+    ASSIGN_OR_RETURN(mounted, route_auth(req.path.substr(5), rel));
+    req.mount_point = "auth/" + mounted->entry.path;
+    req.mount_type = mounted->entry.type;
+    req.rel_path = rel;
+    auth_method = true;
+  } else {
+    ASSIGN_OR_RETURN(mounted, route(req.path, rel));
+    req.mount_point = mounted->entry.path;
+    req.mount_type = mounted->entry.type;
+    req.rel_path = rel;
+  }
+
+  // Auth methods' login paths need no token (and must not be given a chance to use one).
+  if (auth_method && mounted->engine->unauthenticated(req)) {
+    if (req.http_put_or_post) req.op = Operation::kUpdate;
+    RETURN_IF_ERROR(audit_.log_request(req, nullptr));
+    Result<Response> resp = mounted->engine->handle(req);
+    if (resp.ok()) {
+      Status st = finish_response(req, *resp, mounted.get());
+      if (!st.ok()) resp = st;
+    }
+    RETURN_IF_ERROR(audit_.log_response(req, nullptr, resp));
+    return resp;
+  }
+
   ASSIGN_OR_RETURN(auto token, tokens_->lookup(req.client_token));
   if (!token) {
     if (req.client_token.empty()) return permission_denied("permission denied (missing client token)");
     return permission_denied("permission denied");
   }
   req.token = &*token;
-
-  std::string rel;
-  std::shared_ptr<Mounted> mounted;
-  if (!starts_with(req.path, "sys/") && !starts_with(req.path, "auth/")) {
-    ASSIGN_OR_RETURN(mounted, route(req.path, rel));
-    req.mount_point = mounted->entry.path;
-    req.mount_type = mounted->entry.type;
-    req.rel_path = rel;
-  } else if (starts_with(req.path, "sys/")) {
-    req.mount_point = "sys/";
-    req.mount_type = "system";
-    req.rel_path = req.path.substr(4);
-  } else {
-    req.mount_point = "auth/token/";
-    req.mount_type = "token";
-    req.rel_path = starts_with(req.path, "auth/token/") ? req.path.substr(11) : "";
-  }
 
   if (req.http_put_or_post) {
     bool exists = true;
@@ -291,14 +333,67 @@ Result<Response> Core::handle(Request& req) {
   }
 
   RETURN_IF_ERROR(audit_.log_request(req, &*token));
-  Result<Response> resp = dispatch(req);
-  if (mounted == nullptr || resp.ok()) {
-    // Count the use only for requests that ran (Vault counts failed ones too; so do we).
+  Result<Response> resp = mounted ? mounted->engine->handle(req) : dispatch(req);
+  if (resp.ok()) {
+    Status st = finish_response(req, *resp, mounted.get());
+    if (!st.ok()) resp = st;
   }
+  // Vault counts a use for every request the token made, whatever its outcome.
   Status use = tokens_->use(*token);
   if (!use.ok()) LOG_WARN("core", "could not count token use: " << use.message());
   RETURN_IF_ERROR(audit_.log_response(req, &*token, resp));
   return resp;
+}
+
+int64_t Core::mount_ttl(const MountEntry& e, const char* key, int64_t fallback) const {
+  const auto* v = e.config.if_contains(key);
+  if (v && v->is_int64() && v->as_int64() > 0) return v->as_int64();
+  return fallback;
+}
+
+Status Core::finish_response(Request& req, Response& resp, const Mounted* mounted) {
+  if (resp.secret && mounted) {
+    int64_t dflt = mount_ttl(mounted->entry, "default_lease_ttl", config_.default_lease_ttl);
+    int64_t max = mount_ttl(mounted->entry, "max_lease_ttl", config_.max_lease_ttl);
+    ASSIGN_OR_RETURN(LeaseEntry lease, leases_->register_secret(req, *resp.secret, dflt, max));
+    resp.lease_id = lease.lease_id;
+    resp.lease_duration = std::max<int64_t>(0, lease.expire_time - to_unix_seconds(clock_.now()));
+    resp.renewable = lease.renewable;
+    resp.secret.reset();
+  }
+  if (resp.auth && resp.auth->client_token.empty() && mounted) {
+    // A login: mint the token the auth method vouched for.
+    const Auth& a = *resp.auth;
+    TokenCreateParams p;
+    p.policies = a.policies;
+    p.meta = a.metadata;
+    p.display_name = a.display_name.empty() ? mounted->entry.type : mounted->entry.type + "-" + a.display_name;
+    p.ttl = a.lease_duration;
+    if (p.ttl == 0) p.ttl = mount_ttl(mounted->entry, "default_lease_ttl", config_.default_lease_ttl);
+    int64_t max = mount_ttl(mounted->entry, "max_lease_ttl", config_.max_lease_ttl);
+    if (p.ttl > max) p.ttl = max;
+    p.explicit_max_ttl = a.explicit_max_ttl;
+    p.period = a.period;
+    p.num_uses = a.num_uses;
+    p.renewable = a.renewable;
+    p.type = a.token_type.empty() ? "service" : a.token_type;
+    p.orphan = true;  // login tokens have no parent (Vault)
+    p.path = req.mount_point + req.rel_path;
+    ASSIGN_OR_RETURN(auto created, tokens_->create(p));
+    Auth out;
+    out.client_token = created.first;
+    out.accessor = created.second.accessor;
+    out.policies = created.second.policies;
+    out.token_policies = created.second.policies;
+    out.metadata = created.second.meta;
+    out.lease_duration = created.second.creation_ttl;
+    out.renewable = created.second.renewable;
+    out.token_type = created.second.type;
+    out.orphan = true;
+    out.num_uses = created.second.num_uses;
+    resp.auth = std::move(out);
+  }
+  return ok_status();
 }
 
 Result<Response> Core::dispatch(Request& req) {
@@ -347,14 +442,15 @@ Status Core::load_mounts() {
   return ok_status();
 }
 
-Result<std::shared_ptr<Core::Mounted>> Core::instantiate(const MountEntry& entry) {
+Result<std::shared_ptr<Core::Mounted>> Core::instantiate(const MountEntry& entry, bool auth) {
   EngineFactory factory;
   {
     std::shared_lock lock(mounts_mu_);
-    auto it = factories_.find(entry.type);
-    if (it == factories_.end()) {
-      std::string names;
-      for (const auto& [n, f] : factories_) names += (names.empty() ? "" : ", ") + n;
+    const auto& table = auth ? auth_factories_ : factories_;
+    auto it = table.find(entry.type);
+    if (it == table.end()) {
+      std::string names = auth ? "token" : "";
+      for (const auto& [n, f] : table) names += (names.empty() ? "" : ", ") + n;
       return invalid_argument("plugin not found in the catalog: " + entry.type +
                               " (available: " + names + ")");
     }
@@ -362,7 +458,9 @@ Result<std::shared_ptr<Core::Mounted>> Core::instantiate(const MountEntry& entry
   }
   auto m = std::make_shared<Mounted>();
   m->entry = entry;
-  EngineContext ctx{View(barrier_, "logical/" + entry.uuid + "/"), clock_, m->entry};
+  EngineContext ctx{View(barrier_, (auth ? "auth/" : "logical/") + entry.uuid + "/"), clock_,
+                    m->entry, mount_ttl(entry, "default_lease_ttl", config_.default_lease_ttl),
+                    mount_ttl(entry, "max_lease_ttl", config_.max_lease_ttl)};
   ASSIGN_OR_RETURN(m->engine, factory(ctx, m->entry));
   return m;
 }
@@ -444,6 +542,86 @@ Status Core::mount(const std::string& raw_path, const std::string& raw_type,
   if (!st.ok()) {
     std::unique_lock lock(mounts_mu_);
     mounts_.erase(path);
+  }
+  return st;
+}
+
+Result<std::shared_ptr<Core::Mounted>> Core::route_auth(const std::string& path,
+                                                        std::string& rel) const {
+  std::shared_lock lock(mounts_mu_);
+  for (auto it = auth_mounts_.rbegin(); it != auth_mounts_.rend(); ++it) {
+    const std::string& p = it->first;  // "approle/"
+    if (path.compare(0, p.size(), p) == 0 || path + "/" == p) {
+      rel = path.size() > p.size() ? path.substr(p.size()) : "";
+      return it->second;
+    }
+  }
+  return not_found("no handler for route \"auth/" + path + "\". route entry not found.");
+}
+
+Status Core::persist_auth() {
+  boost::json::array arr;
+  {
+    std::shared_lock lock(mounts_mu_);
+    for (const auto& [path, m] : auth_mounts_) {
+      boost::json::object o = m->entry.to_json();
+      o["path"] = path;
+      arr.push_back(std::move(o));
+    }
+  }
+  SecretString text(boost::json::serialize(boost::json::object{{"mounts", std::move(arr)}}));
+  return barrier_.put(kAuthPath, as_bytes(text.str()));
+}
+
+Status Core::load_auth() {
+  ASSIGN_OR_RETURN(auto raw, barrier_.get(kAuthPath));
+  std::map<std::string, std::shared_ptr<Mounted>> loaded;
+  if (raw) {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(raw->view(), ec);
+    if (ec || !v.is_object() || !v.as_object().contains("mounts")) return data_loss("auth table is corrupt");
+    for (const auto& e : v.as_object().at("mounts").as_array()) {
+      if (!e.is_object()) return data_loss("auth table is corrupt");
+      ASSIGN_OR_RETURN(MountEntry entry, MountEntry::from_json(e.as_object()));
+      ASSIGN_OR_RETURN(auto m, instantiate(entry, /*auth=*/true));
+      loaded[entry.path] = std::move(m);
+    }
+  }
+  std::unique_lock lock(mounts_mu_);
+  auth_mounts_ = std::move(loaded);
+  return ok_status();
+}
+
+Status Core::enable_auth(const std::string& raw_path, const std::string& type,
+                         const std::string& description) {
+  std::string path = raw_path;
+  while (!path.empty() && path.front() == '/') path.erase(0, 1);
+  if (path.empty()) path = type;
+  if (path.back() != '/') path += '/';
+  if (path == "token/") return invalid_argument("path is already in use at auth/token/");
+  if (path.find("..") != std::string::npos || path.find("//") != std::string::npos) {
+    return invalid_argument("invalid auth path");
+  }
+  MountEntry e;
+  e.path = path;
+  e.type = type;
+  e.description = description;
+  e.uuid = crypto::random_uuid();
+  e.accessor = "auth_" + type + "_" + hex_encode(crypto::random_bytes(4));
+  ASSIGN_OR_RETURN(auto m, instantiate(e, /*auth=*/true));
+  {
+    std::unique_lock lock(mounts_mu_);
+    for (const auto& [p, x] : auth_mounts_) {
+      if (starts_with(path, p) || starts_with(p, path)) {
+        return invalid_argument("path is already in use at auth/" + p);
+      }
+    }
+    auth_mounts_[path] = std::move(m);
+  }
+  Status st = persist_auth();
+  if (!st.ok()) {
+    std::unique_lock lock(mounts_mu_);
+    auth_mounts_.erase(path);
   }
   return st;
 }

@@ -16,6 +16,7 @@
 #include "core/audit.h"
 #include "core/barrier.h"
 #include "core/engine.h"
+#include "core/leases.h"
 #include "core/request.h"
 #include "core/tokens.h"
 #include "policy/policy.h"
@@ -64,6 +65,11 @@ class Core {
 
   // Registers an engine type for sys/mounts ("kv" and "transit" are built in).
   void register_engine(const std::string& type, EngineFactory factory);
+  // Registers an auth method type for sys/auth ("token" is built in and always mounted).
+  void register_auth(const std::string& type, EngineFactory factory);
+  // Enables an auth method at auth/<path>.
+  Status enable_auth(const std::string& path, const std::string& type,
+                     const std::string& description = "");
   // Mounts an engine directly (dev mode's secret/).
   Status mount(const std::string& path, const std::string& type, boost::json::object options,
                const std::string& description = "");
@@ -72,6 +78,7 @@ class Core {
   const Clock& clock() const { return clock_; }
   Barrier& barrier() { return barrier_; }
   TokenStore* tokens() { return tokens_.get(); }
+  LeaseManager* leases() { return leases_.get(); }
   AuditBroker& audit() { return audit_; }
 
  private:
@@ -93,7 +100,13 @@ class Core {
   Status load_mounts();
   Status persist_mounts();
   Result<std::shared_ptr<Mounted>> route(const std::string& path, std::string& rel) const;
-  Result<std::shared_ptr<Mounted>> instantiate(const MountEntry& entry);
+  Result<std::shared_ptr<Mounted>> route_auth(const std::string& path, std::string& rel) const;
+  Status persist_auth();
+  Status load_auth();
+  // Turns an auth method's login answer into a token; registers leases for secrets.
+  Status finish_response(Request& req, Response& resp, const Mounted* mounted);
+  int64_t mount_ttl(const MountEntry& e, const char* key, int64_t fallback) const;
+  Result<std::shared_ptr<Mounted>> instantiate(const MountEntry& entry, bool auth = false);
   Result<Response> sys_mounts(Request& req, const std::string& rest);
   Result<Response> sys_internal_ui_mounts(Request& req, const std::string& rest);
   Result<Response> sys_auth(Request& req, const std::string& rest);
@@ -120,6 +133,7 @@ class Core {
   CoreConfig config_;
   Barrier barrier_;
   std::unique_ptr<TokenStore> tokens_;
+  std::unique_ptr<LeaseManager> leases_;
   AuditBroker audit_;
 
   std::mutex seal_mu_;  // serializes init/unseal/seal
@@ -130,6 +144,8 @@ class Core {
   mutable std::shared_mutex mounts_mu_;
   std::map<std::string, std::shared_ptr<Mounted>> mounts_;  // path ("secret/") -> engine
   std::map<std::string, EngineFactory> factories_;
+  std::map<std::string, std::shared_ptr<Mounted>> auth_mounts_;  // "approle/" -> method
+  std::map<std::string, EngineFactory> auth_factories_;
 
   std::mutex policy_mu_;
   std::map<std::string, policy::Policy> policy_cache_;

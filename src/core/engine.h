@@ -33,9 +33,11 @@ struct MountEntry {
 };
 
 struct EngineContext {
-  View storage;  // "logical/<uuid>/"
+  View storage;  // "logical/<uuid>/" (auth methods: "auth/<uuid>/")
   const Clock& clock;
   const MountEntry& mount;
+  int64_t default_lease_ttl = 0;  // the mount's (or the server's) defaults, seconds
+  int64_t max_lease_ttl = 0;
 };
 
 class Engine {
@@ -50,6 +52,25 @@ class Engine {
   }
   // Called when the mount is removed: drop background work. Storage is removed by the router.
   virtual void shutdown() {}
+
+  // Auth methods: paths that are served without a client token (e.g. "login").
+  virtual bool unauthenticated(const Request& req) const {
+    (void)req;
+    return false;
+  }
+
+  // Leases. The lease manager calls these for secrets this engine returned in Response::secret.
+  // revoke_secret must be idempotent (a retry after a crash may repeat it).
+  virtual Status revoke_secret(const boost::json::object& internal) {
+    (void)internal;
+    return ok_status();
+  }
+  // Extends the secret at the source (e.g. ALTER ROLE ... VALID UNTIL) to `new_expiry`.
+  virtual Status renew_secret(const boost::json::object& internal, SysTime new_expiry) {
+    (void)internal;
+    (void)new_expiry;
+    return ok_status();
+  }
 };
 
 using EngineFactory =

@@ -48,13 +48,28 @@ struct Auth {
   std::string token_type = "service";
   bool orphan = false;
   int64_t num_uses = 0;
+  int64_t period = 0;
+  int64_t explicit_max_ttl = 0;
+  std::string display_name;
+};
+
+// A leased secret an engine returns (dynamic credentials): core registers a lease for it and
+// the lease manager later calls the engine back to renew or revoke it with `internal`.
+struct Secret {
+  boost::json::object internal;  // engine-private data kept with the lease (never returned)
+  int64_t ttl = 0;               // requested TTL in seconds (0: the mount's default)
+  int64_t max_ttl = 0;           // 0: the mount's max
+  bool renewable = true;
 };
 
 struct Response {
   // 0: decided by the envelope writer (200 with a body, 204 without).
   int status = 0;
   std::optional<boost::json::object> data;
+  // From an auth method's login: core mints a token when auth->client_token is empty, using
+  // policies, metadata, lease_duration (requested TTL), renewable and display_name.
   std::optional<Auth> auth;
+  std::optional<Secret> secret;
   std::string lease_id;
   int64_t lease_duration = 0;
   bool renewable = false;

@@ -205,20 +205,10 @@ Result<Response> Core::handle_sys(Request& req) {
                           {"encryptions", ks.encryptions}};
     return legacy(std::move(d));
   }
-  // Leases: no engine in this build issues leases yet (dynamic secrets come with the lease
-  // manager, docs/status.md), so every lease ID is unknown. Answers follow Vault for that case.
-  if (rest == "leases/renew" || rest == "renew" || starts_with(rest, "leases/renew/") ||
-      starts_with(rest, "renew/") || rest == "leases/lookup") {
-    ASSIGN_OR_RETURN(std::string lease, field_string(req.data, "lease_id"));
-    if (lease.empty() && rest.find('/') != std::string::npos && !starts_with(rest, "leases/lookup")) {
-      lease = rest.substr(rest.find("renew/") + 6);
-    }
-    if (lease.empty()) return invalid_argument("lease_id is required");
-    return invalid_argument(rest == "leases/lookup" ? "invalid lease" : "lease not found");
-  }
-  if (rest == "leases/revoke" || rest == "revoke" || starts_with(rest, "leases/revoke/") ||
-      starts_with(rest, "revoke/")) {
-    return Response::empty();  // revoking an unknown lease is not an error in Vault
+  {
+    bool handled = false;
+    auto r = leases_->handle_sys(req, rest, handled);
+    if (handled) return r;
   }
   if (rest == "leader") {
     Response r;
@@ -322,11 +312,17 @@ Result<Response> Core::sys_mounts(Request& req, const std::string& rest) {
     return Response::empty();
   }
   if (req.op == Operation::kDelete) {
+    {
+      std::shared_lock lock(mounts_mu_);
+      if (!mounts_.count(path)) return Response::empty();  // Vault: unmounting nothing is OK
+    }
+    // Revoke the mount's leases while its engine can still act on them.
+    RETURN_IF_ERROR(leases_->revoke_prefix(path, /*force=*/false));
     std::shared_ptr<Mounted> m;
     {
       std::unique_lock lock(mounts_mu_);
       auto it = mounts_.find(path);
-      if (it == mounts_.end()) return Response::empty();  // Vault: unmounting nothing is OK
+      if (it == mounts_.end()) return Response::empty();
       m = it->second;
       mounts_.erase(it);
     }
@@ -404,15 +400,34 @@ Result<Response> Core::sys_auth(Request& req, const std::string& rest) {
     tok.accessor = "auth_token_" + cluster_id_.substr(0, 8);
     tok.uuid = cluster_id_;
     boost::json::object all{{"token/", tok.to_json()}};
+    {
+      std::shared_lock lock(mounts_mu_);
+      for (const auto& [path, m] : auth_mounts_) all[path] = m->entry.to_json();
+    }
     return legacy(std::move(all));
   }
+  std::string path = rest;
+  if (path.back() != '/') path += '/';
   if (is_write(req.op)) {
     ASSIGN_OR_RETURN(std::string type, field_string(req.data, "type"));
-    return invalid_argument("unknown auth method type \"" + type +
-                            "\" (this server provides: token)");
+    ASSIGN_OR_RETURN(std::string description, field_string(req.data, "description"));
+    if (type.empty()) return invalid_argument("missing auth method type");
+    RETURN_IF_ERROR(enable_auth(path, type, description));
+    return Response::empty();
   }
   if (req.op == Operation::kDelete) {
-    if (rest == "token" || rest == "token/") return invalid_argument("token credential backend cannot be disabled");
+    if (path == "token/") return invalid_argument("token credential backend cannot be disabled");
+    std::shared_ptr<Mounted> m;
+    {
+      std::unique_lock lock(mounts_mu_);
+      auto it = auth_mounts_.find(path);
+      if (it == auth_mounts_.end()) return Response::empty();
+      m = it->second;
+      auth_mounts_.erase(it);
+    }
+    m->engine->shutdown();
+    RETURN_IF_ERROR(persist_auth());
+    RETURN_IF_ERROR(View(barrier_, "auth/" + m->entry.uuid + "/").delete_tree(""));
     return Response::empty();
   }
   return unimplemented("unsupported operation");

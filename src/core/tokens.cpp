@@ -307,6 +307,7 @@ Status TokenStore::revoke_tree(const std::string& hash, int depth) {
     RETURN_IF_ERROR(revoke_tree(child, depth + 1));
     RETURN_IF_ERROR(view_.del("parent/" + hash + "/" + child));
   }
+  if (revoke_hook_) RETURN_IF_ERROR(revoke_hook_(hash));
   ASSIGN_OR_RETURN(auto v, view_.get_json("id/" + hash));
   if (v && v->is_object()) {
     auto e = TokenEntry::from_json(v->as_object());

@@ -7,6 +7,7 @@
 //   parent/<parent hash>/<child>    "" (one key per child, for tree revocation)
 #pragma once
 
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -83,6 +84,11 @@ class TokenStore {
   // Revokes the token and, unless orphan_children, every descendant.
   Status revoke(const TokenEntry& entry, bool orphan_children = false);
   Result<std::vector<std::string>> list_accessors();
+  // Called for every token revoked (tree revocation included), before its entry is deleted, so
+  // leases obtained with it are revoked too. A failure stops the revocation.
+  void set_revoke_hook(std::function<Status(const std::string& hash)> hook) {
+    revoke_hook_ = std::move(hook);
+  }
 
   int64_t default_ttl() const { return default_ttl_; }
   int64_t max_ttl() const { return max_ttl_; }
@@ -99,6 +105,7 @@ class TokenStore {
   SecretBytes batch_key_;
   std::mutex mu_;
   std::unordered_map<std::string, TokenEntry> cache_;
+  std::function<Status(const std::string& hash)> revoke_hook_;
 };
 
 std::string token_hash(std::string_view token);

@@ -1,0 +1,66 @@
+// The lease manager: every dynamic secret (Response::secret) gets a lease "<mount><path>/<id>"
+// stored through the barrier; leases renew (capped by max TTL), expire on time (also across
+// restarts: expired while down -> revoked after unseal), and are revoked one by one, by prefix,
+// or with the token that obtained them. Revocation calls the engine (Engine::revoke_secret),
+// with retries and backoff when the backend is unreachable; a lease is never dropped silently.
+// Serves sys/leases/*, sys/renew, sys/revoke. docs/leases.md has the storage layout.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "base/clock.h"
+#include "core/engine.h"
+#include "core/request.h"
+#include "core/view.h"
+
+namespace custos::core {
+
+struct LeaseEntry {
+  std::string lease_id;     // "database/creds/readonly/<id>"
+  std::string mount_path;   // "database/"
+  std::string token_hash;   // the token that obtained it (revoked with it)
+  boost::json::object internal;
+  int64_t issue_time = 0;   // unix seconds
+  int64_t expire_time = 0;
+  int64_t max_expire_time = 0;  // issue + max TTL
+  int64_t last_renewal_time = 0;
+  bool renewable = true;
+};
+
+class LeaseManager {
+ public:
+  // Finds the engine mounted at a path ("database/"), or null if unmounted.
+  using EngineLookup = std::function<std::shared_ptr<Engine>(const std::string& mount_path)>;
+
+  LeaseManager(View view, const Clock& clock, EngineLookup lookup);
+  ~LeaseManager();
+  LeaseManager(const LeaseManager&) = delete;
+  LeaseManager& operator=(const LeaseManager&) = delete;
+
+  // After unseal: starts the expiry scheduler (loading leases without blocking unseal).
+  Status start();
+  // Before seal: stops the scheduler; leases stay in storage.
+  void stop();
+
+  // Registers the secret returned for `req` (whose mount_point/path/token are set); returns the
+  // lease with its ID. `default_ttl`/`max_ttl` are the mount's.
+  Result<LeaseEntry> register_secret(const Request& req, const Secret& secret, int64_t default_ttl,
+                                     int64_t max_ttl);
+
+  // sys/leases/lookup|renew|revoke|revoke-prefix/|revoke-force/|tidy|count, sys/renew, sys/revoke.
+  // `rest` is the path after "sys/". `handled` is false for paths that are not lease paths.
+  Result<Response> handle_sys(Request& req, const std::string& rest, bool& handled);
+
+  // Revokes every lease obtained with this token (token revocation calls it).
+  Status revoke_token_leases(const std::string& token_hash);
+  // Revokes every lease of a mount (unmount calls it).
+  Status revoke_prefix(const std::string& prefix, bool force);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace custos::core
