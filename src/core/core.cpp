@@ -6,7 +6,11 @@
 
 #include "base/encoding.h"
 #include "base/log.h"
+#include "core/auth/approle.h"
+#include "core/auth/userpass.h"
+#include "core/engines/database.h"
 #include "core/engines/kv.h"
+#include "core/engines/pki.h"
 #include "core/engines/transit.h"
 #include "crypto/random.h"
 #include "crypto/shamir.h"
@@ -60,6 +64,10 @@ Core::Core(storage::Backend& backend, const Clock& clock, CoreConfig config)
       audit_(clock) {
   register_engine("kv", make_kv_engine);
   register_engine("transit", make_transit_engine);
+  register_engine("database", make_database_engine);
+  register_engine("pki", make_pki_engine);
+  register_auth("approle", make_approle_auth);
+  register_auth("userpass", make_userpass_auth);
 }
 
 Core::~Core() { pre_seal(); }
