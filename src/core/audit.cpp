@@ -201,7 +201,8 @@ Result<std::string> AuditBroker::hash(const std::string& path, std::string_view 
   return hmac_value(it->second, input);
 }
 
-Status AuditBroker::write_all(const std::function<std::string(const Device&)>& render) {
+Status AuditBroker::write_all(const std::function<std::string(const Device&)>& render,
+                              bool response) {
   std::lock_guard lock(mu_);
   if (devices_.empty()) return ok_status();
   size_t ok = 0;
@@ -219,7 +220,13 @@ Status AuditBroker::write_all(const std::function<std::string(const Device&)>& r
     }
   }
   if (ok == 0) {
-    LOG_ERROR("audit", "no audit device could record the request: " << last_error);
+    LOG_ERROR("audit", "no audit device could record the " << (response ? "response" : "request")
+                                                            << ": " << last_error);
+    if (response) {
+      // The operation already ran (its request was audited); say so rather than imply it did not.
+      return internal_error("audit: the request was processed, but no enabled audit device could "
+                            "record its response (" + last_error + ")");
+    }
     return internal_error("audit: no enabled audit device could record the request (" +
                           last_error + "); the request was not processed");
   }
@@ -262,7 +269,7 @@ Status AuditBroker::log_request(const Request& req, const TokenEntry* token) {
     r["remote_address"] = req.remote_addr;
     line["request"] = std::move(r);
     return boost::json::serialize(line);
-  });
+  }, false);
 }
 
 Status AuditBroker::log_response(const Request& req, const TokenEntry* token,
@@ -302,7 +309,7 @@ Status AuditBroker::log_response(const Request& req, const TokenEntry* token,
     }
     line["response"] = std::move(out);
     return boost::json::serialize(line);
-  });
+  }, true);
 }
 
 }  // namespace custos::core

@@ -58,7 +58,7 @@ class AuditBroker {
     SecretBytes hmac_key;
     std::unique_ptr<AuditDevice> sink;
   };
-  Status write_all(const std::function<std::string(const Device&)>& render);
+  Status write_all(const std::function<std::string(const Device&)>& render, bool response);
   Status persist();
   static std::string hmac_value(const Device& d, std::string_view v);
   static boost::json::value hash_tree(const Device& d, const boost::json::value& v, int depth);
