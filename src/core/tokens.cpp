@@ -171,6 +171,7 @@ Result<std::pair<std::string, TokenEntry>> TokenStore::create(const TokenCreateP
     e.accessor.clear();
     e.renewable = false;
     e.orphan = true;
+    e.hash = "batch";  // the real hash depends on the token text; lookup recomputes it
     SecretString json(boost::json::serialize(e.to_json()));
     Bytes nonce = crypto::random_bytes(crypto::kAeadNonceSize);
     SecretBytes key;

@@ -164,7 +164,8 @@ TEST_F(CoreTest, TokensAreStoredHashedAndBatchTokensAreNotStored) {
   std::string b = batch->auth->client_token;
   ASSERT_EQ(b.rfind("hvb.", 0), 0u);
   EXPECT_EQ(backend_->list("sys/token/id/")->size(), keys->size());
-  EXPECT_TRUE(call(Operation::kRead, "auth/token/lookup-self", {}, b).ok());
+  auto bl = call(Operation::kRead, "auth/token/lookup-self", {}, b);
+  EXPECT_TRUE(bl.ok()) << bl.status().to_string();
   std::string forged = b;
   forged[10] = forged[10] == 'A' ? 'B' : 'A';
   EXPECT_EQ(call(Operation::kRead, "auth/token/lookup-self", {}, forged).status().code(), Code::kPermissionDenied);
