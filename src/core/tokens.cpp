@@ -235,8 +235,10 @@ Result<std::optional<TokenEntry>> TokenStore::decode_batch(std::string_view toke
 }
 
 Result<std::optional<TokenEntry>> TokenStore::lookup(std::string_view token) {
-  if (token.empty() || token.size() > 512) return std::optional<TokenEntry>();
+  if (token.empty() || token.size() > 8192) return std::optional<TokenEntry>();
+  // Batch tokens carry their encrypted entry, so they are long; service tokens are short.
   if (token.substr(0, kBatchPrefix.size()) == kBatchPrefix) return decode_batch(token);
+  if (token.size() > 512) return std::optional<TokenEntry>();
   return lookup_hash(token_hash(token));
 }
 
