@@ -4,6 +4,12 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
+# One compiler cache shared by every checkout of the project: paths are made relative to the
+# checkout, so a fresh clone (CI) reuses what earlier builds compiled.
+export CCACHE_DIR ?= $(HOME)/.cache/custos-ccache
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
+export CCACHE_MAXSIZE ?= 5G
 
 .PHONY: all deps build run test test-asan bench fuzz format lint clean
 
