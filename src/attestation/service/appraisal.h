@@ -42,7 +42,8 @@ struct TdxPolicy {
   std::vector<std::string> mrsignerseam;
   std::vector<std::string> mrconfigid;
   std::vector<std::string> mrowner;
-  std::optional<uint8_t> min_seam_svn;  // TEE_TCB_SVN[0], ISecL "seamsvn"
+  std::optional<uint8_t> min_seam_svn;  // TEE_TCB_SVN[0] (the TDX module's SVN) must be >=
+  std::optional<uint8_t> seam_svn;      // ... must equal (ISecL v5 "seamsvn" compares equal)
 };
 
 struct SnpTcb {
