@@ -31,7 +31,8 @@ Result<std::string> read_text(const std::filesystem::path& path);
 // shell is involved. Fails with kUnavailable on a non-zero exit (message: the program, the exit
 // status and the first line of its stderr) and kDeadlineExceeded after `timeout` (the child is
 // killed).
-Status run_program(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+Status run_program(const std::vector<std::string>& argv,
+                   const std::map<std::string, std::string>& env,
                    const std::filesystem::path& work_dir, std::chrono::seconds timeout);
 
 Result<std::unique_ptr<EvidenceProducer>> make_sim_producer(const ProducerConfig& c);

@@ -1,8 +1,9 @@
 // The sim producer: SimPlatform::quote() with MRENCLAVE = SHA-256 of the program file.
+#include "attestation/sim/sim.h"
+
 #include <algorithm>
 
 #include "agent/internal.h"
-#include "attestation/sim/sim.h"
 
 namespace custos::agent::internal {
 namespace {
@@ -37,7 +38,8 @@ class SimProducer final : public EvidenceProducer {
 }  // namespace
 
 Result<std::unique_ptr<EvidenceProducer>> make_sim_producer(const ProducerConfig& c) {
-  if (c.sim_dir.empty()) return invalid_argument("sim: a platform directory is required (custos sim init DIR)");
+  if (c.sim_dir.empty())
+    return invalid_argument("sim: a platform directory is required (custos sim init DIR)");
   if (c.program.empty()) return invalid_argument("sim: the program to measure is required");
   auto platform = sim::SimPlatform::load(c.sim_dir);
   if (!platform.ok()) return platform.status().with_context("sim: loading " + c.sim_dir.string());

@@ -38,14 +38,14 @@ class TpmProducer final : public EvidenceProducer {
     if (!tcti_.empty()) env["TPM2TOOLS_TCTI"] = tcti_;
     const std::string nonce = hex_encode(crypto::sha256(report_data));
 
-    RETURN_IF_ERROR(run_program({tool("tpm2_quote"), "-c", ak_, "-l", pcrs_, "-q", nonce, "-m",
-                                 (work / "quote.msg").string(), "-s", (work / "quote.sig").string(),
-                                 "-o", (work / "pcrs.bin").string(), "-F", "serialized", "-g",
-                                 hash_},
-                                env, work, timeout_));
-    RETURN_IF_ERROR(run_program({tool("tpm2_readpublic"), "-c", ak_, "-o",
-                                 (work / "ak.pub").string()},
-                                env, work, timeout_));
+    RETURN_IF_ERROR(
+        run_program({tool("tpm2_quote"), "-c", ak_, "-l", pcrs_, "-q", nonce, "-m",
+                     (work / "quote.msg").string(), "-s", (work / "quote.sig").string(), "-o",
+                     (work / "pcrs.bin").string(), "-F", "serialized", "-g", hash_},
+                    env, work, timeout_));
+    RETURN_IF_ERROR(
+        run_program({tool("tpm2_readpublic"), "-c", ak_, "-o", (work / "ak.pub").string()}, env,
+                    work, timeout_));
     ProducedEvidence out;
     ASSIGN_OR_RETURN(Bytes attest, read_file(work / "quote.msg"));
     out.evidence = attestation::Evidence{TeeType::kTpm, std::move(attest)};
@@ -63,11 +63,12 @@ class TpmProducer final : public EvidenceProducer {
 
   static Result<fs::path> make_work_dir() {
     const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
-                       "/custos-tpm-XXXXXX";
+    std::string tmpl =
+        std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/custos-tpm-XXXXXX";
     std::vector<char> buf(tmpl.begin(), tmpl.end());
     buf.push_back('\0');
-    if (::mkdtemp(buf.data()) == nullptr) return unavailable("cannot create a directory under " + tmpl);
+    if (::mkdtemp(buf.data()) == nullptr)
+      return unavailable("cannot create a directory under " + tmpl);
     return fs::path(buf.data());
   }
 
@@ -86,7 +87,8 @@ Result<std::unique_ptr<EvidenceProducer>> make_tpm_producer(const ProducerConfig
   if (c.tpm_timeout_seconds <= 0) return invalid_argument("tpm: timeout must be positive");
   for (const std::string* s : {&c.tcti, &c.ak_context, &c.pcr_selection, &c.tpm_hash}) {
     // Arguments go to exec directly (no shell), but a leading '-' would read as an option.
-    if (!s->empty() && (*s)[0] == '-') return invalid_argument("tpm: argument \"" + *s + "\" starts with '-'");
+    if (!s->empty() && (*s)[0] == '-')
+      return invalid_argument("tpm: argument \"" + *s + "\" starts with '-'");
   }
   return std::unique_ptr<EvidenceProducer>(std::make_unique<TpmProducer>(c));
 }

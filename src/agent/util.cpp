@@ -51,7 +51,8 @@ Result<Bytes> read_file(const fs::path& path, size_t max) {
     }
     if (n == 0) break;
     if (out.size() + static_cast<size_t>(n) > max) {
-      return resource_exhausted(path.string() + " is larger than " + std::to_string(max) + " bytes");
+      return resource_exhausted(path.string() + " is larger than " + std::to_string(max) +
+                                " bytes");
     }
     out.insert(out.end(), buf, buf + n);
   }
@@ -80,15 +81,16 @@ Status write_file(const fs::path& path, ByteSpan data) {
 Result<std::string> read_text(const fs::path& path) {
   ASSIGN_OR_RETURN(Bytes b, read_file(path, 4096));
   std::string s = to_string(b);
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r' || s.back() == '\t' ||
-                        s.back() == '\0')) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r' ||
+                        s.back() == '\t' || s.back() == '\0')) {
     s.pop_back();
   }
   return s;
 }
 
-Status run_program(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
-                   const fs::path& work_dir, std::chrono::seconds timeout) {
+Status run_program(const std::vector<std::string>& argv,
+                   const std::map<std::string, std::string>& env, const fs::path& work_dir,
+                   std::chrono::seconds timeout) {
   if (argv.empty()) return invalid_argument("no program to run");
   // The child's environment: ours, with `env` overriding.
   std::vector<std::string> env_strings;
@@ -109,11 +111,14 @@ Status run_program(const std::vector<std::string>& argv, const std::map<std::str
   const std::string out_path = (work_dir / "stdout.txt").string();
   const std::string err_path = (work_dir / "stderr.txt").string();
   posix_spawn_file_actions_t actions;
-  if (posix_spawn_file_actions_init(&actions) != 0) return internal_error("posix_spawn_file_actions_init");
+  if (posix_spawn_file_actions_init(&actions) != 0)
+    return internal_error("posix_spawn_file_actions_init");
   Cleanup destroy_actions([&actions] { posix_spawn_file_actions_destroy(&actions); });
   if (posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0) != 0 ||
-      posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600) != 0 ||
-      posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600) != 0) {
+      posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                       0600) != 0 ||
+      posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                       0600) != 0) {
     return internal_error("posix_spawn_file_actions_addopen");
   }
   pid_t pid = -1;
@@ -121,7 +126,8 @@ Status run_program(const std::vector<std::string>& argv, const std::map<std::str
   int rc = search_path ? ::posix_spawnp(&pid, argp[0], &actions, nullptr, argp.data(), envp.data())
                        : ::posix_spawn(&pid, argp[0], &actions, nullptr, argp.data(), envp.data());
   if (rc != 0) {
-    return errno_status(rc == ENOENT ? Code::kNotFound : Code::kUnavailable, "starting " + argv[0], rc);
+    return errno_status(rc == ENOENT ? Code::kNotFound : Code::kUnavailable, "starting " + argv[0],
+                        rc);
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   int status = 0;
@@ -145,9 +151,11 @@ Status run_program(const std::vector<std::string>& argv, const std::map<std::str
     first_line = first_line.substr(0, first_line.find('\n'));
     if (first_line.size() > 300) first_line.resize(300);
   }
-  std::string how = WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
-                                      : "signal " + std::to_string(WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-  return unavailable(argv[0] + " failed (" + how + ")" + (first_line.empty() ? "" : ": " + first_line));
+  std::string how = WIFEXITED(status)
+                        ? "exit status " + std::to_string(WEXITSTATUS(status))
+                        : "signal " + std::to_string(WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  return unavailable(argv[0] + " failed (" + how + ")" +
+                     (first_line.empty() ? "" : ": " + first_line));
 }
 
 }  // namespace custos::agent::internal

@@ -1,13 +1,12 @@
 #include "cli/agent.h"
 
+#include <boost/json.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
-
-#include <boost/json.hpp>
 
 #include "agent/producer.h"
 #include "attestation/sim/sim.h"
@@ -121,7 +120,8 @@ int run_evidence(const Globals& g, const EvidenceArgs& a) {
 }  // namespace
 
 CLI::App* add_sim_init_command(CLI::App* parent, Globals& g) {
-  auto* sim = parent->add_subcommand("sim", "Simulated TEE (development only: never trust in production)");
+  auto* sim =
+      parent->add_subcommand("sim", "Simulated TEE (development only: never trust in production)");
   sim->require_subcommand(1);
   auto* init = sim->add_subcommand(
       "init", "Create a simulated SGX platform (keys, PCK chain, TCB collateral) in DIR");
@@ -155,17 +155,21 @@ void register_agent_commands(CLI::App& app, Globals& g) {
   auto* agent_cmd = app.add_subcommand("agent", "Workload side: produce evidence");
   agent_cmd->require_subcommand(1);
   auto a = std::make_shared<EvidenceArgs>();
-  auto* ev = agent_cmd->add_subcommand("evidence", "Produce attestation evidence bound to report data");
+  auto* ev =
+      agent_cmd->add_subcommand("evidence", "Produce attestation evidence bound to report data");
   ev->add_option("--tee", a->tee, "sim, tpm, tdx, snp or sgx")
       ->required()
       ->check(CLI::IsMember({"sim", "tpm", "tdx", "snp", "sgx"}));
-  ev->add_option("--report-data", a->report_data_hex, "Up to 64 bytes in hex (zero padded)")->required();
+  ev->add_option("--report-data", a->report_data_hex, "Up to 64 bytes in hex (zero padded)")
+      ->required();
   ev->add_option("--out", a->out, "Write the evidence document (JSON) here instead of stdout");
   ev->add_option("--raw-out", a->raw_out, "Also write the raw evidence bytes here");
-  ev->add_option("--collateral-dir", a->collateral_dir, "Also write each collateral item as a file here");
+  ev->add_option("--collateral-dir", a->collateral_dir,
+                 "Also write each collateral item as a file here");
   ev->add_option("--sim-dir", a->sim_dir, "sim: platform directory (custos sim init)");
   ev->add_option("--program", a->program, "sim: program whose SHA-256 is MRENCLAVE");
-  ev->add_option("--isv-prod-id", a->isv_prod_id, "sim: ISV product ID")->check(CLI::Range(0, 65535));
+  ev->add_option("--isv-prod-id", a->isv_prod_id, "sim: ISV product ID")
+      ->check(CLI::Range(0, 65535));
   ev->add_option("--isv-svn", a->isv_svn, "sim: ISV SVN")->check(CLI::Range(0, 65535));
   ev->add_flag("--debug", a->debug, "sim: mark the enclave as a debug enclave");
   ev->add_option("--tsm-root", a->tsm_root, "tdx/snp: configfs-tsm report directory");

@@ -1,9 +1,10 @@
 // Evidence producers against the sim platform and against fake configfs-tsm / Gramine trees:
 // the producer must write exactly the report data it was given, read back the evidence the
 // "kernel" left there, clean up after itself, and refuse what does not look right.
-#include <sys/stat.h>
+#include "agent/producer.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -11,7 +12,6 @@
 #include <string>
 
 #include "agent/internal.h"
-#include "agent/producer.h"
 #include "attestation/dcap/quote.h"
 #include "attestation/sim/sim.h"
 #include "base/encoding.h"
@@ -34,7 +34,9 @@ void write_all(const fs::path& p, ByteSpan b) {
   std::ofstream out(p, std::ios::binary);
   out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
 }
-void write_all(const fs::path& p, std::string_view s) { write_all(p, as_bytes(s)); }
+void write_all(const fs::path& p, std::string_view s) {
+  write_all(p, as_bytes(s));
+}
 
 Bytes vector_file(const std::string& rel) {
   return read_all(std::string(CUSTOS_SOURCE_DIR "/../shared/vectors/") + rel);
@@ -93,7 +95,8 @@ TEST(SimProducer, ConfigErrors) {
   c.sim_dir = d.file("missing");
   c.program = d.file("missing-program");
   EXPECT_FALSE(make_producer(c).ok());
-  ASSERT_TRUE(attestation::sim::SimPlatform::create(d.file("sim"), std::chrono::system_clock::now()).ok());
+  ASSERT_TRUE(
+      attestation::sim::SimPlatform::create(d.file("sim"), std::chrono::system_clock::now()).ok());
   c.sim_dir = d.file("sim");
   EXPECT_EQ(make_producer(c).status().code(), Code::kNotFound);  // program missing
 }
@@ -305,15 +308,15 @@ TEST(RunProgram, ExitStatusStderrEnvironmentAndTimeout) {
   TempDir d;
   using std::chrono::seconds;
   EXPECT_TRUE(internal::run_program({"true"}, {}, d.path(), seconds(10)).ok());
-  Status st = internal::run_program({"sh", "-c", "echo first line >&2; echo second >&2; exit 3"}, {},
-                                    d.path(), seconds(10));
+  Status st = internal::run_program({"sh", "-c", "echo first line >&2; echo second >&2; exit 3"},
+                                    {}, d.path(), seconds(10));
   EXPECT_EQ(st.code(), Code::kUnavailable);
   EXPECT_NE(st.message().find("exit status 3"), std::string::npos) << st.message();
   EXPECT_NE(st.message().find("first line"), std::string::npos) << st.message();
   EXPECT_EQ(st.message().find("second"), std::string::npos) << st.message();
   // The environment reaches the child; no shell interprets arguments.
-  EXPECT_TRUE(internal::run_program({"sh", "-c", "test \"$CUSTOS_X\" = 'a b;c'"}, {{"CUSTOS_X", "a b;c"}},
-                                    d.path(), seconds(10))
+  EXPECT_TRUE(internal::run_program({"sh", "-c", "test \"$CUSTOS_X\" = 'a b;c'"},
+                                    {{"CUSTOS_X", "a b;c"}}, d.path(), seconds(10))
                   .ok());
   EXPECT_EQ(internal::run_program({"sleep", "5"}, {}, d.path(), seconds(1)).code(),
             Code::kDeadlineExceeded);

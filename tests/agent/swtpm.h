@@ -5,12 +5,11 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdio>
@@ -26,7 +25,10 @@ namespace custos::testing {
 class Swtpm {
  public:
   Swtpm() = default;
-  ~Swtpm() { stop(); remove_dir(); }
+  ~Swtpm() {
+    stop();
+    remove_dir();
+  }
   Swtpm(const Swtpm&) = delete;
   Swtpm& operator=(const Swtpm&) = delete;
 
@@ -46,11 +48,12 @@ class Swtpm {
     for (int attempt = 0; attempt < 3 && !started_; ++attempt) {
       port_ = free_port_pair();
       if (port_ <= 0) continue;
-      std::string cmd = "swtpm socket --tpm2 --tpmstate dir=" + dir_ +
-                        " --server type=tcp,port=" + std::to_string(port_) +
-                        ",bindaddr=127.0.0.1 --ctrl type=tcp,port=" + std::to_string(port_ + 1) +
-                        ",bindaddr=127.0.0.1 --flags not-need-init,startup-clear --pid file=" +
-                        dir_ + "/swtpm.pid --log file=" + dir_ + "/swtpm.log --daemon";
+      std::string cmd =
+          "swtpm socket --tpm2 --tpmstate dir=" + dir_ +
+          " --server type=tcp,port=" + std::to_string(port_) +
+          ",bindaddr=127.0.0.1 --ctrl type=tcp,port=" + std::to_string(port_ + 1) +
+          ",bindaddr=127.0.0.1 --flags not-need-init,startup-clear --pid file=" + dir_ +
+          "/swtpm.pid --log file=" + dir_ + "/swtpm.log --daemon";
       if (std::system(cmd.c_str()) != 0) continue;
       for (int i = 0; i < 100 && !started_; ++i) {  // up to 5 s for the socket
         if (can_connect(port_)) {
@@ -90,7 +93,8 @@ class Swtpm {
   }
 
   void flush() {
-    std::string base = "cd " + dir_ + " && TPM2TOOLS_TCTI=" + tcti() + " timeout 20 tpm2_flushcontext ";
+    std::string base =
+        "cd " + dir_ + " && TPM2TOOLS_TCTI=" + tcti() + " timeout 20 tpm2_flushcontext ";
     (void)std::system((base + "-t >/dev/null 2>&1").c_str());
     (void)std::system((base + "-s >/dev/null 2>&1").c_str());
   }

@@ -17,8 +17,8 @@ using attestation::TeeType;
 class TpmProducerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (const char* p : {"swtpm", "tpm2_createek", "tpm2_createak", "tpm2_quote", "tpm2_readpublic",
-                          "tpm2_flushcontext", "tpm2_pcrextend"}) {
+    for (const char* p : {"swtpm", "tpm2_createek", "tpm2_createak", "tpm2_quote",
+                          "tpm2_readpublic", "tpm2_flushcontext", "tpm2_pcrextend"}) {
       ASSERT_TRUE(custos::testing::Swtpm::have_program(p))
           << p << " is not installed: run scripts/install-deps (swtpm, swtpm-tools, tpm2-tools)";
     }
@@ -59,7 +59,8 @@ TEST_F(TpmProducerTest, QuoteVerifiesWithHashedReportData) {
   ASSERT_TRUE(e.ok()) << e.status().to_string();
   tpm_.flush();
   EXPECT_EQ(e->evidence.tee, TeeType::kTpm);
-  for (const char* k : {"signature", "pcrs", "ak_pub", "nonce"}) EXPECT_TRUE(e->collateral.count(k)) << k;
+  for (const char* k : {"signature", "pcrs", "ak_pub", "nonce"})
+    EXPECT_TRUE(e->collateral.count(k)) << k;
   const std::string nonce = hex_encode(crypto::sha256(rd));
   EXPECT_EQ(to_string(e->collateral.at("nonce")), nonce);
 

@@ -161,7 +161,8 @@ Result<Bytes> measure_file(const fs::path& path) {
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
     std::streamsize n = in.gcount();
-    if (n > 0) h.update(ByteSpan(reinterpret_cast<const uint8_t*>(buf.data()), static_cast<size_t>(n)));
+    if (n > 0)
+      h.update(ByteSpan(reinterpret_cast<const uint8_t*>(buf.data()), static_cast<size_t>(n)));
   }
   if (in.bad()) return internal_error("error reading " + path.string());
   return h.finish();
@@ -172,7 +173,8 @@ Result<SimPlatform> SimPlatform::create(const fs::path& dir, SysTime now) {
   using crypto::PrivateKey;
   std::error_code ec;
   if (fs::exists(dir, ec)) {
-    if (!fs::is_directory(dir, ec)) return already_exists(dir.string() + " exists and is not a directory");
+    if (!fs::is_directory(dir, ec))
+      return already_exists(dir.string() + " exists and is not a directory");
     if (!fs::is_empty(dir, ec)) return already_exists(dir.string() + " is not empty");
   } else {
     fs::create_directories(dir, ec);
@@ -320,11 +322,21 @@ Result<Bytes> SimPlatform::quote(const SimQuoteInput& in) const {
                       {state_->pck_key, state_->attestation_key, state_->pck_chain_pem});
 }
 
-Collateral SimPlatform::collateral() const { return state_->collateral; }
-const crypto::Certificate& SimPlatform::root() const { return state_->root; }
-std::array<uint8_t, 32> SimPlatform::mrsigner() const { return state_->mrsigner; }
-const crypto::PublicKey& SimPlatform::signer_public_key() const { return state_->signer_pub; }
-const fs::path& SimPlatform::dir() const { return state_->dir; }
+Collateral SimPlatform::collateral() const {
+  return state_->collateral;
+}
+const crypto::Certificate& SimPlatform::root() const {
+  return state_->root;
+}
+std::array<uint8_t, 32> SimPlatform::mrsigner() const {
+  return state_->mrsigner;
+}
+const crypto::PublicKey& SimPlatform::signer_public_key() const {
+  return state_->signer_pub;
+}
+const fs::path& SimPlatform::dir() const {
+  return state_->dir;
+}
 
 SimVerifier::SimVerifier(crypto::Certificate root) {
   has_root_ = root.raw() != nullptr;

@@ -2,8 +2,8 @@
 
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 
 #include "attestation/dcap/pck.h"
 
@@ -34,7 +34,9 @@ crypto::CertificateSpec intel_spec(const std::string& cn, bool ca) {
 
 }  // namespace
 
-SysTime default_now() { return from_unix_seconds(1735689600); }  // 2025-01-01T00:00:00Z
+SysTime default_now() {
+  return from_unix_seconds(1735689600);
+}  // 2025-01-01T00:00:00Z
 
 DcapBuilder::DcapBuilder(PlatformSpec p) : platform(p) {
   using crypto::KeyType;
@@ -43,8 +45,8 @@ DcapBuilder::DcapBuilder(PlatformSpec p) : platform(p) {
   pck_key = must(crypto::PrivateKey::generate(KeyType::kEcP256), "PCK key");
   tcb_key = must(crypto::PrivateKey::generate(KeyType::kEcP256), "TCB key");
   attestation_key = must(crypto::PrivateKey::generate(KeyType::kEcP256), "attestation key");
-  root = must(crypto::issue_certificate(intel_spec("Intel SGX Root CA", true), root_key.public_key(),
-                                        root_key, nullptr),
+  root = must(crypto::issue_certificate(intel_spec("Intel SGX Root CA", true),
+                                        root_key.public_key(), root_key, nullptr),
               "root");
   pck_ca = must(crypto::issue_certificate(intel_spec("Intel SGX PCK Platform CA", true),
                                           pck_ca_key.public_key(), root_key, &root),
@@ -64,16 +66,22 @@ void DcapBuilder::reissue_pck(const PlatformSpec& p, SysTime not_before, SysTime
   pck = must(crypto::issue_certificate(s, pck_key.public_key(), pck_ca_key, &pck_ca), "PCK");
 }
 
-std::string DcapBuilder::pck_chain_pem() const { return pck.pem() + pck_ca.pem() + root.pem(); }
-std::string DcapBuilder::signing_chain_pem() const { return tcb_signing.pem() + root.pem(); }
+std::string DcapBuilder::pck_chain_pem() const {
+  return pck.pem() + pck_ca.pem() + root.pem();
+}
+std::string DcapBuilder::signing_chain_pem() const {
+  return tcb_signing.pem() + root.pem();
+}
 
 Bytes DcapBuilder::pck_crl(const std::vector<Bytes>& revoked, SysTime this_update,
                            SysTime next_update) const {
-  return must(crypto::issue_crl(pck_ca, pck_ca_key, revoked, this_update, next_update), "PCK CRL").der();
+  return must(crypto::issue_crl(pck_ca, pck_ca_key, revoked, this_update, next_update), "PCK CRL")
+      .der();
 }
 Bytes DcapBuilder::root_crl(const std::vector<Bytes>& revoked, SysTime this_update,
                             SysTime next_update) const {
-  return must(crypto::issue_crl(root, root_key, revoked, this_update, next_update), "root CRL").der();
+  return must(crypto::issue_crl(root, root_key, revoked, this_update, next_update), "root CRL")
+      .der();
 }
 
 TcbInfoSpec DcapBuilder::default_tcb_info(bool tdx) const {
@@ -121,7 +129,8 @@ attestation::Collateral DcapBuilder::collateral(bool tdx) const {
   return collateral(default_tcb_info(tdx), default_qe_identity(tdx));
 }
 
-attestation::Collateral DcapBuilder::collateral(const TcbInfoSpec& tcb, const QeIdentitySpec& qe) const {
+attestation::Collateral DcapBuilder::collateral(const TcbInfoSpec& tcb,
+                                                const QeIdentitySpec& qe) const {
   attestation::Collateral c;
   c["tcb_info"] = to_bytes(sign_body("tcbInfo", tcb_info_json(tcb)));
   c["tcb_info_chain"] = to_bytes(signing_chain_pem());

@@ -1,16 +1,16 @@
 // The sim TEE end to end: a platform made by SimPlatform::create, quotes from it, and the DCAP
 // verifier pinned to its root. Every accept has reject twins: another platform's quote or
 // collateral, tampered bytes, the wrong evidence tag, an unset root, Intel's root.
-#include <sys/stat.h>
+#include "attestation/sim/sim.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <fstream>
 #include <string>
 
 #include "attestation/dcap/verifier.h"
-#include "attestation/sim/sim.h"
 #include "base/encoding.h"
 #include "crypto/hash.h"
 #include "storage/temp_dir.h"
@@ -20,7 +20,9 @@ namespace {
 
 using storage::testing::TempDir;
 
-SysTime test_now() { return from_unix_seconds(1767225600); }  // 2026-01-01T00:00:00Z
+SysTime test_now() {
+  return from_unix_seconds(1767225600);
+}  // 2026-01-01T00:00:00Z
 
 VerifyOptions at(SysTime t) {
   VerifyOptions o;
@@ -28,7 +30,9 @@ VerifyOptions at(SysTime t) {
   return o;
 }
 
-std::string reason(const VerifyResult& r) { return r.ok() ? "accepted" : r.rejection().reason; }
+std::string reason(const VerifyResult& r) {
+  return r.ok() ? "accepted" : r.rejection().reason;
+}
 std::string describe(const VerifyResult& r) {
   return r.ok() ? "accepted" : r.rejection().reason + ": " + r.rejection().message;
 }
@@ -131,8 +135,8 @@ TEST_F(SimTest, DirectoryContentsAndPermissions) {
   std::string text((std::istreambuf_iterator<char>(readme)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("SIMULATION"), std::string::npos);
   EXPECT_NE(text.find("NEVER TRUST"), std::string::npos);
-  for (const char* key : {"root.key", "pck_ca.key", "pck.key", "tcb_signing.key",
-                          "attestation.key", "signer.key"}) {
+  for (const char* key :
+       {"root.key", "pck_ca.key", "pck.key", "tcb_signing.key", "attestation.key", "signer.key"}) {
     struct stat st {};
     ASSERT_EQ(::stat((d / key).c_str(), &st), 0) << key;
     EXPECT_EQ(st.st_mode & 0777, 0600u) << key;
@@ -192,16 +196,17 @@ TEST_F(SimTest, ExpiredCollateralIsRejected) {
   EXPECT_FALSE(v.verify(evidence(quote(input_)), platform_->collateral(),
                         at(test_now() + std::chrono::hours(24 * 365 * 11)))
                    .ok());
-  EXPECT_FALSE(
-      v.verify(evidence(quote(input_)), platform_->collateral(), at(test_now() - std::chrono::hours(2)))
-          .ok());
+  EXPECT_FALSE(v.verify(evidence(quote(input_)), platform_->collateral(),
+                        at(test_now() - std::chrono::hours(2)))
+                   .ok());
 }
 
 TEST_F(SimTest, TrustIsExplicit) {
   // Evidence tagged as real SGX is not sim evidence.
   SimVerifier v(platform_->root());
   Evidence sgx{TeeType::kSgx, quote(input_)};
-  EXPECT_EQ(reason(v.verify(sgx, platform_->collateral(), at(test_now()))), "sim.evidence.wrong_tee");
+  EXPECT_EQ(reason(v.verify(sgx, platform_->collateral(), at(test_now()))),
+            "sim.evidence.wrong_tee");
   // No root configured: nothing verifies.
   SimVerifier unset{crypto::Certificate()};
   EXPECT_EQ(reason(unset.verify(evidence(quote(input_)), platform_->collateral(), at(test_now()))),
