@@ -6,8 +6,10 @@
 // Serves sys/leases/*, sys/renew, sys/revoke. docs/leases.md has the storage layout.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/clock.h"
@@ -27,6 +29,15 @@ struct LeaseEntry {
   int64_t max_expire_time = 0;  // issue + max TTL
   int64_t last_renewal_time = 0;
   bool renewable = true;
+};
+
+// How failed revocations are retried: exponential backoff from `initial_backoff`, capped at
+// `max_backoff`; after `max_attempts` failures the lease is marked irrevocable (shown by lookup)
+// and still retried every `max_backoff`, so a lease is never dropped silently.
+struct LeaseRetryPolicy {
+  std::chrono::milliseconds initial_backoff{5000};
+  std::chrono::milliseconds max_backoff{15 * 60 * 1000};
+  int64_t max_attempts = 6;
 };
 
 class LeaseManager {
@@ -57,6 +68,22 @@ class LeaseManager {
   Status revoke_token_leases(const std::string& token_hash);
   // Revokes every lease of a mount (unmount calls it).
   Status revoke_prefix(const std::string& prefix, bool force);
+
+  // Added with the lease manager (docs/leases.md).
+  // Before start(): how failed revocations are retried.
+  void set_retry_policy(const LeaseRetryPolicy& policy);
+  // Whether the background load of the time index finished within `timeout`.
+  bool wait_loaded(std::chrono::milliseconds timeout);
+  // One scheduler pass on the caller's thread (tests with a FakeClock): revokes up to one batch
+  // of due leases; returns how many were due. Loads the index first when start() was not called.
+  size_t process_due();
+  Result<std::optional<LeaseEntry>> lookup(const std::string& lease_id);
+  // Renews at the source (Engine::renew_secret), then extends the lease; capped by max TTL.
+  Result<Response> renew(const std::string& lease_id, int64_t increment);
+  // sync: revoke now (errors returned, the lease retried later); else mark due and return.
+  Status revoke(const std::string& lease_id, bool sync);
+  // Removes index entries of missing leases and re-indexes leases missing from the time index.
+  Status tidy();
 
  private:
   struct Impl;
