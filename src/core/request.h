@@ -76,6 +76,9 @@ struct Response {
   std::vector<std::string> warnings;
   // Some sys/ endpoints answer with a bare JSON document, not the envelope.
   std::optional<boost::json::value> raw;
+  // A non-JSON body written as is (PKI's DER/PEM certificates and CRLs), with its Content-Type.
+  std::optional<std::string> raw_body;
+  std::string raw_content_type;
 
   static Response with_data(boost::json::object d) {
     Response r;

@@ -236,6 +236,15 @@ net::HttpResponse Api::handle_vault(net::HttpRequest& http, std::string_view raw
     if (m == "HEAD") resp.body.clear();
     return resp;
   }
+  if (r.raw_body) {
+    net::HttpResponse resp;
+    resp.status = r.status ? r.status : 200;
+    resp.headers.push_back({"Content-Type", r.raw_content_type.empty()
+                                               ? std::string("application/octet-stream")
+                                               : r.raw_content_type});
+    if (m != "HEAD") resp.body = std::move(*r.raw_body);
+    return resp;
+  }
   if (!r.data && !r.auth && r.lease_id.empty() && r.warnings.empty()) {
     net::HttpResponse resp;
     resp.status = r.status ? r.status : 204;
