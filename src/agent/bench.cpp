@@ -1,0 +1,125 @@
+#include "agent/bench.h"
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace custos::agent {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct ClientStats {
+  std::vector<double> latencies_ms;
+  uint64_t failed = 0;
+  std::string first_error;
+};
+
+double percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  size_t idx = static_cast<size_t>(p * static_cast<double>(sorted.size() - 1) + 0.5);
+  return sorted[std::min(idx, sorted.size() - 1)];
+}
+
+}  // namespace
+
+Result<ReleaseBenchResult> run_release_bench(const ReleaseBenchOptions& o) {
+  if (o.clients < 1 || o.clients > 1024) return invalid_argument("bench: clients must be 1..1024");
+  if (o.duration.count() <= 0) return invalid_argument("bench: duration must be positive");
+  if (o.pool_per_client < 1) return invalid_argument("bench: the key pool needs at least one key");
+  auto producer = make_producer(o.producer);
+  if (!producer.ok()) return producer.status().with_context("bench: evidence producer");
+
+  // One release first, outside the clock: a wrong key id, policy or address fails here with the
+  // broker's reason instead of as N x duration failures.
+  {
+    FetchOptions f = o.fetch;
+    f.producer = producer->get();
+    auto probe = fetch_key(f);
+    if (!probe.ok()) return probe.status().with_context("bench: first release");
+  }
+
+  const auto clients = static_cast<size_t>(o.clients);
+  std::vector<std::vector<crypto::PrivateKey>> pools(clients);
+  {
+    std::vector<std::thread> gen;
+    std::mutex mu;
+    Status gen_status;
+    for (size_t c = 0; c < clients; ++c) {
+      gen.emplace_back([&, c] {
+        for (size_t i = 0; i < o.pool_per_client; ++i) {
+          auto k = generate_ephemeral_key(o.fetch.key_type);
+          if (!k.ok()) {
+            std::lock_guard<std::mutex> lock(mu);
+            gen_status = k.status();
+            return;
+          }
+          pools[c].push_back(std::move(*k));
+        }
+      });
+    }
+    for (auto& t : gen) t.join();
+    if (!gen_status.ok()) return gen_status.with_context("bench: generating the key pool");
+  }
+
+  std::vector<ClientStats> stats(clients);
+  std::atomic<bool> go{false};
+  const Clock::time_point start_hint = Clock::now();
+  Clock::time_point start = start_hint;
+  std::vector<std::thread> threads;
+  for (size_t c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      net::ClientOptions co;
+      co.ca_file = o.fetch.ca_file;
+      co.insecure_skip_verify = o.fetch.insecure_skip_verify;
+      net::HttpClient http(co);
+      FetchOptions f = o.fetch;
+      f.producer = producer->get();
+      f.http = &http;
+      ClientStats& s = stats[c];
+      s.latencies_ms.reserve(4096);
+      while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+      const Clock::time_point end = start + o.duration;
+      size_t next = 0;
+      while (true) {
+        Clock::time_point t0 = Clock::now();
+        if (t0 >= end) break;
+        f.ephemeral = &pools[c][next++ % pools[c].size()];
+        auto r = fetch_key(f);
+        Clock::time_point t1 = Clock::now();
+        if (r.ok()) {
+          s.latencies_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+        } else {
+          ++s.failed;
+          if (s.first_error.empty()) s.first_error = r.status().message();
+        }
+      }
+    });
+  }
+  start = Clock::now();
+  go.store(true, std::memory_order_release);
+  for (auto& t : threads) t.join();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+
+  ReleaseBenchResult out;
+  std::vector<double> all;
+  for (auto& s : stats) {
+    all.insert(all.end(), s.latencies_ms.begin(), s.latencies_ms.end());
+    out.failed += s.failed;
+    if (out.first_error.empty()) out.first_error = s.first_error;
+  }
+  std::sort(all.begin(), all.end());
+  out.released = all.size();
+  out.seconds = seconds;
+  out.releases_per_second = seconds > 0 ? static_cast<double>(all.size()) / seconds : 0;
+  out.p50_ms = percentile(all, 0.50);
+  out.p90_ms = percentile(all, 0.90);
+  out.p99_ms = percentile(all, 0.99);
+  out.max_ms = all.empty() ? 0 : all.back();
+  out.distinct_keys = clients * o.pool_per_client;
+  return out;
+}
+
+}  // namespace custos::agent
