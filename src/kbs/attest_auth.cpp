@@ -1,5 +1,7 @@
 #include "kbs/attest_auth.h"
 
+#include <exception>
+
 #include <boost/json.hpp>
 
 #include "attestation/service/appraisal.h"
@@ -63,6 +65,16 @@ class AttestAuth final : public core::Engine {
   }
 
   Result<core::Response> handle(core::Request& req) override {
+    // Stored roles are our own JSON, but a corrupted one must not throw into Core.
+    try {
+      return handle_unguarded(req);
+    } catch (const std::exception&) {
+      return internal_error("internal error in the attest auth method");
+    }
+  }
+
+ private:
+  Result<core::Response> handle_unguarded(core::Request& req) {
     const std::string& p = req.rel_path;
     if (p == "nonce") return nonce();
     if (p == "login") return login(req);
@@ -77,7 +89,6 @@ class AttestAuth final : public core::Engine {
     return not_found("no handler for route \"" + req.path + "\"");
   }
 
- private:
   Result<core::Response> nonce() {
     ASSIGN_OR_RETURN(IssuedNonce n, broker_.nonces().issue(target_));
     return core::Response::with_data(

@@ -1,5 +1,7 @@
 #include "kbs/routes.h"
 
+#include <exception>
+
 #include <boost/json.hpp>
 
 #include "base/encoding.h"
@@ -240,6 +242,9 @@ std::string join3(const std::vector<std::string>& seg, size_t from) {
 
 }  // namespace
 
+WireResponse handle_v1_unguarded(Broker& broker, const WireRequest& req);
+WireResponse handle_v0_unguarded(Broker& broker, const WireRequest& req);
+
 std::string_view WireRequest::header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
     if (iequals(k, name)) return v;
@@ -266,7 +271,28 @@ int status_for(const Status& st) {
   return 500;
 }
 
+namespace {
+// Stored records are our own JSON, but a corrupted one must not throw out of a handler.
+template <typename Fn>
+WireResponse guarded(Fn fn, bool v0) {
+  try {
+    return fn();
+  } catch (const std::exception&) {
+    Status st = internal_error("internal error while handling the key broker request");
+    return v0 ? v0_error(st) : v1_error(st);
+  }
+}
+}  // namespace
+
 WireResponse handle_v1(Broker& broker, const WireRequest& req) {
+  return guarded([&] { return handle_v1_unguarded(broker, req); }, false);
+}
+
+WireResponse handle_v0(Broker& broker, const WireRequest& req) {
+  return guarded([&] { return handle_v0_unguarded(broker, req); }, true);
+}
+
+WireResponse handle_v1_unguarded(Broker& broker, const WireRequest& req) {
   constexpr std::string_view kPrefix = "/kbs/v1/";
   if (req.path.rfind(kPrefix, 0) != 0) return v1_error(not_found("no such route"));
   std::vector<std::string> seg = split(std::string_view(req.path).substr(kPrefix.size()));
@@ -276,7 +302,7 @@ WireResponse handle_v1(Broker& broker, const WireRequest& req) {
   return v1_error(not_found("no such route"));
 }
 
-WireResponse handle_v0(Broker& broker, const WireRequest& req) {
+WireResponse handle_v0_unguarded(Broker& broker, const WireRequest& req) {
   constexpr std::string_view kPrefix = "/kbs/v0/";
   if (req.path.rfind(kPrefix, 0) != 0) return v0_error(not_found("no such route"));
   std::vector<std::string> seg = split(std::string_view(req.path).substr(kPrefix.size()));
