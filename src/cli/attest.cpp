@@ -15,6 +15,7 @@
 #include "attestation/service/service.h"
 #include "attestation/sim/sim.h"
 #include "base/encoding.h"
+#include "cli/agent.h"
 #include "crypto/hash.h"
 
 namespace custos::cli {
@@ -259,6 +260,9 @@ void register_attest_commands(CLI::App& app, Globals& g) {
   auto* list = coll->add_subcommand("list", "List cached collateral");
   list->add_option("--cache-dir", *cache_dir, "Cache directory");
   list->callback([&g, cache_dir]() { g.exit_code = run_list(g, *cache_dir); });
+
+  // `custos attest sim init DIR`: the platform `attest verify --type sim --sim-dir DIR` trusts.
+  add_sim_init_command(attest, g);
 }
 
 }  // namespace custos::cli

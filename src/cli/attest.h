@@ -4,6 +4,7 @@
 //     exit 0 genuine (and passes --policy), 1 rejected, 2 usage error
 //   custos attest collateral import DIR|BUNDLE [--cache-dir DIR]
 //   custos attest collateral list [--cache-dir DIR]
+//   custos attest sim init DIR          (cli/agent.h: a simulated platform for --type sim)
 // Contract and output fields: docs/attestation.md ("CLI").
 #pragma once
 

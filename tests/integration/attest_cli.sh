@@ -120,4 +120,26 @@ run 1 --type sgx --evidence "$SGX/sgx_quote" --cache-dir "$WORK/empty-cache" --a
 has 'collateral.missing'
 pass "collateral cache: import, verify from cache, stale and missing refused"
 
+# The sim TEE end to end, when this binary has the workload commands: refused without a policy
+# allowing sim, accepted with one, and never accepted as real SGX.
+if "$CUSTOS" attest sim init "$WORK/sim" > /dev/null 2>&1 &&
+   "$CUSTOS" agent evidence --tee sim --sim-dir "$WORK/sim" --report-data 1234 \
+     --raw-out "$WORK/sim.quote" --out "$WORK/sim.json" > /dev/null 2>&1; then
+  run 1 --type sim --evidence "$WORK/sim.quote" --sim-dir "$WORK/sim" -format=json
+  has 'policy.sim_not_allowed'
+  echo '{"tee":["sim"],"report_data":"1234"}' > "$WORK/sim-policy.json"
+  run 0 --type sim --evidence "$WORK/sim.quote" --sim-dir "$WORK/sim" --policy "$WORK/sim-policy.json" -format=json
+  has '"tee":"sim"'
+  run 1 --type sim --evidence "$WORK/sim.quote" --sim-dir "$WORK/sim" --policy "$WORK/sim-policy.json" --nonce 1235
+  cat "$WORK/sim/tcb_signing.pem" "$WORK/sim/root.pem" > "$WORK/sim-chain.pem"
+  run 1 --type sgx --evidence "$WORK/sim.quote" --tcb-info "$WORK/sim/tcb_info.json" \
+    --tcb-info-chain "$WORK/sim-chain.pem" --qe-identity "$WORK/sim/qe_identity.json" \
+    --qe-identity-chain "$WORK/sim-chain.pem" --pck-crl "$WORK/sim/pck_crl.der" \
+    --root-crl "$WORK/sim/root_crl.der" -format=json
+  has 'untrusted'
+  pass "sim: refused unless allowed, accepted with a sim policy, never as sgx"
+else
+  echo "skip - sim (no 'attest sim init' / 'agent evidence' in this binary)"
+fi
+
 finish

@@ -102,7 +102,11 @@ const Verifier* Registry::find(TeeType tee) const {
 
 std::vector<std::string> VerifyOutcome::reasons() const {
   std::vector<std::string> out;
-  if (rejection) out.push_back(rejection->reason + ": " + rejection->message);
+  if (rejection) {
+    // Verifier messages often start with their reason code already.
+    bool prefixed = rejection->message.rfind(rejection->reason, 0) == 0;
+    out.push_back(prefixed ? rejection->message : rejection->reason + ": " + rejection->message);
+  }
   if (appraisal) {
     for (auto& r : appraisal->reasons()) out.push_back(std::move(r));
   }

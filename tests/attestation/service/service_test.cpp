@@ -6,7 +6,10 @@
 #include <fstream>
 #include <iterator>
 
+#include <unistd.h>
+
 #include "attestation/service/service.h"
+#include "attestation/sim/sim.h"
 #include "base/encoding.h"
 
 namespace custos::attestation {
@@ -185,6 +188,57 @@ TEST(Service, DecodeBinaryDetectsEncodings) {
   EXPECT_FALSE(decode_binary(as_bytes("not ~ anything")).ok());
   EXPECT_FALSE(decode_binary(Bytes{}).ok());
   EXPECT_EQ(collateral_item_name("--tcb-info-chain"), "tcb_info_chain");
+}
+
+}  // namespace
+}  // namespace custos::attestation
+
+namespace custos::attestation {
+namespace {
+
+TEST(Service, SimPlatformEndToEnd) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("custos-attsvc-sim-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  SysTime now = SystemClock::instance().now();
+  auto platform = sim::SimPlatform::create(dir, now);
+  ASSERT_TRUE(platform.ok()) << platform.status().to_string();
+  sim::SimQuoteInput in;
+  in.mrenclave.fill(0x11);
+  in.report_data[0] = 0x12;
+  auto quote = platform->quote(in);
+  ASSERT_TRUE(quote.ok());
+
+  ServiceConfig config;
+  config.sim_root = platform->root();
+  auto svc = Service::create(config);
+  ASSERT_TRUE(svc.ok());
+  VerifyRequest r;
+  r.evidence = Evidence{TeeType::kSim, *quote};
+  r.collateral = platform->collateral();
+  EXPECT_EQ((*svc)->verify(r).rejection->reason, "policy.sim_not_allowed");
+
+  r.policy = *parse_policy(R"({"tee":["sim"],"report_data":"12","sgx":{"mrenclave":")" +
+                           std::string(64, '1') + R"("}})");
+  VerifyOutcome ok = (*svc)->verify(r);
+  ASSERT_TRUE(ok.verified) << ok.rejection->reason << ": " << ok.rejection->message;
+  EXPECT_TRUE(ok.passed()) << ok.reasons().at(0);
+  EXPECT_EQ(ok.claims->tee, TeeType::kSim);
+  EXPECT_FALSE(ok.token.empty());
+
+  // Debug sim enclaves are refused like any other.
+  in.debug = true;
+  r.evidence.data = *platform->quote(in);
+  VerifyOutcome dbg = (*svc)->verify(r);
+  ASSERT_TRUE(dbg.verified);
+  EXPECT_EQ(dbg.appraisal->denials.at(0).claim, "debug");
+
+  // The same quote presented as real SGX chains to the sim root, not Intel's.
+  r.evidence.tee = TeeType::kSgx;
+  r.policy.reset();
+  VerifyOutcome as_sgx = (*svc)->verify(r);
+  EXPECT_FALSE(as_sgx.verified);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
