@@ -123,7 +123,7 @@ pass "collateral cache: import, verify from cache, stale and missing refused"
 # The sim TEE end to end, when this binary has the workload commands: refused without a policy
 # allowing sim, accepted with one, and never accepted as real SGX.
 if "$CUSTOS" attest sim init "$WORK/sim" > /dev/null 2>&1 &&
-   "$CUSTOS" agent evidence --tee sim --sim-dir "$WORK/sim" --report-data 1234 \
+   "$CUSTOS" agent evidence --tee sim --sim-dir "$WORK/sim" --program "$CUSTOS" --report-data 1234 \
      --raw-out "$WORK/sim.quote" --out "$WORK/sim.json" > /dev/null 2>&1; then
   run 1 --type sim --evidence "$WORK/sim.quote" --sim-dir "$WORK/sim" -format=json
   has 'policy.sim_not_allowed'
