@@ -10,6 +10,7 @@
 #include "attestation/dcap/pck.h"
 #include "attestation/dcap/quote.h"
 #include "base/encoding.h"
+#include "crypto/hash.h"
 #include "crypto/x509.h"
 
 namespace custos::attestation {
@@ -94,11 +95,15 @@ struct QuoteNeeds {
   std::string ca;
 };
 
-Result<QuoteNeeds> needs_of(ByteSpan quote_bytes, const Collateral& collateral) {
-  ASSIGN_OR_RETURN(auto quote, dcap::parse_quote(quote_bytes));
-  QuoteNeeds n;
-  n.tdx = quote.is_tdx();
+struct PckChainRef {
+  bool tdx = false;
   std::string_view chain_pem;
+};
+
+Result<PckChainRef> pck_chain_of(const dcap::Quote& quote, const Collateral& collateral) {
+  PckChainRef n;
+  n.tdx = quote.is_tdx();
+  std::string_view& chain_pem = n.chain_pem;
   if (quote.cert_data_type == dcap::CertDataType::kPckChainPem) {
     chain_pem = as_string_view(quote.cert_data);
   } else if (auto it = collateral.find("pck_chain"); it != collateral.end()) {
@@ -106,6 +111,11 @@ Result<QuoteNeeds> needs_of(ByteSpan quote_bytes, const Collateral& collateral) 
   } else {
     return failed_precondition("the quote carries no PCK chain and none was given (pck_chain)");
   }
+  return n;
+}
+
+Result<QuoteNeeds> needs_of(std::string_view chain_pem) {
+  QuoteNeeds n;
   auto chain = crypto::Certificate::chain_from_pem(chain_pem);
   if (!chain.ok() || chain->empty()) return invalid_argument("unreadable PCK certificate chain");
   const auto& leaf = chain->front();
@@ -235,8 +245,26 @@ std::vector<CachedCollateral> CollateralCache::list() const {
   return out;
 }
 
-Status CollateralCache::fill_for_quote(ByteSpan quote, Collateral& collateral, SysTime at) const {
-  ASSIGN_OR_RETURN(QuoteNeeds needs, needs_of(quote, collateral));
+Status CollateralCache::fill_for_quote(ByteSpan quote_bytes, Collateral& collateral,
+                                       SysTime at) const {
+  ASSIGN_OR_RETURN(auto quote, dcap::parse_quote(quote_bytes));
+  ASSIGN_OR_RETURN(PckChainRef ref, pck_chain_of(quote, collateral));
+  Bytes digest = crypto::sha256(as_bytes(ref.chain_pem));
+  QuoteNeeds needs;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = pck_memo_.find(digest); it != pck_memo_.end()) {
+      needs.fmspc = it->second.first;
+      needs.ca = it->second.second;
+    }
+  }
+  if (needs.fmspc.empty()) {
+    ASSIGN_OR_RETURN(needs, needs_of(ref.chain_pem));
+    std::lock_guard<std::mutex> lock(mu_);
+    if (pck_memo_.size() >= 4096) pck_memo_.clear();  // bounded; refilled on demand
+    pck_memo_[digest] = {needs.fmspc, needs.ca};
+  }
+  needs.tdx = ref.tdx;
   auto need = [&](const std::string& item, const std::optional<CachedCollateral>& cached,
                   const std::string& what, const char* chain_item) -> Status {
     if (collateral.count(item)) return ok_status();

@@ -69,6 +69,8 @@ class CollateralCache {
 
   mutable std::mutex mu_;
   std::map<std::pair<std::string, std::string>, CachedCollateral> items_;
+  // PCK chain digest -> "fmspc/ca" (parsing the chain's certificates dominates a warm lookup).
+  mutable std::map<Bytes, std::pair<std::string, std::string>> pck_memo_;
 };
 
 }  // namespace custos::attestation
