@@ -39,7 +39,9 @@ Bytes read_vector(const std::string& rel) {
   return Bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-SysTime at(const char* s) { return *parse_rfc3339(s); }
+SysTime at(const char* s) {
+  return *parse_rfc3339(s);
+}
 
 struct SgxFixture {
   Bytes quote = read_vector("sgx-dcapqvl-v3-sample/sgx_quote");
@@ -147,8 +149,9 @@ BENCHMARK(BM_SgxColdBundleParse)->Unit(benchmark::kMicrosecond);
 
 struct SnpFixture {
   Bytes report = read_vector("snp-trustee-milan-vcek/test-report.bin");
-  Collateral collateral = {{"vcek", read_vector("snp-trustee-milan-vcek/test-vcek.der")},
-                           {"ask_ark", read_vector("snp-trustee-milan-vcek/milan_ask_ark_asvk.pem")}};
+  Collateral collateral = {
+      {"vcek", read_vector("snp-trustee-milan-vcek/test-vcek.der")},
+      {"ask_ark", read_vector("snp-trustee-milan-vcek/milan_ask_ark_asvk.pem")}};
   VerifyOptions options{at("2025-01-01T00:00:00Z")};
 };
 
@@ -197,8 +200,8 @@ class Recorder : public benchmark::ConsoleReporter {
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const auto& r : runs) {
       if (r.run_type == Run::RT_Iteration && !r.error_occurred) {
-        ns_[r.run_name.function_name] = r.GetAdjustedCPUTime() *
-                                        (r.time_unit == benchmark::kMicrosecond ? 1e3 : 1.0);
+        ns_[r.run_name.function_name] =
+            r.GetAdjustedCPUTime() * (r.time_unit == benchmark::kMicrosecond ? 1e3 : 1.0);
       }
     }
     ConsoleReporter::ReportRuns(runs);

@@ -1,13 +1,12 @@
 // Fuzzes the appraisal policy parser (our JSON form and Intel SecL's flat and nested forms) and
 // appraises fixed claims with whatever parses; a parsed policy must also survive a round trip
 // through its native JSON form.
+#include <boost/json/serialize.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <string_view>
-
-#include <boost/json/serialize.hpp>
 
 #include "attestation/service/appraisal.h"
 
@@ -18,7 +17,8 @@ using namespace custos::attestation;
 const Claims& claims_for(TeeType tee) {
   static const Claims* all = [] {
     auto* c = new Claims[5];
-    const TeeType tees[] = {TeeType::kSgx, TeeType::kTdx, TeeType::kSnp, TeeType::kTpm, TeeType::kSim};
+    const TeeType tees[] = {TeeType::kSgx, TeeType::kTdx, TeeType::kSnp, TeeType::kTpm,
+                            TeeType::kSim};
     for (int i = 0; i < 5; ++i) {
       c[i].tee = tees[i];
       c[i].report_data = custos::Bytes(64, 1);

@@ -1,5 +1,6 @@
 #include "cli/attest.h"
 
+#include <boost/json/serialize.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -9,8 +10,6 @@
 #include <memory>
 #include <string>
 #include <system_error>
-
-#include <boost/json/serialize.hpp>
 
 #include "attestation/service/service.h"
 #include "attestation/sim/sim.h"
@@ -31,10 +30,10 @@ constexpr int kUsage = 2;
 
 // Collateral flags, by their CLI spelling; the item name is the flag with '_' for '-'.
 constexpr const char* kCollateralFlags[] = {
-    "collateral",  "tcb-info", "tcb-info-chain", "qe-identity", "qe-identity-chain",
-    "pck-crl",     "pck-crl-chain", "root-crl",  "root-ca",     "pck-chain",
-    "vcek",        "vlek",     "ask-ark",        "ak-pub",      "ak-cert",
-    "ak-ca",       "pcrs",     "signature"};
+    "collateral", "tcb-info",      "tcb-info-chain", "qe-identity", "qe-identity-chain",
+    "pck-crl",    "pck-crl-chain", "root-crl",       "root-ca",     "pck-chain",
+    "vcek",       "vlek",          "ask-ark",        "ak-pub",      "ak-cert",
+    "ak-ca",      "pcrs",          "signature"};
 
 struct VerifyArgs {
   std::string type;
@@ -76,7 +75,8 @@ void print_outcome(const Globals& g, const attestation::VerifyOutcome& out) {
   if (out.claims) {
     const auto& c = *out.claims;
     std::printf("TEE           %s\n", std::string(attestation::tee_name(c.tee)).c_str());
-    std::printf("TCB status    %s\n", std::string(attestation::tcb_status_name(c.tcb_status)).c_str());
+    std::printf("TCB status    %s\n",
+                std::string(attestation::tcb_status_name(c.tcb_status)).c_str());
     std::string adv;
     for (const auto& a : c.advisory_ids) adv += (adv.empty() ? "" : ", ") + a;
     std::printf("Advisory IDs  %s\n", adv.empty() ? "-" : adv.c_str());
@@ -183,7 +183,8 @@ int run_import(const std::string& source, const std::string& cache_dir_flag) {
   fs::create_directories(cache_dir, ec);
   if (ec) return usage("cannot create " + cache_dir + ": " + ec.message());
   // Stored under a content-derived name so re-importing the same collateral is idempotent.
-  std::string id = hex_encode(crypto::sha256(as_bytes(fs::absolute(source).string()))).substr(0, 16);
+  std::string id =
+      hex_encode(crypto::sha256(as_bytes(fs::absolute(source).string()))).substr(0, 16);
   fs::path dest = fs::path(cache_dir) / (fs::path(source).filename().string() + "-" + id);
   if (fs::is_directory(source, ec)) {
     fs::remove_all(dest, ec);
@@ -217,9 +218,10 @@ int run_list(const Globals& g, const std::string& cache_dir_flag) {
   } else {
     for (const auto& v : items) {
       const auto& o = v.as_object();
-      std::printf("%-12s %-20s next update %s\n", std::string(o.at("kind").as_string()).c_str(),
-                  std::string(o.at("key").as_string()).c_str(),
-                  o.contains("next_update") ? std::string(o.at("next_update").as_string()).c_str() : "-");
+      std::printf(
+          "%-12s %-20s next update %s\n", std::string(o.at("kind").as_string()).c_str(),
+          std::string(o.at("key").as_string()).c_str(),
+          o.contains("next_update") ? std::string(o.at("next_update").as_string()).c_str() : "-");
     }
   }
   return kAccepted;
@@ -237,32 +239,40 @@ void register_attest_commands(CLI::App& app, Globals& g) {
   verify->add_option("--type", args->type, "sgx, tdx, snp, tpm or sim")
       ->required()
       ->check(CLI::IsMember({"sgx", "tdx", "snp", "tpm", "sim"}));
-  verify->add_option("--evidence", args->evidence, "Quote/report/TPMS_ATTEST (binary, PEM, hex, base64)")
+  verify
+      ->add_option("--evidence", args->evidence,
+                   "Quote/report/TPMS_ATTEST (binary, PEM, hex, base64)")
       ->required();
   verify->add_option("--at", args->at, "Verification time, RFC 3339 (default: now)");
   for (const char* flag : kCollateralFlags) {
-    verify->add_option(std::string("--") + flag, args->files[flag], std::string("Collateral: ") + flag);
+    verify->add_option(std::string("--") + flag, args->files[flag],
+                       std::string("Collateral: ") + flag);
   }
-  verify->add_option("--nonce", args->nonce, "TPM: expected extraData; others: report data prefix (hex)");
+  verify->add_option("--nonce", args->nonce,
+                     "TPM: expected extraData; others: report data prefix (hex)");
   verify->add_option("--policy", args->policy, "Appraisal policy (JSON; ours or Intel SecL's)");
-  verify->add_option("--sim-dir", args->sim_dir, "sim: the sim platform directory whose root to trust");
-  verify->add_option("--cache-dir", args->cache_dir, "Collateral cache (default $CUSTOS_COLLATERAL_DIR or ~/.custos/collateral)");
+  verify->add_option("--sim-dir", args->sim_dir,
+                     "sim: the sim platform directory whose root to trust");
+  verify->add_option("--cache-dir", args->cache_dir,
+                     "Collateral cache (default $CUSTOS_COLLATERAL_DIR or ~/.custos/collateral)");
   verify->callback([&g, args]() { g.exit_code = run_verify(g, *args); });
 
   auto* coll = attest->add_subcommand("collateral", "The local collateral cache (PCCS role)");
   coll->require_subcommand(1);
   auto source = std::make_shared<std::string>();
   auto cache_dir = std::make_shared<std::string>();
-  auto* import = coll->add_subcommand("import", "Import a dcap-qvl bundle or a directory of collateral files");
+  auto* import =
+      coll->add_subcommand("import", "Import a dcap-qvl bundle or a directory of collateral files");
   import->add_option("source", *source, "DIR or BUNDLE.json")->required();
   import->add_option("--cache-dir", *cache_dir, "Cache directory");
-  import->callback([&g, source, cache_dir]() { g.exit_code = run_import(*source, *cache_dir); });
-  auto* list = coll->add_subcommand("list", "List cached collateral");
-  list->add_option("--cache-dir", *cache_dir, "Cache directory");
-  list->callback([&g, cache_dir]() { g.exit_code = run_list(g, *cache_dir); });
+  import->callback([&g, source, cache_dir]() { g.exit_code = run_import(*source, *cache_dir);
+});
+auto* list = coll->add_subcommand("list", "List cached collateral");
+list->add_option("--cache-dir", *cache_dir, "Cache directory");
+list->callback([&g, cache_dir]() { g.exit_code = run_list(g, *cache_dir); });
 
-  // `custos attest sim init DIR`: the platform `attest verify --type sim --sim-dir DIR` trusts.
-  add_sim_init_command(attest, g);
-}
+// `custos attest sim init DIR`: the platform `attest verify --type sim --sim-dir DIR` trusts.
+add_sim_init_command(attest, g);
+}  // namespace custos::cli
 
 }  // namespace custos::cli

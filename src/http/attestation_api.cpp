@@ -51,7 +51,9 @@ std::string query_param(std::string_view target, std::string_view name) {
   return {};
 }
 
-std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
+std::string_view path_of(std::string_view target) {
+  return target.substr(0, target.find('?'));
+}
 
 // RFC 3986 unreserved characters stay; everything else is %XX (PCS issuer-chain headers).
 std::string percent_encode(ByteSpan data) {
@@ -72,8 +74,8 @@ std::string percent_encode(ByteSpan data) {
 
 // Items whose values are binary (CRLs, certificates, TPM structures): PEM, hex or base64 in JSON.
 bool binary_item(std::string_view name) {
-  for (std::string_view b : {"pck_crl", "root_crl", "root_ca", "vcek", "vlek", "ak_cert", "ak_pub",
-                             "signature"}) {
+  for (std::string_view b :
+       {"pck_crl", "root_crl", "root_ca", "vcek", "vlek", "ak_cert", "ak_pub", "signature"}) {
     if (b == name) return true;
   }
   return false;
@@ -139,7 +141,8 @@ Result<attestation::VerifyRequest> parse_verify_request(const Service& svc, std:
     if (!n->is_string()) return invalid_argument("nonce: expected hex");
     std::string hex(n->as_string());
     auto bytes = hex_decode(hex);
-    if (!bytes.ok() || bytes->size() > 64) return invalid_argument("nonce: expected up to 64 bytes of hex");
+    if (!bytes.ok() || bytes->size() > 64)
+      return invalid_argument("nonce: expected up to 64 bytes of hex");
     if (*t == TeeType::kTpm) {
       req.collateral["nonce"] = to_bytes(hex);
     } else {
@@ -206,7 +209,8 @@ net::HttpResponse handle_sqvs(Service& svc, net::HttpRequest& req) {
   auto quote = base64_decode(strip_whitespace(std::string_view(q->as_string())));
   if (!quote.ok()) return error_response(400, "quote: invalid base64");
   std::optional<Bytes> user_data;
-  if (const json::value* u = v.as_object().if_contains("userData"); u && u->is_string() && !u->as_string().empty()) {
+  if (const json::value* u = v.as_object().if_contains("userData");
+      u && u->is_string() && !u->as_string().empty()) {
     auto ud = base64_decode(std::string_view(u->as_string()));
     if (!ud.ok()) return error_response(400, "userData: invalid base64");
     user_data = std::move(*ud);
@@ -216,16 +220,19 @@ net::HttpResponse handle_sqvs(Service& svc, net::HttpRequest& req) {
   vr.issue_token = false;
   attestation::Policy any_tcb;  // SQVS reports the TCB level; it does not refuse on it
   any_tcb.tcb_statuses = std::vector<attestation::TcbStatus>{
-      attestation::TcbStatus::kUpToDate, attestation::TcbStatus::kSwHardeningNeeded,
+      attestation::TcbStatus::kUpToDate,
+      attestation::TcbStatus::kSwHardeningNeeded,
       attestation::TcbStatus::kConfigurationNeeded,
       attestation::TcbStatus::kConfigurationAndSwHardeningNeeded,
-      attestation::TcbStatus::kOutOfDate, attestation::TcbStatus::kOutOfDateConfigurationNeeded};
+      attestation::TcbStatus::kOutOfDate,
+      attestation::TcbStatus::kOutOfDateConfigurationNeeded};
   any_tcb.allow_debug = true;
   vr.policy = any_tcb;
   attestation::VerifyOutcome out = svc.verify(vr);
   if (!out.verified) {
-    return json_response(400, json::object{{"Message", "SGX_QL_QV_RESULT_UNSPECIFIED"},
-                                           {"Reason", out.rejection->reason + ": " + out.rejection->message}});
+    return json_response(
+        400, json::object{{"Message", "SGX_QL_QV_RESULT_UNSPECIFIED"},
+                          {"Reason", out.rejection->reason + ": " + out.rejection->message}});
   }
   const auto& c = *out.claims;
   json::object r;
@@ -262,12 +269,14 @@ net::HttpResponse collateral_response(const std::optional<attestation::CachedCol
 net::HttpResponse handle_pccs(Service& svc, net::HttpRequest& req, TeeType tee) {
   if (req.method != "GET") return error_response(405, "use GET");
   std::string_view path = path_of(req.target);
-  std::string_view prefix = tee == TeeType::kTdx ? "/tdx/certification/v4/" : "/sgx/certification/v4/";
+  std::string_view prefix =
+      tee == TeeType::kTdx ? "/tdx/certification/v4/" : "/sgx/certification/v4/";
   std::string_view rest = path.substr(prefix.size());
   const auto& cache = svc.cache();
   if (rest == "tcb") {
     std::string fmspc = query_param(req.target, "fmspc");
-    if (fmspc.size() != 12 || !hex_decode(fmspc).ok()) return error_response(400, "fmspc: 12 hex digits");
+    if (fmspc.size() != 12 || !hex_decode(fmspc).ok())
+      return error_response(400, "fmspc: 12 hex digits");
     return collateral_response(cache.tcb_info(tee, fmspc), "TCB-Info-Issuer-Chain",
                                "TCB info for FMSPC " + fmspc);
   }
@@ -277,7 +286,8 @@ net::HttpResponse handle_pccs(Service& svc, net::HttpRequest& req, TeeType tee) 
   }
   if (tee == TeeType::kSgx && rest == "pckcrl") {
     std::string ca = query_param(req.target, "ca");
-    if (ca != "processor" && ca != "platform") return error_response(400, "ca: processor or platform");
+    if (ca != "processor" && ca != "platform")
+      return error_response(400, "ca: processor or platform");
     auto crl = cache.pck_crl(ca);
     if (!crl) return error_response(404, "no cached PCK CRL for the " + ca + " CA");
     net::HttpResponse r;
@@ -318,10 +328,12 @@ net::HttpResponse handle_collateral_list(Service& svc, net::HttpRequest& req) {
 
 void register_attestation_routes(Api& api, attestation::Service& svc) {
   Service* s = &svc;
-  api.add_route("/attestation/v1/verify", [s](net::HttpRequest& r) { return handle_verify(*s, r); });
+  api.add_route("/attestation/v1/verify",
+                [s](net::HttpRequest& r) { return handle_verify(*s, r); });
   api.add_route("/attestation/v1/collateral",
                 [s](net::HttpRequest& r) { return handle_collateral_list(*s, r); });
-  api.add_route("/svs/v1/sgx_qv_verify_quote", [s](net::HttpRequest& r) { return handle_sqvs(*s, r); });
+  api.add_route("/svs/v1/sgx_qv_verify_quote",
+                [s](net::HttpRequest& r) { return handle_sqvs(*s, r); });
   api.add_route("/.well-known/jwks.json", [s](net::HttpRequest& r) {
     if (r.method != "GET") return error_response(405, "use GET");
     return json_response(200, s->signer().jwks());

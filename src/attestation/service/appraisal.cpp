@@ -1,17 +1,16 @@
 #include "attestation/service/appraisal.h"
 
 #include <algorithm>
-#include <cctype>
-#include <functional>
-#include <limits>
-#include <set>
-#include <utility>
-
 #include <boost/json/array.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
 #include <boost/json/value.hpp>
+#include <cctype>
+#include <functional>
+#include <limits>
+#include <set>
+#include <utility>
 
 #include "base/encoding.h"
 
@@ -58,7 +57,8 @@ Result<std::vector<std::string>> hex_list(const json::value& v, std::string_view
   if (!v.is_array()) return bad(path, "expected a hex string or an array of them");
   size_t i = 0;
   for (const auto& e : v.as_array()) {
-    ASSIGN_OR_RETURN(auto h, hex_value(e, std::string(path) + "[" + std::to_string(i++) + "]", want));
+    ASSIGN_OR_RETURN(auto h,
+                     hex_value(e, std::string(path) + "[" + std::to_string(i++) + "]", want));
     out.push_back(std::move(h));
   }
   return out;
@@ -134,8 +134,8 @@ Result<TeeType> tee_value(const json::value& v, std::string_view path) {
   if (!v.is_string()) return bad(path, "expected a TEE name");
   auto t = parse_tee(lower(std::string_view(v.as_string())));
   if (!t.ok()) {
-    return bad(path, "unknown TEE \"" + std::string(v.as_string()) +
-                         "\" (sgx, tdx, snp, tpm, sim)");
+    return bad(path,
+               "unknown TEE \"" + std::string(v.as_string()) + "\" (sgx, tdx, snp, tpm, sim)");
   }
   return *t;
 }
@@ -254,56 +254,56 @@ Status parse_tdx(const json::object& o, std::string_view path, TdxPolicy& p) {
 }
 
 Status parse_snp(const json::object& o, std::string_view path, SnpPolicy& p) {
-  return walk(
-      o, path,
-      {{"measurement", hexes(p.measurement, 48)},
-       {"host_data", hexes(p.host_data, 32)},
-       {"id_key_digest", hexes(p.id_key_digest, 48)},
-       {"min_guest_svn", uint_opt(p.min_guest_svn)},
-       {"max_vmpl", uint_opt(p.max_vmpl)},
-       {"min_tcb", [&p](const json::value& v, const std::string& k) -> Status {
-          ASSIGN_OR_RETURN(const json::object* t, object_value(v, k));
-          SnpTcb tcb;
-          std::optional<uint32_t> bl, tee, snp, mc;
-          RETURN_IF_ERROR(walk(*t, k,
-                               {{"bootloader", uint_opt(bl)},
-                                {"tee", uint_opt(tee)},
-                                {"snp", uint_opt(snp)},
-                                {"microcode", uint_opt(mc)}}));
-          tcb.bootloader = bl.value_or(0);
-          tcb.tee = tee.value_or(0);
-          tcb.snp = snp.value_or(0);
-          tcb.microcode = mc.value_or(0);
-          p.min_tcb = tcb;
-          return ok_status();
-        }}});
+  return walk(o, path,
+              {{"measurement", hexes(p.measurement, 48)},
+               {"host_data", hexes(p.host_data, 32)},
+               {"id_key_digest", hexes(p.id_key_digest, 48)},
+               {"min_guest_svn", uint_opt(p.min_guest_svn)},
+               {"max_vmpl", uint_opt(p.max_vmpl)},
+               {"min_tcb", [&p](const json::value& v, const std::string& k) -> Status {
+                  ASSIGN_OR_RETURN(const json::object* t, object_value(v, k));
+                  SnpTcb tcb;
+                  std::optional<uint32_t> bl, tee, snp, mc;
+                  RETURN_IF_ERROR(walk(*t, k,
+                                       {{"bootloader", uint_opt(bl)},
+                                        {"tee", uint_opt(tee)},
+                                        {"snp", uint_opt(snp)},
+                                        {"microcode", uint_opt(mc)}}));
+                  tcb.bootloader = bl.value_or(0);
+                  tcb.tee = tee.value_or(0);
+                  tcb.snp = snp.value_or(0);
+                  tcb.microcode = mc.value_or(0);
+                  p.min_tcb = tcb;
+                  return ok_status();
+                }}});
 }
 
 Status parse_tpm(const json::object& o, std::string_view path, TpmPolicy& p) {
-  return walk(o, path,
-              {{"pcrs", [&p](const json::value& v, const std::string& k) -> Status {
-                  ASSIGN_OR_RETURN(const json::object* banks, object_value(v, k));
-                  for (const auto& [bank, pcrs] : *banks) {
-                    std::string bank_path = join_path(k, bank);
-                    std::string b(bank);
-                    if (b != "sha1" && b != "sha256" && b != "sha384" && b != "sha512") {
-                      return bad(bank_path, "unknown PCR bank (sha1, sha256, sha384, sha512)");
-                    }
-                    ASSIGN_OR_RETURN(const json::object* idx, object_value(pcrs, bank_path));
-                    for (const auto& [index, values] : *idx) {
-                      std::string ip = join_path(bank_path, index);
-                      std::string is(index);
-                      if (is.empty() || is.size() > 2 ||
-                          !std::all_of(is.begin(), is.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-                        return bad(ip, "expected a PCR index 0..23");
-                      }
-                      int n = std::stoi(is);
-                      if (n > 23) return bad(ip, "expected a PCR index 0..23");
-                      ASSIGN_OR_RETURN(p.pcrs[b][n], hex_list(values, ip, 0));
-                    }
-                  }
-                  return ok_status();
-                }}});
+  return walk(
+      o, path,
+      {{"pcrs", [&p](const json::value& v, const std::string& k) -> Status {
+          ASSIGN_OR_RETURN(const json::object* banks, object_value(v, k));
+          for (const auto& [bank, pcrs] : *banks) {
+            std::string bank_path = join_path(k, bank);
+            std::string b(bank);
+            if (b != "sha1" && b != "sha256" && b != "sha384" && b != "sha512") {
+              return bad(bank_path, "unknown PCR bank (sha1, sha256, sha384, sha512)");
+            }
+            ASSIGN_OR_RETURN(const json::object* idx, object_value(pcrs, bank_path));
+            for (const auto& [index, values] : *idx) {
+              std::string ip = join_path(bank_path, index);
+              std::string is(index);
+              if (is.empty() || is.size() > 2 ||
+                  !std::all_of(is.begin(), is.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+                return bad(ip, "expected a PCR index 0..23");
+              }
+              int n = std::stoi(is);
+              if (n > 23) return bad(ip, "expected a PCR index 0..23");
+              ASSIGN_OR_RETURN(p.pcrs[b][n], hex_list(values, ip, 0));
+            }
+          }
+          return ok_status();
+        }}});
 }
 
 Status parse_native(const json::object& o, Policy& p) {
@@ -313,61 +313,60 @@ Status parse_native(const json::object& o, Policy& p) {
       return fn(*obj, k, target);
     };
   };
-  return walk(
-      o, "",
-      {{"id",
-        [&p](const json::value& v, const std::string& k) -> Status {
-          if (!v.is_string()) return bad(k, "expected a string");
-          p.id = std::string(v.as_string());
-          return ok_status();
-        }},
-       {"tee",
-        [&p](const json::value& v, const std::string& k) -> Status {
-          ASSIGN_OR_RETURN(p.tees, tee_list(v, k));
-          return ok_status();
-        }},
-       {"allow_debug",
-        [&p](const json::value& v, const std::string& k) -> Status {
-          ASSIGN_OR_RETURN(p.allow_debug, bool_value(v, k));
-          return ok_status();
-        }},
-       {"tcb_status",
-        [&p](const json::value& v, const std::string& k) -> Status {
-          ASSIGN_OR_RETURN(auto names, string_list(v, k));
-          std::vector<TcbStatus> statuses;
-          for (const auto& n : names) {
-            auto s = parse_tcb_status(n);
-            if (!s.ok()) return bad(k, "unknown TCB status \"" + n + "\"");
-            statuses.push_back(*s);
-          }
-          p.tcb_statuses = std::move(statuses);
-          return ok_status();
-        }},
-       {"accepted_advisory_ids",
-        [&p](const json::value& v, const std::string& k) -> Status {
-          ASSIGN_OR_RETURN(p.accepted_advisory_ids, string_list(v, k));
-          return ok_status();
-        }},
-       {"rejected_advisory_ids", strings(p.rejected_advisory_ids)},
-       {"max_collateral_age",
-        [&p](const json::value& v, const std::string& k) -> Status {
-          ASSIGN_OR_RETURN(p.max_collateral_age, duration_value(v, k));
-          return ok_status();
-        }},
-       {"report_data",
-        [&p](const json::value& v, const std::string& k) -> Status {
-          ASSIGN_OR_RETURN(std::string h, hex_value(v, k, 0));
-          if (h.size() > 128) return bad(k, "at most 64 bytes");
-          p.report_data = *hex_decode(h);
-          return ok_status();
-        }},
-       {"sgx", sub(parse_sgx, p.sgx)},
-       {"tdx", sub(parse_tdx, p.tdx)},
-       {"snp", sub(parse_snp, p.snp)},
-       {"tpm", sub(parse_tpm, p.tpm)},
-       {"client_permissions_anyof", strings(p.client_permissions_any_of)},
-       {"client_permissions_allof", strings(p.client_permissions_all_of)}},
-      {"description"});
+  return walk(o, "",
+              {{"id",
+                [&p](const json::value& v, const std::string& k) -> Status {
+                  if (!v.is_string()) return bad(k, "expected a string");
+                  p.id = std::string(v.as_string());
+                  return ok_status();
+                }},
+               {"tee",
+                [&p](const json::value& v, const std::string& k) -> Status {
+                  ASSIGN_OR_RETURN(p.tees, tee_list(v, k));
+                  return ok_status();
+                }},
+               {"allow_debug",
+                [&p](const json::value& v, const std::string& k) -> Status {
+                  ASSIGN_OR_RETURN(p.allow_debug, bool_value(v, k));
+                  return ok_status();
+                }},
+               {"tcb_status",
+                [&p](const json::value& v, const std::string& k) -> Status {
+                  ASSIGN_OR_RETURN(auto names, string_list(v, k));
+                  std::vector<TcbStatus> statuses;
+                  for (const auto& n : names) {
+                    auto s = parse_tcb_status(n);
+                    if (!s.ok()) return bad(k, "unknown TCB status \"" + n + "\"");
+                    statuses.push_back(*s);
+                  }
+                  p.tcb_statuses = std::move(statuses);
+                  return ok_status();
+                }},
+               {"accepted_advisory_ids",
+                [&p](const json::value& v, const std::string& k) -> Status {
+                  ASSIGN_OR_RETURN(p.accepted_advisory_ids, string_list(v, k));
+                  return ok_status();
+                }},
+               {"rejected_advisory_ids", strings(p.rejected_advisory_ids)},
+               {"max_collateral_age",
+                [&p](const json::value& v, const std::string& k) -> Status {
+                  ASSIGN_OR_RETURN(p.max_collateral_age, duration_value(v, k));
+                  return ok_status();
+                }},
+               {"report_data",
+                [&p](const json::value& v, const std::string& k) -> Status {
+                  ASSIGN_OR_RETURN(std::string h, hex_value(v, k, 0));
+                  if (h.size() > 128) return bad(k, "at most 64 bytes");
+                  p.report_data = *hex_decode(h);
+                  return ok_status();
+                }},
+               {"sgx", sub(parse_sgx, p.sgx)},
+               {"tdx", sub(parse_tdx, p.tdx)},
+               {"snp", sub(parse_snp, p.snp)},
+               {"tpm", sub(parse_tpm, p.tpm)},
+               {"client_permissions_anyof", strings(p.client_permissions_any_of)},
+               {"client_permissions_allof", strings(p.client_permissions_all_of)}},
+              {"description"});
 }
 
 // --- Intel SecL key-transfer policies ----------------------------------------------------------
@@ -375,51 +374,51 @@ Status parse_native(const json::object& o, Policy& p) {
 // Flat v3/v4 (SKC KBS): sgx_enclave_* names, client permissions under either spelling.
 Status parse_isecl_flat(const json::object& o, Policy& p) {
   p.source = Policy::Source::kIsecl;
-  return walk(
-      o, "",
-      {{"id",
-        [&p](const json::value& v, const std::string& k) -> Status {
-          if (!v.is_string()) return bad(k, "expected a string");
-          p.id = std::string(v.as_string());
-          return ok_status();
-        }},
-       {"attestation_type_anyof",
-        [&p](const json::value& v, const std::string& k) -> Status {
-          ASSIGN_OR_RETURN(p.tees, tee_list(v, k));
-          return ok_status();
-        }},
-       {"sgx_enclave_issuer_anyof", hexes(p.sgx.mrsigner, 32)},
-       {"sgx_enclave_measurement_anyof", hexes(p.sgx.mrenclave, 32)},
-       {"sgx_enclave_issuer_product_id_anyof",
-        [&p](const json::value& v, const std::string& k) -> Status {
-          ASSIGN_OR_RETURN(p.sgx.isv_prod_id, uint_list<uint16_t>(v, k));
-          return ok_status();
-        }},
-       {"sgx_enclave_issuer_product_id",  // v3: a single value
-        [&p](const json::value& v, const std::string& k) -> Status {
-          ASSIGN_OR_RETURN(p.sgx.isv_prod_id, uint_list<uint16_t>(v, k));
-          return ok_status();
-        }},
-       {"sgx_enclave_issuer_extended_product_id_anyof", hexes(p.sgx.isv_ext_prod_id, 16)},
-       {"sgx_enclave_svn_minimum", uint_opt(p.sgx.min_isv_svn)},
-       {"sgx_config_id_anyof", hexes(p.sgx.config_id, 64)},
-       {"sgx_config_id_svn", uint_opt(p.sgx.min_config_svn)},
-       {"sgx_enforce_tcb_up_to_date", enforce_up_to_date(p)},
-       {"enforce_tcb_upto_date", enforce_up_to_date(p)},
-       {"tls_client_certificate_issuer_cn_anyof", strings(p.client_issuer_cn_any_of)},
-       {"tls_client_certificate_san_anyof", append_strings(p.client_permissions_any_of)},
-       {"tls_client_certificate_san_allof", append_strings(p.client_permissions_all_of)},
-       {"client_permissions_anyof", append_strings(p.client_permissions_any_of)},
-       {"client_permissions_allof", append_strings(p.client_permissions_all_of)}},
-      // Bookkeeping fields of the KBS API; kpt2_issuer_anyof concerns SGX key-provisioning
-      // certificates, which are not attestation claims.
-      {"created_at", "updated_at", "label", "kpt2_issuer_anyof"});
+  return walk(o, "",
+              {{"id",
+                [&p](const json::value& v, const std::string& k) -> Status {
+                  if (!v.is_string()) return bad(k, "expected a string");
+                  p.id = std::string(v.as_string());
+                  return ok_status();
+                }},
+               {"attestation_type_anyof",
+                [&p](const json::value& v, const std::string& k) -> Status {
+                  ASSIGN_OR_RETURN(p.tees, tee_list(v, k));
+                  return ok_status();
+                }},
+               {"sgx_enclave_issuer_anyof", hexes(p.sgx.mrsigner, 32)},
+               {"sgx_enclave_measurement_anyof", hexes(p.sgx.mrenclave, 32)},
+               {"sgx_enclave_issuer_product_id_anyof",
+                [&p](const json::value& v, const std::string& k) -> Status {
+                  ASSIGN_OR_RETURN(p.sgx.isv_prod_id, uint_list<uint16_t>(v, k));
+                  return ok_status();
+                }},
+               {"sgx_enclave_issuer_product_id",  // v3: a single value
+                [&p](const json::value& v, const std::string& k) -> Status {
+                  ASSIGN_OR_RETURN(p.sgx.isv_prod_id, uint_list<uint16_t>(v, k));
+                  return ok_status();
+                }},
+               {"sgx_enclave_issuer_extended_product_id_anyof", hexes(p.sgx.isv_ext_prod_id, 16)},
+               {"sgx_enclave_svn_minimum", uint_opt(p.sgx.min_isv_svn)},
+               {"sgx_config_id_anyof", hexes(p.sgx.config_id, 64)},
+               {"sgx_config_id_svn", uint_opt(p.sgx.min_config_svn)},
+               {"sgx_enforce_tcb_up_to_date", enforce_up_to_date(p)},
+               {"enforce_tcb_upto_date", enforce_up_to_date(p)},
+               {"tls_client_certificate_issuer_cn_anyof", strings(p.client_issuer_cn_any_of)},
+               {"tls_client_certificate_san_anyof", append_strings(p.client_permissions_any_of)},
+               {"tls_client_certificate_san_allof", append_strings(p.client_permissions_all_of)},
+               {"client_permissions_anyof", append_strings(p.client_permissions_any_of)},
+               {"client_permissions_allof", append_strings(p.client_permissions_all_of)}},
+              // Bookkeeping fields of the KBS API; kpt2_issuer_anyof concerns SGX key-provisioning
+              // certificates, which are not attestation claims.
+              {"created_at", "updated_at", "label", "kpt2_issuer_anyof"});
 }
 
 Status reject_policy_ids(const json::value& v, const std::string& k) {
   if (v.is_array() && v.as_array().empty()) return ok_status();
-  return bad(k, "Intel Trust Authority policy IDs cannot be evaluated here; state the "
-                "attributes instead");
+  return bad(k,
+             "Intel Trust Authority policy IDs cannot be evaluated here; state the "
+             "attributes instead");
 }
 
 // Nested v5 (Trust Authority KBS): {"attestation_type": "SGX"|"TDX", "sgx"|"tdx": {"attributes":
@@ -460,22 +459,21 @@ Status parse_isecl_v5(const json::object& o, Policy& p) {
       return walk(*s, k, {{"attributes", attrs}, {"policy_ids", reject_policy_ids}});
     };
   };
-  RETURN_IF_ERROR(walk(
-      o, "",
-      {{"id",
-        [&p](const json::value& v, const std::string& k) -> Status {
-          if (!v.is_string()) return bad(k, "expected a string");
-          p.id = std::string(v.as_string());
-          return ok_status();
-        }},
-       {"attestation_type",
-        [&p](const json::value& v, const std::string& k) -> Status {
-          ASSIGN_OR_RETURN(p.tees, tee_list(v, k));
-          return ok_status();
-        }},
-       {"sgx", section(sgx_attrs)},
-       {"tdx", section(tdx_attrs)}},
-      {"created_at", "updated_at", "created_by", "updated_by"}));
+  RETURN_IF_ERROR(walk(o, "",
+                       {{"id",
+                         [&p](const json::value& v, const std::string& k) -> Status {
+                           if (!v.is_string()) return bad(k, "expected a string");
+                           p.id = std::string(v.as_string());
+                           return ok_status();
+                         }},
+                        {"attestation_type",
+                         [&p](const json::value& v, const std::string& k) -> Status {
+                           ASSIGN_OR_RETURN(p.tees, tee_list(v, k));
+                           return ok_status();
+                         }},
+                        {"sgx", section(sgx_attrs)},
+                        {"tdx", section(tdx_attrs)}},
+                       {"created_at", "updated_at", "created_by", "updated_by"}));
   if (p.tees.empty()) return bad("attestation_type", "required in a v5 key transfer policy");
   return ok_status();
 }
@@ -492,7 +490,9 @@ bool is_isecl_flat(const json::object& o) {
   return false;
 }
 
-bool is_isecl_v5(const json::object& o) { return o.contains("attestation_type"); }
+bool is_isecl_v5(const json::object& o) {
+  return o.contains("attestation_type");
+}
 
 // --- appraisal ---------------------------------------------------------------------------------
 
@@ -623,7 +623,8 @@ void check_snp(Checker& ck, const SnpPolicy& p) {
   if (p.max_vmpl) {
     auto vmpl = field_number(ck.claims(), "vmpl");
     if (!vmpl || *vmpl > *p.max_vmpl) {
-      ck.deny("snp.vmpl", "<= " + std::to_string(*p.max_vmpl), vmpl ? std::to_string(*vmpl) : "absent");
+      ck.deny("snp.vmpl", "<= " + std::to_string(*p.max_vmpl),
+              vmpl ? std::to_string(*vmpl) : "absent");
     }
   }
   if (p.min_tcb) {
@@ -714,7 +715,8 @@ json::object Policy::to_json() const {
   }
   o["allow_debug"] = allow_debug;
   json::array st;
-  for (auto s : tcb_statuses ? *tcb_statuses : default_tcb_statuses()) st.emplace_back(tcb_status_name(s));
+  for (auto s : tcb_statuses ? *tcb_statuses : default_tcb_statuses())
+    st.emplace_back(tcb_status_name(s));
   o["tcb_status"] = std::move(st);
   if (accepted_advisory_ids) o["accepted_advisory_ids"] = hex_array(*accepted_advisory_ids);
   if (!rejected_advisory_ids.empty()) o["rejected_advisory_ids"] = hex_array(rejected_advisory_ids);
@@ -768,15 +770,18 @@ json::object Policy::to_json() const {
     }
     o["tpm"] = json::object{{"pcrs", std::move(banks)}};
   }
-  if (!client_permissions_any_of.empty()) o["client_permissions_anyof"] = hex_array(client_permissions_any_of);
-  if (!client_permissions_all_of.empty()) o["client_permissions_allof"] = hex_array(client_permissions_all_of);
+  if (!client_permissions_any_of.empty())
+    o["client_permissions_anyof"] = hex_array(client_permissions_any_of);
+  if (!client_permissions_all_of.empty())
+    o["client_permissions_allof"] = hex_array(client_permissions_all_of);
   return o;
 }
 
 json::object Appraisal::to_json() const {
   json::array d;
   for (const auto& x : denials) {
-    d.emplace_back(json::object{{"claim", x.claim}, {"expected", x.expected}, {"actual", x.actual}});
+    d.emplace_back(
+        json::object{{"claim", x.claim}, {"expected", x.expected}, {"actual", x.actual}});
   }
   return json::object{{"pass", pass}, {"policy_id", policy_id}, {"denials", std::move(d)}};
 }
@@ -800,7 +805,8 @@ Appraisal appraise(const Claims& claims, const Policy& policy, SysTime now) {
       for (auto t : policy.tees) allowed.emplace_back(tee_name(t));
     }
     std::string actual(tee_name(claims.tee));
-    if (claims.tee == TeeType::kSim) actual += " (simulated evidence: the policy must list \"sim\")";
+    if (claims.tee == TeeType::kSim)
+      actual += " (simulated evidence: the policy must list \"sim\")";
     ck.deny("tee", list_text(allowed), actual);
   }
   if (claims.debug && !policy.allow_debug) ck.deny("debug", "false", "true");
@@ -829,7 +835,8 @@ Appraisal appraise(const Claims& claims, const Policy& policy, SysTime now) {
     ck.deny("collateral_expiry", "after " + format_rfc3339(now),
             "expired at " + format_rfc3339(*claims.collateral_expiry));
   }
-  bool dcap = claims.tee == TeeType::kSgx || claims.tee == TeeType::kTdx || claims.tee == TeeType::kSim;
+  bool dcap =
+      claims.tee == TeeType::kSgx || claims.tee == TeeType::kTdx || claims.tee == TeeType::kSim;
   if (policy.max_collateral_age && (dcap || claims.collateral_issued)) {
     std::string want = "issued at most " + std::to_string(policy.max_collateral_age->count()) +
                        "s before " + format_rfc3339(now);
@@ -845,7 +852,8 @@ Appraisal appraise(const Claims& claims, const Policy& policy, SysTime now) {
     bool match = claims.report_data.size() >= want.size() &&
                  constant_time_equal(want, ByteSpan(claims.report_data).first(want.size()));
     if (!match) {
-      ck.deny("report_data", hex_encode(want) + (want.size() < claims.report_data.size() ? "..." : ""),
+      ck.deny("report_data",
+              hex_encode(want) + (want.size() < claims.report_data.size() ? "..." : ""),
               hex_encode(claims.report_data));
     }
   }

@@ -7,14 +7,13 @@
 #pragma once
 
 #include <array>
+#include <boost/json/object.hpp>
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/json/object.hpp>
 
 #include "attestation/common/evidence.h"
 #include "base/bytes.h"
@@ -115,8 +114,8 @@ struct Denial {
 struct Appraisal {
   bool pass = false;
   std::string policy_id;
-  std::vector<Denial> denials;  // empty iff pass
-  boost::json::object to_json() const;  // {pass, policy_id, denials:[{claim,expected,actual}]}
+  std::vector<Denial> denials;               // empty iff pass
+  boost::json::object to_json() const;       // {pass, policy_id, denials:[{claim,expected,actual}]}
   std::vector<std::string> reasons() const;  // "claim: expected X, got Y"
 };
 

@@ -18,8 +18,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::string_view kItemNames[] = {"tcb_info",    "tcb_info_chain", "qe_identity",
-                                           "qe_identity_chain", "pck_crl", "pck_crl_chain",
+constexpr std::string_view kItemNames[] = {"tcb_info",          "tcb_info_chain", "qe_identity",
+                                           "qe_identity_chain", "pck_crl",        "pck_crl_chain",
                                            "root_crl"};
 
 std::string describe(const CachedCollateral& c) {
@@ -47,7 +47,8 @@ Result<CachedCollateral> tcb_info_item(const Collateral& items) {
   ASSIGN_OR_RETURN(auto info, dcap::parse_tcb_info(signed_json.body));
   CachedCollateral c;
   c.kind = "tcb_info";
-  c.key = std::string(info.id == dcap::TcbInfo::Id::kTdx ? "tdx:" : "sgx:") + hex_encode(info.fmspc);
+  c.key =
+      std::string(info.id == dcap::TcbInfo::Id::kTdx ? "tdx:" : "sgx:") + hex_encode(info.fmspc);
   c.body = body;
   if (auto it = items.find("tcb_info_chain"); it != items.end()) c.issuer_chain = it->second;
   c.issued = info.issue_date;
@@ -78,7 +79,8 @@ Result<CachedCollateral> crl_item(const Collateral& items, const std::string& na
     c.key = "root";
   } else {
     auto ca = ca_of(crl.issuer());
-    if (!ca) return invalid_argument("pck_crl: issuer is not an Intel SGX PCK Processor/Platform CA");
+    if (!ca)
+      return invalid_argument("pck_crl: issuer is not an Intel SGX PCK Processor/Platform CA");
     c.key = *ca;
     if (auto it = items.find("pck_crl_chain"); it != items.end()) c.issuer_chain = it->second;
   }
@@ -195,7 +197,8 @@ Result<ImportSummary> CollateralCache::import_path(const std::string& path) {
     std::string stem = p.filename().string();
     stem = stem.substr(0, stem.find('.'));
     std::replace(stem.begin(), stem.end(), '-', '_');
-    bool named = std::find(std::begin(kItemNames), std::end(kItemNames), stem) != std::end(kItemNames);
+    bool named =
+        std::find(std::begin(kItemNames), std::end(kItemNames), stem) != std::end(kItemNames);
     ASSIGN_OR_RETURN(Bytes data, read_whole_file(p));
     if (named) {
       items[stem] = std::move(data);
@@ -223,7 +226,8 @@ std::optional<CachedCollateral> CollateralCache::get(const std::string& kind,
   return it->second;
 }
 
-std::optional<CachedCollateral> CollateralCache::tcb_info(TeeType tee, std::string_view fmspc) const {
+std::optional<CachedCollateral> CollateralCache::tcb_info(TeeType tee,
+                                                          std::string_view fmspc) const {
   std::string f(fmspc);
   std::transform(f.begin(), f.end(), f.begin(), [](char c) {
     return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -236,7 +240,9 @@ std::optional<CachedCollateral> CollateralCache::qe_identity(std::string_view id
 std::optional<CachedCollateral> CollateralCache::pck_crl(std::string_view ca) const {
   return get("pck_crl", std::string(ca));
 }
-std::optional<CachedCollateral> CollateralCache::root_crl() const { return get("root_crl", "root"); }
+std::optional<CachedCollateral> CollateralCache::root_crl() const {
+  return get("root_crl", "root");
+}
 
 std::vector<CachedCollateral> CollateralCache::list() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -278,9 +284,9 @@ Status CollateralCache::fill_for_quote(ByteSpan quote_bytes, Collateral& collate
                                  " (verification time " + format_rfc3339(at) + ")");
     }
     if (cached->next_update && at > *cached->next_update) {
-      return failed_precondition("collateral " + cached->kind + " " + cached->key +
-                                 " expired at " + format_rfc3339(*cached->next_update) +
-                                 " (verification time " + format_rfc3339(at) + ")");
+      return failed_precondition("collateral " + cached->kind + " " + cached->key + " expired at " +
+                                 format_rfc3339(*cached->next_update) + " (verification time " +
+                                 format_rfc3339(at) + ")");
     }
     collateral[item] = cached->body;
     if (chain_item && !cached->issuer_chain.empty() && !collateral.count(chain_item)) {
@@ -294,8 +300,8 @@ Status CollateralCache::fill_for_quote(ByteSpan quote_bytes, Collateral& collate
                        "tcb_info for " + std::string(tee_name(tee)) + " FMSPC " + needs.fmspc,
                        "tcb_info_chain"));
   RETURN_IF_ERROR(need("qe_identity", qe_identity(qe), "qe_identity " + qe, "qe_identity_chain"));
-  RETURN_IF_ERROR(need("pck_crl", pck_crl(needs.ca), "pck_crl for the " + needs.ca + " CA",
-                       "pck_crl_chain"));
+  RETURN_IF_ERROR(
+      need("pck_crl", pck_crl(needs.ca), "pck_crl for the " + needs.ca + " CA", "pck_crl_chain"));
   RETURN_IF_ERROR(need("root_crl", root_crl(), "root_crl", nullptr));
   return ok_status();
 }

@@ -22,8 +22,8 @@ namespace custos::attestation {
 
 struct CachedCollateral {
   std::string kind;  // "tcb_info", "qe_identity", "pck_crl", "root_crl"
-  std::string key;   // "sgx:00906ed50000", "tdx:...", "QE", "TD_QE", "processor", "platform", "root"
-  Bytes body;        // exact bytes: PCS JSON body, or CRL DER
+  std::string key;  // "sgx:00906ed50000", "tdx:...", "QE", "TD_QE", "processor", "platform", "root"
+  Bytes body;       // exact bytes: PCS JSON body, or CRL DER
   Bytes issuer_chain;  // PEM
   SysTime issued;
   std::optional<SysTime> next_update;
@@ -59,7 +59,7 @@ class CollateralCache {
 
   std::optional<CachedCollateral> tcb_info(TeeType tee, std::string_view fmspc_hex) const;
   std::optional<CachedCollateral> qe_identity(std::string_view id) const;  // "QE", "TD_QE"
-  std::optional<CachedCollateral> pck_crl(std::string_view ca) const;    // "processor", "platform"
+  std::optional<CachedCollateral> pck_crl(std::string_view ca) const;  // "processor", "platform"
   std::optional<CachedCollateral> root_crl() const;
   std::vector<CachedCollateral> list() const;
 

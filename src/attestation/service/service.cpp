@@ -1,13 +1,12 @@
 #include "attestation/service/service.h"
 
 #include <algorithm>
+#include <boost/json/array.hpp>
+#include <boost/json/string.hpp>
 #include <fstream>
 #include <iterator>
 #include <set>
 #include <utility>
-
-#include <boost/json/array.hpp>
-#include <boost/json/string.hpp>
 
 #include "attestation/dcap/collateral.h"
 #include "attestation/dcap/verifier.h"
@@ -74,7 +73,8 @@ Result<Collateral> load_collateral_files(const std::map<std::string, std::string
   if (auto it = item_paths.find("collateral"); it != item_paths.end()) {
     ASSIGN_OR_RETURN(Bytes bundle, read_file(it->second));
     auto items = dcap::collateral_from_bundle(bundle);
-    if (!items.ok()) return invalid_argument("collateral bundle " + it->second + ": " + items.status().message());
+    if (!items.ok())
+      return invalid_argument("collateral bundle " + it->second + ": " + items.status().message());
     out = std::move(*items);
   }
   for (const auto& [name, path] : item_paths) {
@@ -82,7 +82,8 @@ Result<Collateral> load_collateral_files(const std::map<std::string, std::string
     ASSIGN_OR_RETURN(Bytes data, read_file(path));
     if (kBinaryItems.count(name) && is_text(data)) {
       auto decoded = decode_binary(data);
-      if (!decoded.ok()) return invalid_argument(name + " (" + path + "): " + decoded.status().message());
+      if (!decoded.ok())
+        return invalid_argument(name + " (" + path + "): " + decoded.status().message());
       data = std::move(*decoded);
     }
     out[name] = std::move(data);
@@ -151,15 +152,17 @@ Result<std::unique_ptr<Service>> Service::create(ServiceConfig config) {
                      TokenSigner::from_pem(s->config_.token_key_pem, s->config_.token_issuer));
     s->signer_.emplace(std::move(signer));
   }
-  s->registry_.add(std::make_unique<dcap::DcapVerifier>(dcap::VerifierConfig{.tee = TeeType::kSgx}));
-  s->registry_.add(std::make_unique<dcap::DcapVerifier>(dcap::VerifierConfig{.tee = TeeType::kTdx}));
+  s->registry_.add(
+      std::make_unique<dcap::DcapVerifier>(dcap::VerifierConfig{.tee = TeeType::kSgx}));
+  s->registry_.add(
+      std::make_unique<dcap::DcapVerifier>(dcap::VerifierConfig{.tee = TeeType::kTdx}));
   s->registry_.add(std::make_unique<snp::SnpVerifier>());
   tpm::VerifierConfig tpm_config;
   if (s->config_.tpm_ak_roots) tpm_config.ak_roots = *s->config_.tpm_ak_roots;
   s->registry_.add(std::make_unique<tpm::TpmVerifier>(tpm_config));
   // Without a configured sim root the sim verifier rejects everything ("sim.root.unset").
-  s->registry_.add(std::make_unique<sim::SimVerifier>(
-      s->config_.sim_root ? *s->config_.sim_root : crypto::Certificate()));
+  s->registry_.add(std::make_unique<sim::SimVerifier>(s->config_.sim_root ? *s->config_.sim_root
+                                                                          : crypto::Certificate()));
   return s;
 }
 

@@ -6,13 +6,12 @@
 //            --signer.sign_result()--> token (only when the appraisal passed)
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <boost/json/object.hpp>
 
 #include "attestation/common/evidence.h"
 #include "attestation/service/appraisal.h"
@@ -59,7 +58,7 @@ struct ServiceConfig {
 
 struct VerifyRequest {
   Evidence evidence;
-  Collateral collateral;  // may be empty for DCAP quotes when the cache has what they need
+  Collateral collateral;         // may be empty for DCAP quotes when the cache has what they need
   std::optional<Policy> policy;  // unset: the service's default policy
   std::optional<SysTime> at;     // verification time; unset: now
   bool issue_token = true;

@@ -1,12 +1,11 @@
 #include "attestation/service/token.h"
 
-#include <utility>
-
 #include <boost/json/array.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
 #include <boost/json/value.hpp>
+#include <utility>
 
 #include "base/encoding.h"
 #include "crypto/hash.h"
@@ -27,14 +26,15 @@ crypto::SignOptions es256() {
 // The measurement fields each TEE contributes to the token (the rest stay in the verify answer).
 const std::vector<std::string_view>& measurement_fields(TeeType tee) {
   static const std::vector<std::string_view> kSgx = {
-      "mrenclave", "mrsigner", "isv_prod_id", "isv_svn", "config_id", "config_svn",
-      "isv_ext_prod_id", "isv_family_id", "attributes", "misc_select", "fmspc", "pce_svn"};
+      "mrenclave",       "mrsigner",      "isv_prod_id", "isv_svn",     "config_id", "config_svn",
+      "isv_ext_prod_id", "isv_family_id", "attributes",  "misc_select", "fmspc",     "pce_svn"};
   static const std::vector<std::string_view> kTdx = {
-      "mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "mrseam", "mrsignerseam", "mrconfigid",
-      "mrowner", "mrownerconfig", "td_attributes", "xfam", "tee_tcb_svn", "fmspc"};
+      "mrtd",          "rtmr0",        "rtmr1",       "rtmr2",   "rtmr3",
+      "mrseam",        "mrsignerseam", "mrconfigid",  "mrowner", "mrownerconfig",
+      "td_attributes", "xfam",         "tee_tcb_svn", "fmspc"};
   static const std::vector<std::string_view> kSnp = {
-      "measurement", "host_data", "id_key_digest", "author_key_digest", "policy", "vmpl",
-      "guest_svn", "reported_tcb", "chip_id", "product"};
+      "measurement", "host_data", "id_key_digest", "author_key_digest", "policy",
+      "vmpl",        "guest_svn", "reported_tcb",  "chip_id",           "product"};
   static const std::vector<std::string_view> kTpm = {"pcrs", "nonce", "ak_name", "clock",
                                                      "firmware_version"};
   switch (tee) {
@@ -84,7 +84,8 @@ json::object ear_payload(const Claims& claims, const Appraisal& appraisal) {
 
   json::object payload;
   payload["eat_profile"] = kEarProfile;
-  payload["ear.verifier-id"] = json::object{{"developer", "custos"}, {"build", "custos-attestation"}};
+  payload["ear.verifier-id"] =
+      json::object{{"developer", "custos"}, {"build", "custos-attestation"}};
   payload["submods"] = json::object{{tee_name(claims.tee), std::move(submod)}};
   return payload;
 }
@@ -194,7 +195,8 @@ Result<VerifiedToken> verify_token(std::string_view jwt, const json::object& jwk
   auto exp = int_claim("exp");
   if (!exp) return permission_denied("token: no exp");
   if (t >= *exp) return permission_denied("token: expired");
-  if (auto nbf = int_claim("nbf"); nbf && t < *nbf) return permission_denied("token: not yet valid");
+  if (auto nbf = int_claim("nbf"); nbf && t < *nbf)
+    return permission_denied("token: not yet valid");
   if (!issuer.empty()) {
     const json::value* iss = p.if_contains("iss");
     if (!iss || !iss->is_string() || iss->as_string() != issuer) {

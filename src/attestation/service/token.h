@@ -5,13 +5,12 @@
 // broker and tests use.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/json/object.hpp>
 
 #include "attestation/common/evidence.h"
 #include "attestation/service/appraisal.h"

@@ -1,10 +1,11 @@
 // appraise() against each policy field, every accept with its reject twin, and the policy parser
 // in our form and Intel SecL's (flat v3/v4 with both permission spellings, nested v5).
+#include "attestation/service/appraisal.h"
+
 #include <gtest/gtest.h>
 
 #include <boost/json/serialize.hpp>
 
-#include "attestation/service/appraisal.h"
 #include "base/encoding.h"
 
 namespace custos::attestation {
@@ -14,7 +15,9 @@ const std::string kMrenclave(64, 'a');
 const std::string kMrsigner(64, 'b');
 const std::string kMrtd(96, 'c');
 
-SysTime at(const char* s) { return *parse_rfc3339(s); }
+SysTime at(const char* s) {
+  return *parse_rfc3339(s);
+}
 
 Claims sgx_claims() {
   Claims c;
@@ -50,7 +53,8 @@ TEST(Appraisal, EmptyPolicyAcceptsGenuineHardwareEvidence) {
 }
 
 TEST(Appraisal, Mrenclave) {
-  Policy p = parse(R"({"sgx":{"mrenclave":[")" + std::string(64, '0') + R"(", ")" + kMrenclave + R"("]}})");
+  Policy p = parse(R"({"sgx":{"mrenclave":[")" + std::string(64, '0') + R"(", ")" + kMrenclave +
+                   R"("]}})");
   EXPECT_TRUE(appraise(sgx_claims(), p, kNow).pass);
   Policy wrong = parse(R"({"sgx":{"mrenclave":")" + std::string(64, 'f') + R"("}})");
   Appraisal a = appraise(sgx_claims(), wrong, kNow);
@@ -62,7 +66,8 @@ TEST(Appraisal, Mrenclave) {
 }
 
 TEST(Appraisal, MrsignerProductAndSvn) {
-  Policy p = parse(R"({"sgx":{"mrsigner":")" + kMrsigner + R"(","isv_prod_id":[1,2],"min_isv_svn":3}})");
+  Policy p =
+      parse(R"({"sgx":{"mrsigner":")" + kMrsigner + R"(","isv_prod_id":[1,2],"min_isv_svn":3}})");
   EXPECT_TRUE(appraise(sgx_claims(), p, kNow).pass);
   Claims low = sgx_claims();
   low.fields["isv_svn"] = 2;
@@ -102,7 +107,9 @@ TEST(Appraisal, TcbStatus) {
 TEST(Appraisal, AdvisoryIds) {
   Claims c = sgx_claims();
   c.advisory_ids = {"INTEL-SA-00289", "INTEL-SA-00615"};
-  EXPECT_TRUE(appraise(c, parse(R"({"accepted_advisory_ids":["INTEL-SA-00289","INTEL-SA-00615"]})"), kNow).pass);
+  EXPECT_TRUE(
+      appraise(c, parse(R"({"accepted_advisory_ids":["INTEL-SA-00289","INTEL-SA-00615"]})"), kNow)
+          .pass);
   Appraisal a = appraise(c, parse(R"({"accepted_advisory_ids":["INTEL-SA-00289"]})"), kNow);
   EXPECT_EQ(only_claim(a), "advisory_ids");
   EXPECT_EQ(a.denials[0].actual, "INTEL-SA-00615");
@@ -186,10 +193,12 @@ TEST(Appraisal, Snp) {
   c.fields["host_data"] = std::string(64, '0');
   c.fields["vmpl"] = 0;
   c.fields["guest_svn"] = 4;
-  c.fields["reported_tcb"] = boost::json::object{{"bootloader", 3}, {"tee", 0}, {"snp", 8}, {"microcode", 115}};
-  Policy p = parse(R"({"tee":"snp","snp":{"measurement":[")" + std::string(96, 'a') +
-                   R"("],"host_data":")" + std::string(64, '0') +
-                   R"(","min_tcb":{"bootloader":3,"snp":8,"microcode":115},"min_guest_svn":4,"max_vmpl":0}})");
+  c.fields["reported_tcb"] =
+      boost::json::object{{"bootloader", 3}, {"tee", 0}, {"snp", 8}, {"microcode", 115}};
+  Policy p = parse(
+      R"({"tee":"snp","snp":{"measurement":[")" + std::string(96, 'a') + R"("],"host_data":")" +
+      std::string(64, '0') +
+      R"(","min_tcb":{"bootloader":3,"snp":8,"microcode":115},"min_guest_svn":4,"max_vmpl":0}})");
   EXPECT_TRUE(appraise(c, p, kNow).pass);
   Claims low = c;
   low.fields["reported_tcb"].as_object()["microcode"] = 114;
@@ -207,7 +216,8 @@ TEST(Appraisal, Snp) {
 TEST(Appraisal, TpmPcrs) {
   Claims c;
   c.tee = TeeType::kTpm;
-  c.fields["pcrs"] = boost::json::object{{"sha256", boost::json::object{{"16", std::string(64, 'd')}}}};
+  c.fields["pcrs"] =
+      boost::json::object{{"sha256", boost::json::object{{"16", std::string(64, 'd')}}}};
   Policy p = parse(R"({"tpm":{"pcrs":{"sha256":{"16":[")" + std::string(64, 'd') + R"("]}}}})");
   EXPECT_TRUE(appraise(c, p, kNow).pass);
   Policy wrong = parse(R"({"tpm":{"pcrs":{"sha256":{"16":")" + std::string(64, 'e') + R"("}}}})");
@@ -217,10 +227,11 @@ TEST(Appraisal, TpmPcrs) {
 }
 
 TEST(PolicyParse, RejectsUnknownKeysAndBadTypes) {
-  for (const char* bad : {R"({"mrenclave":"aa"})", R"({"sgx":{"mrenclav":[]}})", R"([1])", "{",
-                          R"({"allow_debug":"yes"})", R"({"sgx":{"min_isv_svn":-1}})",
-                          R"({"sgx":{"min_isv_svn":70000}})", R"({"tee":["sgx","quantum"]})",
-                          R"({"max_collateral_age":"forever"})", R"({"tpm":{"pcrs":{"sha256":{"24":"00"}}}})"}) {
+  for (const char* bad :
+       {R"({"mrenclave":"aa"})", R"({"sgx":{"mrenclav":[]}})", R"([1])", "{",
+        R"({"allow_debug":"yes"})", R"({"sgx":{"min_isv_svn":-1}})",
+        R"({"sgx":{"min_isv_svn":70000}})", R"({"tee":["sgx","quantum"]})",
+        R"({"max_collateral_age":"forever"})", R"({"tpm":{"pcrs":{"sha256":{"24":"00"}}}})"}) {
     auto p = parse_policy(bad);
     EXPECT_FALSE(p.ok()) << bad;
     if (!p.ok()) {
@@ -235,9 +246,11 @@ TEST(PolicyParse, RejectsUnknownKeysAndBadTypes) {
 TEST(PolicyParse, IseclFlatV4) {
   Policy p = parse(R"({
     "id": "ee37c360-7eae-4250-a677-6ee12adce8e2",
-    "sgx_enclave_issuer_anyof": [")" + kMrsigner + R"("],
+    "sgx_enclave_issuer_anyof": [")" +
+                   kMrsigner + R"("],
     "sgx_enclave_issuer_product_id_anyof": [1],
-    "sgx_enclave_measurement_anyof": [")" + kMrenclave + R"("],
+    "sgx_enclave_measurement_anyof": [")" +
+                   kMrenclave + R"("],
     "sgx_enclave_svn_minimum": 3,
     "tls_client_certificate_issuer_cn_anyof": ["CMSCA", "CMS TLS Client CA"],
     "client_permissions_anyof": ["nginx", "USA"],
@@ -257,7 +270,8 @@ TEST(PolicyParse, IseclFlatV4) {
 
 TEST(PolicyParse, IseclFlatV3TlsSpellingAndEnforce) {
   Policy p = parse(R"({
-    "sgx_enclave_issuer_anyof": [")" + kMrsigner + R"("],
+    "sgx_enclave_issuer_anyof": [")" +
+                   kMrsigner + R"("],
     "sgx_enclave_issuer_product_id": 1,
     "tls_client_certificate_san_anyof": ["nginx"],
     "tls_client_certificate_san_allof": ["a", "b"],
@@ -281,8 +295,10 @@ TEST(PolicyParse, IseclNestedV5) {
   Policy sgx = parse(R"({
     "id": "3b9d565a-6ff5-4e5a-a0a8-64f3183d1722",
     "attestation_type": "SGX",
-    "sgx": {"attributes": {"mrsigner": [")" + kMrsigner + R"("], "isvprodid": [1],
-            "mrenclave": [")" + kMrenclave + R"("], "isvsvn": 1, "enforce_tcb_upto_date": true,
+    "sgx": {"attributes": {"mrsigner": [")" +
+                     kMrsigner + R"("], "isvprodid": [1],
+            "mrenclave": [")" +
+                     kMrenclave + R"("], "isvsvn": 1, "enforce_tcb_upto_date": true,
             "client_permissions": ["nginx"]}}
   })");
   EXPECT_EQ(sgx.source, Policy::Source::kIseclV5);
@@ -294,11 +310,14 @@ TEST(PolicyParse, IseclNestedV5) {
   outdated.tcb_status = TcbStatus::kOutOfDate;
   EXPECT_EQ(only_claim(appraise(outdated, sgx, kNow)), "tcb_status");
 
-  Policy tdx = parse(R"({
+  Policy tdx =
+      parse(R"({
     "attestation_type": "TDX",
-    "tdx": {"attributes": {"mrsignerseam": [")" + std::string(96, '0') + R"("],
-            "mrseam": [")" + std::string(96, '2') + R"("], "seamsvn": 3, "mrtd": [")" + kMrtd +
-                     R"("], "rtmr0": ")" + std::string(96, '1') + R"(", "enforce_tcb_upto_date": true}}
+    "tdx": {"attributes": {"mrsignerseam": [")" +
+            std::string(96, '0') + R"("],
+            "mrseam": [")" +
+            std::string(96, '2') + R"("], "seamsvn": 3, "mrtd": [")" + kMrtd + R"("], "rtmr0": ")" +
+            std::string(96, '1') + R"(", "enforce_tcb_upto_date": true}}
   })");
   Claims t;
   t.tee = TeeType::kTdx;
@@ -314,13 +333,17 @@ TEST(PolicyParse, IseclNestedV5) {
   // SGX evidence against a TDX-only policy.
   EXPECT_EQ(only_claim(appraise(sgx_claims(), tdx, kNow)), "tee");
   // Trust Authority policy IDs cannot be evaluated: refused rather than ignored.
-  EXPECT_FALSE(parse_policy(R"({"attestation_type":"SGX","sgx":{"attributes":{},"policy_ids":["x"]}})").ok());
-  EXPECT_FALSE(parse_policy(R"({"attestation_type":"SGX","sgx":{"attributes":{"mrenclav":[]}}})").ok());
+  EXPECT_FALSE(
+      parse_policy(R"({"attestation_type":"SGX","sgx":{"attributes":{},"policy_ids":["x"]}})")
+          .ok());
+  EXPECT_FALSE(
+      parse_policy(R"({"attestation_type":"SGX","sgx":{"attributes":{"mrenclav":[]}}})").ok());
 }
 
 TEST(PolicyParse, RoundTripsThroughNativeJson) {
-  Policy p = parse(R"({"id":"p1","tee":["sgx","sim"],"sgx":{"mrenclave":")" + kMrenclave +
-                   R"(","isv_prod_id":1,"min_isv_svn":2},"max_collateral_age":"1h","report_data":"00ff"})");
+  Policy p = parse(
+      R"({"id":"p1","tee":["sgx","sim"],"sgx":{"mrenclave":")" + kMrenclave +
+      R"(","isv_prod_id":1,"min_isv_svn":2},"max_collateral_age":"1h","report_data":"00ff"})");
   Policy q = parse(boost::json::serialize(p.to_json()));
   EXPECT_EQ(boost::json::serialize(p.to_json()), boost::json::serialize(q.to_json()));
   EXPECT_EQ(q.max_collateral_age->count(), 3600);

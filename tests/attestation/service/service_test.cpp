@@ -1,14 +1,14 @@
 // The service end to end on real vectors (/work/shared/vectors): registry, evidence decoding,
 // the collateral cache (import, lookup by FMSPC/CA, stale refusal), appraisal and tokens.
+#include "attestation/service/service.h"
+
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 
-#include <unistd.h>
-
-#include "attestation/service/service.h"
 #include "attestation/sim/sim.h"
 #include "base/encoding.h"
 
@@ -25,7 +25,9 @@ Bytes read_vector(const std::string& rel) {
   return Bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-SysTime at(const char* s) { return *parse_rfc3339(s); }
+SysTime at(const char* s) {
+  return *parse_rfc3339(s);
+}
 const SysTime kInWindow = at("2025-07-19T10:01:17Z");
 const SysTime kAfterWindow = at("2025-07-19T10:01:19Z");
 
@@ -53,7 +55,8 @@ TEST(Service, SgxSampleWithBundleVerifiesAndSignsToken) {
   ASSERT_TRUE(out.verified) << out.rejection->reason << ": " << out.rejection->message;
   EXPECT_TRUE(out.passed());
   EXPECT_EQ(out.claims->tcb_status, TcbStatus::kConfigurationAndSwHardeningNeeded);
-  EXPECT_EQ(out.claims->advisory_ids, (std::vector<std::string>{"INTEL-SA-00289", "INTEL-SA-00615"}));
+  EXPECT_EQ(out.claims->advisory_ids,
+            (std::vector<std::string>{"INTEL-SA-00289", "INTEL-SA-00615"}));
   auto json = out.to_json();
   EXPECT_TRUE(json.at("verified").as_bool());
   EXPECT_EQ(json.at("tee").as_string(), "sgx");
@@ -113,7 +116,8 @@ TEST(Service, CollateralFromTheCacheAndStaleRefusal) {
   EXPECT_NE(stale.rejection->message.find("qe_identity QE expired at 2025-07-19T10:01:18Z"),
             std::string::npos)
       << stale.rejection->message;
-  EXPECT_NE(stale.rejection->message.find("verification time 2025-07-19T10:01:19Z"), std::string::npos);
+  EXPECT_NE(stale.rejection->message.find("verification time 2025-07-19T10:01:19Z"),
+            std::string::npos);
 
   // PCCS lookups by FMSPC and CA.
   std::string fmspc = ok.claims->fields.at("fmspc").as_string().c_str();
@@ -197,8 +201,8 @@ namespace custos::attestation {
 namespace {
 
 TEST(Service, SimPlatformEndToEnd) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("custos-attsvc-sim-" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("custos-attsvc-sim-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   SysTime now = SystemClock::instance().now();
   auto platform = sim::SimPlatform::create(dir, now);

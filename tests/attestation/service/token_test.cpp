@@ -1,10 +1,11 @@
 // Token signing, JWKS and verification, with tampering, expiry and key twins.
+#include "attestation/service/token.h"
+
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
-#include "attestation/service/token.h"
 #include "base/encoding.h"
 #include "crypto/pkey.h"
 
@@ -13,7 +14,9 @@ namespace {
 
 namespace json = boost::json;
 
-SysTime at(const char* s) { return *parse_rfc3339(s); }
+SysTime at(const char* s) {
+  return *parse_rfc3339(s);
+}
 
 Claims claims() {
   Claims c;
@@ -76,7 +79,8 @@ TEST(Token, RejectsTamperingExpiryAndForeignKeys) {
   ASSERT_TRUE(jwt.ok());
   EXPECT_TRUE(verify_token(*jwt, signer->jwks(), now).ok());
   // Expired (exp is exclusive) and not yet valid.
-  EXPECT_EQ(verify_token(*jwt, signer->jwks(), now + Seconds(60)).status().code(), Code::kPermissionDenied);
+  EXPECT_EQ(verify_token(*jwt, signer->jwks(), now + Seconds(60)).status().code(),
+            Code::kPermissionDenied);
   EXPECT_FALSE(verify_token(*jwt, signer->jwks(), now - Seconds(1)).ok());
   // Another key set.
   EXPECT_EQ(verify_token(*jwt, other->jwks(), now).status().code(), Code::kPermissionDenied);
@@ -90,11 +94,13 @@ TEST(Token, RejectsTamperingExpiryAndForeignKeys) {
                        base64url_encode(as_bytes(R"({"x":2,"exp":99999999999})")) + t.substr(d2);
   EXPECT_EQ(verify_token(forged, signer->jwks(), now).status().code(), Code::kPermissionDenied);
   // alg none / HS256 header.
-  std::string none = base64url_encode(as_bytes(R"({"alg":"none","kid":")" + signer->key_id() + "\"}")) +
-                     t.substr(d1);
+  std::string none =
+      base64url_encode(as_bytes(R"({"alg":"none","kid":")" + signer->key_id() + "\"}")) +
+      t.substr(d1);
   EXPECT_FALSE(verify_token(none, signer->jwks(), now).ok());
   // Garbage.
-  for (const char* g : {"", "a.b", "a.b.c.d", "!!.??.**"}) EXPECT_FALSE(verify_token(g, signer->jwks(), now).ok()) << g;
+  for (const char* g : {"", "a.b", "a.b.c.d", "!!.??.**"})
+    EXPECT_FALSE(verify_token(g, signer->jwks(), now).ok()) << g;
 }
 
 TEST(Token, FromPemKeepsKeyId) {
