@@ -42,7 +42,11 @@ Result<ReleaseBenchResult> run_release_bench(const ReleaseBenchOptions& o) {
   }
 
   const auto clients = static_cast<size_t>(o.clients);
-  std::vector<std::vector<crypto::PrivateKey>> pools(clients);
+  struct PoolKey {
+    crypto::PrivateKey key;
+    Bytes spki;
+  };
+  std::vector<std::vector<PoolKey>> pools(clients);
   {
     std::vector<std::thread> gen;
     std::mutex mu;
@@ -56,7 +60,8 @@ Result<ReleaseBenchResult> run_release_bench(const ReleaseBenchOptions& o) {
             gen_status = k.status();
             return;
           }
-          pools[c].push_back(std::move(*k));
+          Bytes spki = k->public_key().to_der();
+          pools[c].push_back(PoolKey{std::move(*k), std::move(spki)});
         }
       });
     }
@@ -66,8 +71,7 @@ Result<ReleaseBenchResult> run_release_bench(const ReleaseBenchOptions& o) {
 
   std::vector<ClientStats> stats(clients);
   std::atomic<bool> go{false};
-  const Clock::time_point start_hint = Clock::now();
-  Clock::time_point start = start_hint;
+  Clock::time_point start{};  // published to the clients by the release store of `go`
   std::vector<std::thread> threads;
   for (size_t c = 0; c < clients; ++c) {
     threads.emplace_back([&, c] {
@@ -86,7 +90,9 @@ Result<ReleaseBenchResult> run_release_bench(const ReleaseBenchOptions& o) {
       while (true) {
         Clock::time_point t0 = Clock::now();
         if (t0 >= end) break;
-        f.ephemeral = &pools[c][next++ % pools[c].size()];
+        const PoolKey& pk = pools[c][next++ % pools[c].size()];
+        f.ephemeral = &pk.key;
+        f.ephemeral_spki = pk.spki;
         auto r = fetch_key(f);
         Clock::time_point t1 = Clock::now();
         if (r.ok()) {

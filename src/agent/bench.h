@@ -25,6 +25,7 @@ struct ReleaseBenchOptions {
   std::chrono::milliseconds duration{10000};
   size_t pool_per_client = 64;
 };
+// fetch.omit_collateral is honoured too (the dev server holds its sim platform's collateral).
 
 struct ReleaseBenchResult {
   uint64_t released = 0;

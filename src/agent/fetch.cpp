@@ -121,10 +121,11 @@ Result<net::HttpResponse> send(Http& http, std::string_view method, const std::s
 }
 
 // §2: the evidence fields every dialect carries.
-void put_evidence(json::object& o, const ProducedEvidence& pe, std::string_view quote_member) {
+void put_evidence(json::object& o, const ProducedEvidence& pe, std::string_view quote_member,
+                  bool omit_collateral) {
   o["tee"] = attestation::tee_name(pe.evidence.tee);
   o[quote_member] = base64_encode(pe.evidence.data);
-  if (!pe.collateral.empty()) {
+  if (!pe.collateral.empty() && !omit_collateral) {
     json::object c;
     for (const auto& [k, v] : pe.collateral) c[k] = base64_encode(v);
     o["collateral"] = std::move(c);
@@ -271,7 +272,9 @@ Result<SecretBytes> fetch_key(const FetchOptions& o) {
   const crypto::PrivateKey* key = nullptr;
   ASSIGN_OR_RETURN(crypto::PrivateKey generated, ephemeral_for(o, &key));
   if (!key) key = &generated;
-  Bytes spki = key->public_key().to_der();
+  Bytes spki = o.ephemeral && !o.ephemeral_spki.empty()
+                   ? Bytes(o.ephemeral_spki.begin(), o.ephemeral_spki.end())
+                   : key->public_key().to_der();
   ASSIGN_OR_RETURN(Bytes report_data, sha256_binding(*nonce, spki));
   auto pe = o.producer->produce(report_data);
   if (!pe.ok()) return pe.status().with_context("producing evidence");
@@ -279,7 +282,7 @@ Result<SecretBytes> fetch_key(const FetchOptions& o) {
   json::object body;
   body["nonce"] = *nonce;
   body["user_data"] = base64_encode(spki);
-  put_evidence(body, *pe, "quote");
+  put_evidence(body, *pe, "quote", o.omit_collateral);
   ASSIGN_OR_RETURN(net::HttpResponse tr, send(http, "POST", url, {}, json::serialize(body)));
   if (tr.status != 200) return broker_error(tr, "key " + o.key_id + ": transfer");
   ASSIGN_OR_RETURN(json::object out, parse_object(tr.body, "transfer response"));
@@ -338,7 +341,7 @@ Result<KbsV0Session> KbsV0Session::open(const FetchOptions& o) {
   auto pe = o.producer->produce(report_data);
   if (!pe.ok()) return pe.status().with_context("producing evidence");
   json::object evidence;
-  put_evidence(evidence, *pe, "quote");
+  put_evidence(evidence, *pe, "quote", o.omit_collateral);
   json::object attest{{"runtime-data", runtime}, {"tee-evidence", std::move(evidence)}};
   ASSIGN_OR_RETURN(net::HttpResponse tr, send(*st->http, "POST", base + "/attest",
                                               {{"Cookie", st->cookie}}, json::serialize(attest)));
@@ -395,7 +398,7 @@ Result<SecretString> attest_login(const FetchOptions& o, std::string_view role, 
   json::object body;
   if (!role.empty()) body["role"] = role;
   body["nonce"] = *nonce;
-  put_evidence(body, *pe, "evidence");
+  put_evidence(body, *pe, "evidence", o.omit_collateral);
   ASSIGN_OR_RETURN(net::HttpResponse lr, send(http, "POST", base + "/login", {}, json::serialize(body)));
   if (lr.status != 200) return broker_error(lr, "auth/" + std::string(mount) + "/login");
   ASSIGN_OR_RETURN(json::object lo, parse_object(lr.body, "login response"));

@@ -44,6 +44,11 @@ struct FetchOptions {
   // When set, used instead of generating a key (one key per release is still the rule for the
   // load driver: it hands out each pooled key once). Not owned.
   const crypto::PrivateKey* ephemeral = nullptr;
+  // SPKI DER of `ephemeral` when the caller has it already (saves an encode per release).
+  ByteSpan ephemeral_spki;
+  // Leave the producer's collateral out of the request: for brokers that hold it (a PCCS cache
+  // for DCAP; a dev server's own sim platform). docs/formats/kbs.md §2 makes it optional.
+  bool omit_collateral = false;
   // When set, requests go over this keep-alive connection (one per thread). Not owned.
   net::HttpClient* http = nullptr;
 };

@@ -245,14 +245,17 @@ void register_workload_commands(CLI::App& app, Globals& g) {
   auto clients = std::make_shared<int>(32);
   auto duration = std::make_shared<std::string>("10s");
   auto pool = std::make_shared<size_t>(64);
+  auto omit = std::make_shared<bool>(false);
   add_attest_flags(rel, *bf, true);
   rel->add_option("--key", *bench_key, "Key id to release")->required();
   rel->add_option("--clients", *clients, "Concurrent clients (threads)")->default_val(32);
   rel->add_option("--duration", *duration, "How long to run: 10s, 500ms, 1m")->default_val("10s");
   rel->add_option("--pool", *pool, "Ephemeral keys pre-generated per client (cycled)")->default_val(64);
+  rel->add_flag("--omit-collateral", *omit,
+                "Do not send the producer's collateral (the broker must hold it: dev server, PCCS)");
   rel->add_option("--key-type", bf->key_type, "Ephemeral wrapping key: ec (P-256) or rsa (RSA-3072)")
       ->default_val("ec");
-  rel->callback([&g, bf, bench_key, clients, duration, pool] {
+  rel->callback([&g, bf, bench_key, clients, duration, pool, omit] {
     agent::ReleaseBenchOptions bo;
     if (Status st = fill_from_flags(*bf, bo.fetch, bo.producer); !st.ok()) {
       g.exit_code = report(st);
@@ -262,6 +265,7 @@ void register_workload_commands(CLI::App& app, Globals& g) {
     bo.fetch.key_id = *bench_key;
     bo.clients = *clients;
     bo.pool_per_client = *pool;
+    bo.fetch.omit_collateral = *omit;
     const std::string& d = *duration;
     size_t digits = 0;
     while (digits < d.size() && d[digits] >= '0' && d[digits] <= '9') ++digits;
