@@ -418,7 +418,14 @@ Result<SecretBytes> read_kv_field(const FetchOptions& o, const SecretString& tok
   std::string url = base_url(o) + "/v1/" + std::string(path);
   ASSIGN_OR_RETURN(net::HttpResponse r, send(http, "GET", url, {{"X-Vault-Token", token.str()}}, {}));
   if (r.status != 200) return broker_error(r, "read " + std::string(path));
-  ASSIGN_OR_RETURN(json::object o2, parse_object(r.body, "read response"));
+  // The body holds the secret in clear: parsed into a wiped buffer, then wiped itself.
+  SecretString body(std::move(r.body));
+  SecretBytes arena(body.str().size() * 2 + 4096);
+  json::monotonic_resource mr(arena.data(), arena.size());
+  boost::system::error_code ec;
+  json::value parsed = json::parse(body.str(), ec, &mr);
+  if (ec || !parsed.is_object()) return internal_error("read response: not a JSON object");
+  const json::object& o2 = parsed.as_object();
   const json::value* data = o2.if_contains("data");
   if (!data || !data->is_object()) return not_found("read " + std::string(path) + ": no data");
   const json::object* d = &data->as_object();
