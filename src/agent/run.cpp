@@ -44,7 +44,7 @@ Result<fs::path> resolve_program(const std::string& name) {
   if (name.empty()) return invalid_argument("run: no program given (custos run [flags] -- PROGRAM ARGS)");
   if (name.find('/') != std::string::npos) {
     std::error_code ec;
-    fs::path p = fs::absolute(name, ec);
+    fs::path p = fs::absolute(name, ec).lexically_normal();
     if (ec || access(p.c_str(), X_OK) != 0) return not_found("run: program " + name + " is not executable");
     return p;
   }
@@ -119,12 +119,10 @@ Status make_dirs(const fs::path& dir) {
   return ok_status();
 }
 
-// Namespace mode: one tmpfs (mode 0700, owner = us) over each distinct parent directory, files
-// written 0400. The tmpfs hides whatever else that directory held, for the program only.
-Status inject_files_namespace(const std::vector<std::pair<fs::path, const SecretBytes*>>& files,
-                              const fs::path& program) {
-  std::set<fs::path> dirs;
-  for (const auto& [path, secret] : files) dirs.insert(path.parent_path());
+// Namespace mode, first half (before any thread exists: unshare(CLONE_NEWUSER) refuses
+// multithreaded callers, and the HTTP client's resolver starts one): refuse directories that
+// contain the program, create missing ones, enter the private mount namespace.
+Status prepare_namespace(const std::set<fs::path>& dirs, const fs::path& program) {
   for (const auto& d : dirs) {
     auto rel = program.lexically_relative(d);
     if (!rel.empty() && rel.native().rfind("..", 0) != 0) {
@@ -133,7 +131,13 @@ Status inject_files_namespace(const std::vector<std::pair<fs::path, const Secret
     }
   }
   for (const auto& d : dirs) RETURN_IF_ERROR(make_dirs(d));
-  RETURN_IF_ERROR(enter_private_mount_namespace());
+  return enter_private_mount_namespace();
+}
+
+// Second half: one tmpfs (mode 0700, owner = us) over each distinct parent directory, files
+// written 0400. The tmpfs hides whatever else that directory held, for the program only.
+Status inject_files_namespace(const std::vector<std::pair<fs::path, const SecretBytes*>>& files,
+                              const std::set<fs::path>& dirs) {
   for (const auto& d : dirs) {
     std::string opts = "mode=0700,size=16m,uid=" + std::to_string(::geteuid()) +
                        ",gid=" + std::to_string(::getegid());
@@ -282,6 +286,17 @@ Status run_with_secrets(const RunOptions& options) {
   if (options.argv.empty()) return invalid_argument("run: no program given (custos run [flags] -- PROGRAM ARGS)");
   ASSIGN_OR_RETURN(fs::path program, resolve_program(options.argv[0]));
 
+  // File secrets in namespace mode: enter the namespace now, while single-threaded.
+  std::set<fs::path> secret_dirs;
+  for (const auto& s : options.secrets) {
+    if (s.target == SecretSpec::Target::kFile) secret_dirs.insert(fs::path(s.name).parent_path());
+  }
+  FileMode mode = options.file_mode;
+  if (!secret_dirs.empty()) {
+    if (mode == FileMode::kAuto) mode = can_make_namespace() ? FileMode::kNamespace : FileMode::kMemfd;
+    if (mode == FileMode::kNamespace) RETURN_IF_ERROR(prepare_namespace(secret_dirs, program));
+  }
+
   // The program is what gets measured (sim: MRENCLAVE = SHA-256 of this file).
   ProducerConfig pc = options.producer;
   pc.program = program;
@@ -363,10 +378,8 @@ Status run_with_secrets(const RunOptions& options) {
 
   const char* how = "";
   if (!files.empty()) {
-    FileMode mode = options.file_mode;
-    if (mode == FileMode::kAuto) mode = can_make_namespace() ? FileMode::kNamespace : FileMode::kMemfd;
     if (mode == FileMode::kNamespace) {
-      RETURN_IF_ERROR(inject_files_namespace(files, program));
+      RETURN_IF_ERROR(inject_files_namespace(files, secret_dirs));
       how = " (private tmpfs in a mount namespace)";
     } else {
       RETURN_IF_ERROR(inject_files_memfd(files));
