@@ -335,8 +335,8 @@ Result<Response> Core::handle(Request& req) {
 
   std::string acl_path = req.path;
   if (req.op == Operation::kList && (acl_path.empty() || acl_path.back() != '/')) acl_path += '/';
-  ASSIGN_OR_RETURN(policy::Acl acl, acl_for(*token));
-  if (!acl.allowed(acl_path, req.op, needs_sudo(acl_path))) {
+  ASSIGN_OR_RETURN(auto acl, acl_for(*token));
+  if (!acl->allowed(acl_path, req.op, needs_sudo(acl_path))) {
     return permission_denied("permission denied");
   }
 
@@ -659,24 +659,26 @@ Result<std::optional<policy::Policy>> Core::get_policy(const std::string& name) 
   return p;
 }
 
-Result<policy::Acl> Core::acl_for(const TokenEntry& token) {
-  if (token.is_root()) return policy::Acl::root();
+Result<std::shared_ptr<const policy::Acl>> Core::acl_for(const TokenEntry& token) {
+  static const auto kRoot = std::make_shared<const policy::Acl>(policy::Acl::root());
+  if (token.is_root()) return kRoot;
   std::string key;
   for (const auto& p : token.policies) key += p + "\n";
   {
     std::lock_guard lock(policy_mu_);
     auto it = acl_cache_.find(key);
-    if (it != acl_cache_.end()) return *it->second;
+    if (it != acl_cache_.end()) return it->second;
   }
   policy::Acl acl;
   for (const auto& name : token.policies) {
-    if (name == "root") return policy::Acl::root();
+    if (name == "root") return kRoot;
     ASSIGN_OR_RETURN(auto p, get_policy(name));
     if (p) acl.add(*p);
   }
+  auto shared = std::make_shared<const policy::Acl>(std::move(acl));
   std::lock_guard lock(policy_mu_);
-  acl_cache_[key] = std::make_shared<const policy::Acl>(acl);
-  return acl;
+  acl_cache_[key] = shared;
+  return shared;
 }
 
 }  // namespace custos::core

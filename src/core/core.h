@@ -113,7 +113,8 @@ class Core {
 
   // Policies
   Result<std::optional<policy::Policy>> get_policy(const std::string& name);
-  Result<policy::Acl> acl_for(const TokenEntry& token);
+  // The token's effective ACL, cached per policy set (invalidated when any policy changes).
+  Result<std::shared_ptr<const policy::Acl>> acl_for(const TokenEntry& token);
   Result<Response> sys_policy(Request& req, const std::string& name, bool legacy);
   Result<Response> sys_policy_list(bool legacy);
   Result<Response> sys_capabilities(Request& req, bool self);

@@ -509,15 +509,15 @@ Result<Response> Core::sys_capabilities(Request& req, bool self) {
     }
     if (!who) return invalid_argument("invalid token");
   }
-  ASSIGN_OR_RETURN(policy::Acl acl, acl_for(*who));
+  ASSIGN_OR_RETURN(auto acl, acl_for(*who));
   boost::json::object d;
   boost::json::array all;
   for (const auto& p : paths) {
-    auto names = acl.capability_names(p);
+    auto names = acl->capability_names(p);
     d[p] = to_array(names);
     for (const auto& n : names) all.emplace_back(n);
   }
-  d["capabilities"] = to_array(acl.capability_names(paths.front()));
+  d["capabilities"] = to_array(acl->capability_names(paths.front()));
   return legacy(std::move(d));
 }
 
@@ -631,8 +631,8 @@ Result<Response> Core::token_create(Request& req, bool orphan) {
   if (p.type != "service" && p.type != "batch") return invalid_argument("unsupported token type " + p.type);
   ASSIGN_OR_RETURN(p.id, field_string(req.data, "id"));
   bool is_root = parent.is_root();
-  ASSIGN_OR_RETURN(policy::Acl acl, acl_for(parent));
-  bool sudo = acl.is_root() || acl.capabilities(req.path).grants(policy::Capability::kSudo);
+  ASSIGN_OR_RETURN(auto acl, acl_for(parent));
+  bool sudo = acl->is_root() || acl->capabilities(req.path).grants(policy::Capability::kSudo);
   if (!p.id.empty() && !is_root) return invalid_argument("root or sudo privileges required to specify token id");
   if ((no_parent || orphan) && !sudo && !orphan) {
     return invalid_argument("root or sudo privileges required to create orphan token");
