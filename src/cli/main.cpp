@@ -11,8 +11,11 @@
 #include <boost/json.hpp>
 
 #include "base/encoding.h"
+#include "cli/agent.h"
+#include "cli/attest.h"
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/workload.h"
 #include "server/server.h"
 
 namespace custos::cli {
@@ -66,8 +69,13 @@ int run_main(int argc, char** argv) {
   srv->add_option("--dev-listen-address", sargs.dev_listen_address, "Dev listener address")
       ->default_val("127.0.0.1:8200");
   srv->add_option("--log-level", sargs.log_level, "trace, debug, info, warn, error");
+  srv->add_option("--dev-sim-dir", sargs.dev_sim_dir,
+                  "Dev mode: directory of the simulated TEE platform (created if empty)");
 
   register_client_commands(app, g);
+  register_attest_commands(app, g);
+  register_agent_commands(app, g);
+  register_workload_commands(app, g);  // after agent: it extends the `agent` command
 
   auto args = normalize_args(argc, argv);
   std::reverse(args.begin(), args.end());

@@ -33,7 +33,8 @@ bool needs_sudo(const std::string& path) {
     if (path == p) return true;
   }
   static const char* kPrefixes[] = {"sys/audit/", "sys/audit-hash/", "sys/raw/", "sys/config/",
-                                    "sys/leases/revoke-force/", "sys/leases/revoke-prefix/"};
+                                    "sys/leases/revoke-force/", "sys/leases/revoke-prefix/",
+                                    "sys/revoke-force/", "sys/revoke-prefix/"};
   for (const char* p : kPrefixes) {
     if (path.rfind(p, 0) == 0) return true;
   }

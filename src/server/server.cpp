@@ -9,12 +9,19 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "base/encoding.h"
 #include "base/log.h"
+#include "attestation/service/service.h"
+#include "attestation/sim/sim.h"
 #include "config/config.h"
+#include "http/attestation_api.h"
+#include "http/kbs_api.h"
+#include "kbs/broker.h"
 #include "core/core.h"
 #include "http/api.h"
 #include "net/http.h"
@@ -133,6 +140,44 @@ int run_server(const ServerArgs& args) {
   core_cfg.storage_type = std::string(config::storage_type_name(cfg.storage.type));
   core::Core core(*backend, SystemClock::instance(), core_cfg);
 
+  // Attestation service and key broker. Dev mode trusts a simulated TEE platform; a normal
+  // server trusts only the pinned hardware roots.
+  std::optional<attestation::sim::SimPlatform> sim_platform;
+  attestation::ServiceConfig scfg;
+  scfg.clock = &SystemClock::instance();
+  kbs::BrokerConfig bcfg;
+  std::string sim_dir = args.dev_sim_dir;
+  if (args.dev) {
+    if (sim_dir.empty()) {
+      char tmpl[] = "/tmp/custos-dev-sim.XXXXXX";
+      if (!mkdtemp(tmpl)) {
+        std::fprintf(stderr, "error: cannot create the dev sim directory\n");
+        return 1;
+      }
+      sim_dir = tmpl;
+    }
+    std::error_code ec;
+    bool existing = std::filesystem::exists(std::filesystem::path(sim_dir) / "README.txt", ec);
+    auto p = existing ? attestation::sim::SimPlatform::load(sim_dir)
+                      : attestation::sim::SimPlatform::create(sim_dir, SystemClock::instance().now());
+    if (!p.ok()) {
+      std::fprintf(stderr, "error preparing the sim platform in %s: %s\n", sim_dir.c_str(),
+                   p.status().message().c_str());
+      return 1;
+    }
+    sim_platform.emplace(std::move(*p));
+    scfg.sim_root = sim_platform->root();
+    bcfg.default_collateral[attestation::TeeType::kSim] = sim_platform->collateral();
+  }
+  auto service = attestation::Service::create(std::move(scfg));
+  if (!service.ok()) {
+    std::fprintf(stderr, "error starting the attestation service: %s\n",
+                 service.status().message().c_str());
+    return 1;
+  }
+  kbs::Broker broker(core, **service, bcfg);
+  broker.register_auth_method();  // before unseal: the auth table may name "attest"
+
   std::string dev_unseal_key;
   std::string dev_root_token;
   if (args.dev) {
@@ -157,6 +202,8 @@ int run_server(const ServerArgs& args) {
   }
 
   http::Api api(core);
+  http::register_attestation_routes(api, **service);
+  http::register_kbs_routes(api, broker);
   std::vector<std::unique_ptr<net::HttpServer>> servers;
   std::string first_addr;
   for (const auto& l : cfg.listeners) {
@@ -194,8 +241,9 @@ int run_server(const ServerArgs& args) {
         "    Storage is in memory, the server is unsealed, and everything is lost at exit.\n\n"
         "    export VAULT_ADDR='%s'\n"
         "    Unseal Key: %s\n"
-        "    Root Token: %s\n\n",
-        first_addr.c_str(), dev_unseal_key.c_str(), dev_root_token.c_str());
+        "    Root Token: %s\n"
+        "    Sim platform: %s (a SIMULATED TEE, trusted by this dev server only)\n\n",
+        first_addr.c_str(), dev_unseal_key.c_str(), dev_root_token.c_str(), sim_dir.c_str());
     std::fflush(stdout);
   } else {
     std::printf("==> Custos server started on %s (storage: %s)\n", first_addr.c_str(),

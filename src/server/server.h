@@ -14,6 +14,9 @@ struct ServerArgs {
   bool dev = false;
   std::string dev_root_token_id;
   std::string dev_listen_address = "127.0.0.1:8200";
+  // Dev mode trusts a simulated TEE platform kept here (created if empty; default: a new
+  // temporary directory, printed at start).
+  std::string dev_sim_dir;
   std::string log_level;  // overrides the config's
   // Called once every listener is up, with the first listener's address (tests, the demo).
   std::function<void(const std::string& addr)> on_ready;

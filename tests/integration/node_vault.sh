@@ -9,5 +9,5 @@ cd "$(dirname "$0")/../acceptance"
 VAULT_ADDR=$ADDR node --test node-vault-e2e.test.js > "$WORK/node.log" 2>&1 || { cat "$WORK/node.log"; fail "node-vault acceptance test failed"; }
 grep -q '^# fail 0' "$WORK/node.log" || { cat "$WORK/node.log"; fail "node-vault reported failures"; }
 grep -q '^# pass 9' "$WORK/node.log" || { cat "$WORK/node.log"; fail "expected 9 passing node-vault cases"; }
-pass "node-vault acceptance ($(grep '^# pass' "$WORK/node.log"), PostgreSQL case skipped until the database engine exists)"
+pass "node-vault acceptance ($(grep '^# pass' "$WORK/node.log"), PostgreSQL case runs in node_vault_pg.sh)"
 finish
