@@ -5,7 +5,9 @@
 namespace custos {
 
 void secure_wipe(void* p, size_t n) {
-  // explicit_bzero is glibc's guaranteed-not-elided wipe.
+  // explicit_bzero is glibc's guaranteed-not-elided wipe. An empty buffer may have no storage
+  // (data() of an empty vector is null), which explicit_bzero must not be given.
+  if (p == nullptr || n == 0) return;
   explicit_bzero(p, n);
 }
 
