@@ -1,5 +1,5 @@
 // Attestation verification cost against the bare OpenSSL work it cannot avoid, on real vectors
-// (/work/shared/vectors, see its README):
+// (../shared/vectors, see its README):
 //   SGX baseline   two P-256 ECDSA verifications (QE report, quote) + SHA-256 of the quote
 //   SGX warm       DcapVerifier with collateral parsed and cached     goal: >= 0.5x baseline
 //   SGX cold       new verifier, bundle parsed, nothing cached          goal: < 1.5 ms

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `custos attest verify` and `custos attest collateral` on the shared real vectors
-# (/work/shared/vectors, provenance in its README): exit 0 genuine (and accepted by --policy),
+# (../shared/vectors, provenance in its README): exit 0 genuine (and accepted by --policy),
 # 1 rejected, 2 usage error; JSON output fields; the local collateral cache with stale refusal.
 source "$(dirname "$0")/lib.sh"
 V=$(cd "$(dirname "$0")/../../../shared/vectors" && pwd) || fail "shared vectors not found"

@@ -1,4 +1,4 @@
-// Real SGX/TDX quotes with their collateral (/work/shared/vectors, see its README.md): each case
+// Real SGX/TDX quotes with their collateral (../shared/vectors, see its README.md): each case
 // verifies with the stated verdict inside its window and is rejected one second outside it.
 // The vectors folder sits beside the repository; if it is missing these tests FAIL (not skip).
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// The service end to end on real vectors (/work/shared/vectors): registry, evidence decoding,
+// The service end to end on real vectors (../shared/vectors): registry, evidence decoding,
 // the collateral cache (import, lookup by FMSPC/CA, stale refusal), appraisal and tokens.
 #include "attestation/service/service.h"
 

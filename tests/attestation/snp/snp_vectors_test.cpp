@@ -1,4 +1,4 @@
-// Real SEV-SNP reports and certificates from /work/shared/vectors (see its README for provenance,
+// Real SEV-SNP reports and certificates from ../shared/vectors (see its README for provenance,
 // windows and the verdicts the source projects assert).
 #include <gtest/gtest.h>
 

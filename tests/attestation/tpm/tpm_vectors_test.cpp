@@ -1,4 +1,4 @@
-// Real TPM 2.0 quotes from /work/shared/vectors (provenance in its README).
+// Real TPM 2.0 quotes from ../shared/vectors (provenance in its README).
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
