@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "base/bytes.h"
+#include "core/auth/token_fields.h"
 #include "base/clock.h"
 #include "base/encoding.h"
 #include "base/log.h"
@@ -168,30 +169,6 @@ Result<std::vector<std::string>> cidr_list_field(const json::object& d, std::str
   return list;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Token settings shared by every auth method's roles (Vault's tokenutil fields)
-
-struct TokenFields {
-  std::vector<std::string> policies;
-  int64_t ttl = 0;
-  int64_t max_ttl = 0;
-  int64_t explicit_max_ttl = 0;
-  int64_t num_uses = 0;
-  int64_t period = 0;
-  std::string type = "default";
-  std::vector<std::string> bound_cidrs;
-};
-
-std::vector<std::string> sanitize_policies(std::vector<std::string> in) {
-  std::set<std::string> out;
-  for (auto& p : in) {
-    std::transform(p.begin(), p.end(), p.begin(),
-                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-    if (!p.empty()) out.insert(std::move(p));
-  }
-  return {out.begin(), out.end()};
-}
-
 Status read_duration(const json::object& d, const char* key, int64_t& out) {
   if (!d.contains(key)) return ok_status();
   ASSIGN_OR_RETURN(out, field_duration(d, key, out));
@@ -205,113 +182,10 @@ Status read_count(const json::object& d, const char* key, int64_t& out) {
   return ok_status();
 }
 
-// Applies the token_* fields present in `d` (and the legacy "policies" and "period").
-Status apply_token_fields(const json::object& d, TokenFields& t) {
-  if (d.contains("token_policies")) {
-    ASSIGN_OR_RETURN(auto p, field_string_list(d, "token_policies"));
-    t.policies = sanitize_policies(std::move(p));
-  } else if (d.contains("policies")) {
-    ASSIGN_OR_RETURN(auto p, field_string_list(d, "policies"));
-    t.policies = sanitize_policies(std::move(p));
-  }
-  RETURN_IF_ERROR(read_duration(d, "token_ttl", t.ttl));
-  RETURN_IF_ERROR(read_duration(d, "token_max_ttl", t.max_ttl));
-  RETURN_IF_ERROR(read_duration(d, "token_explicit_max_ttl", t.explicit_max_ttl));
-  if (d.contains("token_period")) {
-    RETURN_IF_ERROR(read_duration(d, "token_period", t.period));
-  } else {
-    RETURN_IF_ERROR(read_duration(d, "period", t.period));
-  }
-  RETURN_IF_ERROR(read_count(d, "token_num_uses", t.num_uses));
-  if (d.contains("token_type")) {
-    ASSIGN_OR_RETURN(t.type, field_string(d, "token_type", "default"));
-    if (t.type.empty()) t.type = "default";
-  }
-  if (d.contains("token_bound_cidrs")) {
-    ASSIGN_OR_RETURN(t.bound_cidrs, cidr_list_field(d, "token_bound_cidrs"));
-  }
-  static const std::set<std::string, std::less<>> kTypes = {"service", "batch", "default",
-                                                            "default-service", "default-batch"};
-  if (!kTypes.contains(t.type)) {
-    return invalid_argument(
-        "field \"token_type\" must be one of service, batch, default, default-service, "
-        "default-batch");
-  }
-  if (t.max_ttl > 0 && t.ttl > t.max_ttl) {
-    return invalid_argument("\"token_ttl\" must not be greater than \"token_max_ttl\"");
-  }
-  bool batch = t.type == "batch" || t.type == "default-batch";
-  if (batch && t.period > 0) {
-    return invalid_argument("batch tokens cannot be periodic (\"token_period\")");
-  }
-  if (batch && t.num_uses > 0) {
-    return invalid_argument("batch tokens cannot have a use limit (\"token_num_uses\")");
-  }
-  return ok_status();
-}
-
-json::array to_array(const std::vector<std::string>& v) {
-  json::array a;
-  for (const auto& s : v) a.emplace_back(s);
-  return a;
-}
-
-void token_fields_to_json(const TokenFields& t, json::object& o) {
-  o["token_policies"] = to_array(t.policies);
-  o["policies"] = to_array(t.policies);
-  o["token_ttl"] = t.ttl;
-  o["token_max_ttl"] = t.max_ttl;
-  o["token_explicit_max_ttl"] = t.explicit_max_ttl;
-  o["token_num_uses"] = t.num_uses;
-  o["token_period"] = t.period;
-  o["period"] = t.period;
-  o["token_type"] = t.type;
-  o["token_bound_cidrs"] = to_array(t.bound_cidrs);
-  o["token_no_default_policy"] = false;
-}
-
 Result<std::vector<std::string>> stored_strings(const json::object& o, std::string_view key) {
   auto r = field_string_list(o, key);
   if (!r.ok()) return data_loss("stored approle record is corrupt");
   return r;
-}
-
-Status token_fields_from_json(const json::object& o, TokenFields& t) {
-  ASSIGN_OR_RETURN(t.policies, stored_strings(o, "token_policies"));
-  ASSIGN_OR_RETURN(t.bound_cidrs, stored_strings(o, "token_bound_cidrs"));
-  auto num = [&](const char* k) -> int64_t {
-    const auto* v = o.if_contains(k);
-    return v && v->is_int64() ? v->as_int64() : 0;
-  };
-  t.ttl = num("token_ttl");
-  t.max_ttl = num("token_max_ttl");
-  t.explicit_max_ttl = num("token_explicit_max_ttl");
-  t.num_uses = num("token_num_uses");
-  t.period = num("token_period");
-  const auto* ty = o.if_contains("token_type");
-  t.type = ty && ty->is_string() ? std::string(ty->as_string()) : "default";
-  return ok_status();
-}
-
-// The Auth a login returns; core mints the token from it.
-//
-// core's tokens have no renewal ceiling separate from explicit_max_ttl, so token_max_ttl (which
-// in Vault caps renewals of non-periodic tokens) is carried as explicit_max_ttl: the lifetime cap
-// is the same, only `token lookup` shows it under that name (docs/auth.md).
-Auth auth_from(const TokenFields& t) {
-  Auth a;
-  a.policies = t.policies;
-  a.token_policies = t.policies;
-  a.lease_duration = t.ttl;
-  a.period = t.period;
-  a.num_uses = t.num_uses;
-  bool batch = t.type == "batch" || t.type == "default-batch";
-  a.token_type = batch ? "batch" : "service";
-  a.renewable = !batch;
-  int64_t cap = t.explicit_max_ttl;
-  if (t.period == 0 && t.max_ttl > 0 && (cap == 0 || t.max_ttl < cap)) cap = t.max_ttl;
-  a.explicit_max_ttl = cap;
-  return a;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -333,7 +207,7 @@ struct Role {
     o["uuid"] = uuid;
     o["role_id"] = role_id;
     o["bind_secret_id"] = bind_secret_id;
-    o["secret_id_bound_cidrs"] = to_array(secret_id_bound_cidrs);
+    o["secret_id_bound_cidrs"] = to_string_array(secret_id_bound_cidrs);
     o["secret_id_num_uses"] = secret_id_num_uses;
     o["secret_id_ttl"] = secret_id_ttl;
     token_fields_to_json(token, o);
@@ -362,7 +236,7 @@ struct Role {
     if (const auto* n = o.if_contains("secret_id_ttl"); n && n->is_int64()) {
       r.secret_id_ttl = n->as_int64();
     }
-    RETURN_IF_ERROR(token_fields_from_json(o, r.token));
+    RETURN_IF_ERROR(token_fields_from_json(o, r.token, "approle"));
     return r;
   }
 };
@@ -390,8 +264,8 @@ struct SecretIdEntry {
             {"expiration_time", expiration_time},
             {"last_updated_time", last_updated_time},
             {"metadata", metadata},
-            {"cidr_list", to_array(cidr_list)},
-            {"token_bound_cidrs", to_array(token_bound_cidrs)}};
+            {"cidr_list", to_string_array(cidr_list)},
+            {"token_bound_cidrs", to_string_array(token_bound_cidrs)}};
   }
 
   static Result<SecretIdEntry> from_json(const json::value& v) {
@@ -433,8 +307,8 @@ struct SecretIdEntry {
                                     : std::string(kNeverExpires)},
             {"last_updated_time", format_rfc3339_nanos(from_unix_seconds(last_updated_time))},
             {"metadata", metadata},
-            {"cidr_list", to_array(cidr_list)},
-            {"token_bound_cidrs", to_array(token_bound_cidrs)}};
+            {"cidr_list", to_string_array(cidr_list)},
+            {"token_bound_cidrs", to_string_array(token_bound_cidrs)}};
   }
 };
 
@@ -711,7 +585,7 @@ Result<Response> AppRoleAuth::write_role(const std::string& name, const json::ob
   }
   RETURN_IF_ERROR(read_count(d, "secret_id_num_uses", r.secret_id_num_uses));
   RETURN_IF_ERROR(read_duration(d, "secret_id_ttl", r.secret_id_ttl));
-  RETURN_IF_ERROR(apply_token_fields(d, r.token));
+  RETURN_IF_ERROR(apply_token_fields(d, r.token, cidr_list_field, "approle"));
   if (!r.bind_secret_id && r.secret_id_bound_cidrs.empty() && r.token.bound_cidrs.empty()) {
     // Without a secret ID the role ID alone would be a password anyone who reads it could use.
     return invalid_argument(
@@ -747,7 +621,7 @@ Result<Response> AppRoleAuth::read_role(const std::string& name) {
   if (!r) return not_found("role \"" + name + "\" does not exist");
   json::object o;
   o["bind_secret_id"] = r->bind_secret_id;
-  o["secret_id_bound_cidrs"] = to_array(r->secret_id_bound_cidrs);
+  o["secret_id_bound_cidrs"] = to_string_array(r->secret_id_bound_cidrs);
   o["secret_id_num_uses"] = r->secret_id_num_uses;
   o["secret_id_ttl"] = r->secret_id_ttl;
   o["local_secret_ids"] = false;

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "base/bytes.h"
+#include "core/auth/token_fields.h"
 #include "base/clock.h"
 #include "base/encoding.h"
 #include "base/log.h"
@@ -49,124 +50,10 @@ constexpr std::string_view kInvalidLogin = "invalid username or password";
 // ---------------------------------------------------------------------------------------------
 // Token settings (Vault's tokenutil fields)
 
-struct TokenFields {
-  std::vector<std::string> policies;
-  int64_t ttl = 0;
-  int64_t max_ttl = 0;
-  int64_t explicit_max_ttl = 0;
-  int64_t num_uses = 0;
-  int64_t period = 0;
-  std::string type = "default";
-};
-
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
                  [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
   return s;
-}
-
-std::vector<std::string> sanitize_policies(std::vector<std::string> in) {
-  std::set<std::string> out;
-  for (auto& p : in) {
-    if (!p.empty()) out.insert(lower(std::move(p)));
-  }
-  return {out.begin(), out.end()};
-}
-
-Status read_duration(const json::object& d, const char* key, int64_t& out) {
-  if (!d.contains(key)) return ok_status();
-  ASSIGN_OR_RETURN(out, field_duration(d, key, out));
-  return ok_status();
-}
-
-Status read_policies(const json::object& d, std::vector<std::string>& out) {
-  if (d.contains("token_policies")) {
-    ASSIGN_OR_RETURN(auto p, field_string_list(d, "token_policies"));
-    out = sanitize_policies(std::move(p));
-  } else if (d.contains("policies")) {
-    ASSIGN_OR_RETURN(auto p, field_string_list(d, "policies"));
-    out = sanitize_policies(std::move(p));
-  }
-  return ok_status();
-}
-
-Status apply_token_fields(const json::object& d, TokenFields& t) {
-  RETURN_IF_ERROR(read_policies(d, t.policies));
-  RETURN_IF_ERROR(read_duration(d, "token_ttl", t.ttl));
-  RETURN_IF_ERROR(read_duration(d, "token_max_ttl", t.max_ttl));
-  RETURN_IF_ERROR(read_duration(d, "token_explicit_max_ttl", t.explicit_max_ttl));
-  if (d.contains("token_period")) {
-    RETURN_IF_ERROR(read_duration(d, "token_period", t.period));
-  } else {
-    RETURN_IF_ERROR(read_duration(d, "period", t.period));
-  }
-  if (d.contains("token_num_uses")) {
-    ASSIGN_OR_RETURN(t.num_uses, field_int(d, "token_num_uses", 0));
-    if (t.num_uses < 0) return invalid_argument("field \"token_num_uses\" must not be negative");
-  }
-  if (d.contains("token_type")) {
-    ASSIGN_OR_RETURN(t.type, field_string(d, "token_type", "default"));
-    if (t.type.empty()) t.type = "default";
-  }
-  if (const auto* c = d.if_contains("token_bound_cidrs");
-      c && !c->is_null() && !(c->is_string() && c->as_string().empty()) &&
-      !(c->is_array() && c->as_array().empty())) {
-    // Accepting it without enforcing it would hand out tokens usable from anywhere.
-    return invalid_argument("field \"token_bound_cidrs\" is not supported by userpass yet");
-  }
-  static const std::set<std::string, std::less<>> kTypes = {"service", "batch", "default",
-                                                            "default-service", "default-batch"};
-  if (!kTypes.contains(t.type)) {
-    return invalid_argument(
-        "field \"token_type\" must be one of service, batch, default, default-service, "
-        "default-batch");
-  }
-  if (t.max_ttl > 0 && t.ttl > t.max_ttl) {
-    return invalid_argument("\"token_ttl\" must not be greater than \"token_max_ttl\"");
-  }
-  bool batch = t.type == "batch" || t.type == "default-batch";
-  if (batch && (t.period > 0 || t.num_uses > 0)) {
-    return invalid_argument("batch tokens cannot be periodic or have a use limit");
-  }
-  return ok_status();
-}
-
-json::array to_array(const std::vector<std::string>& v) {
-  json::array a;
-  for (const auto& s : v) a.emplace_back(s);
-  return a;
-}
-
-void token_fields_to_json(const TokenFields& t, json::object& o) {
-  o["token_policies"] = to_array(t.policies);
-  o["policies"] = to_array(t.policies);
-  o["token_ttl"] = t.ttl;
-  o["token_max_ttl"] = t.max_ttl;
-  o["token_explicit_max_ttl"] = t.explicit_max_ttl;
-  o["token_num_uses"] = t.num_uses;
-  o["token_period"] = t.period;
-  o["period"] = t.period;
-  o["token_type"] = t.type;
-  o["token_bound_cidrs"] = json::array();
-  o["token_no_default_policy"] = false;
-}
-
-// core's tokens have no renewal ceiling apart from explicit_max_ttl, so token_max_ttl becomes
-// one (the same lifetime cap; docs/auth.md).
-Auth auth_from(const TokenFields& t) {
-  Auth a;
-  a.policies = t.policies;
-  a.token_policies = t.policies;
-  a.lease_duration = t.ttl;
-  a.period = t.period;
-  a.num_uses = t.num_uses;
-  bool batch = t.type == "batch" || t.type == "default-batch";
-  a.token_type = batch ? "batch" : "service";
-  a.renewable = !batch;
-  int64_t cap = t.explicit_max_ttl;
-  if (t.period == 0 && t.max_ttl > 0 && (cap == 0 || t.max_ttl < cap)) cap = t.max_ttl;
-  a.explicit_max_ttl = cap;
-  return a;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -410,7 +297,7 @@ Result<Response> UserpassAuth::write_user(const std::string& name, const json::o
     if (!fresh) return invalid_argument("missing password");
     u.name = lower(name);
   }
-  RETURN_IF_ERROR(apply_token_fields(d, u.token));
+  RETURN_IF_ERROR(apply_token_fields(d, u.token, nullptr, "userpass"));
   if (fresh) u.password = std::move(*fresh);
   RETURN_IF_ERROR(storage_.put_json(user_key(name), u.to_json()));
   return Response::empty();
@@ -448,7 +335,11 @@ Result<Response> UserpassAuth::update_policies(const std::string& name, const js
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(auto u, load_user(name));
   if (!u) return invalid_argument("username does not exist");
-  RETURN_IF_ERROR(read_policies(d, u->token.policies));
+  // Only the policies change: hand the shared parser just that field.
+  json::object only;
+  const char* key = d.contains("token_policies") ? "token_policies" : "policies";
+  only[key] = d.at(key);
+  RETURN_IF_ERROR(apply_token_fields(only, u->token, nullptr, "userpass"));
   RETURN_IF_ERROR(storage_.put_json(user_key(name), u->to_json()));
   return Response::empty();
 }
