@@ -54,7 +54,38 @@ struct Anchor {
   Certificate root;
   Bytes spki;
   std::string subject;
+  // The pinned certificate's exact encodings. A chain element with these bytes is the pinned
+  // certificate, so `root` stands in for it rather than being decoded again (decoding an X.509
+  // certificate costs about two ECDSA verifications with OpenSSL 3). The PEM is OpenSSL's (64
+  // columns, "\n"), without the final newline; PCS chains and quote certification data use it.
+  Bytes der;
+  std::string pem;
 };
+
+Result<std::shared_ptr<const Anchor>> make_anchor(Certificate root) {
+  auto a = std::make_shared<Anchor>();
+  a->spki = root.public_key().to_der();
+  a->der = root.der();
+  a->pem = root.pem();
+  if (a->spki.empty() || a->der.empty() || a->pem.empty()) {
+    return internal_error("trusted root cannot be encoded");
+  }
+  while (!a->pem.empty() && a->pem.back() == '\n') a->pem.pop_back();
+  a->subject = root.subject();
+  a->root = std::move(root);
+  return std::shared_ptr<const Anchor>(std::move(a));
+}
+
+// The embedded production root, decoded once per process: it is a compiled-in constant, not
+// input, and Certificate is immutable and safe to share between threads.
+const Result<std::shared_ptr<const Anchor>>& production_anchor() {
+  static const Result<std::shared_ptr<const Anchor>> anchor = []() {
+    auto root = Certificate::from_der(intel_sgx_root_ca_der());
+    if (!root.ok()) return Result<std::shared_ptr<const Anchor>>(root.status());
+    return make_anchor(std::move(*root));
+  }();
+  return anchor;
+}
 
 std::string percent_decode(std::string_view s) {
   std::string out;
@@ -73,9 +104,33 @@ std::string percent_decode(std::string_view s) {
   return out;
 }
 
+// Parses PEM text that ends with the pinned root's PEM block without decoding that block: the
+// pinned certificate stands in for it. Returns nothing when the shortcut does not apply, and the
+// caller then parses the whole text. When it applies, the result is what parsing the whole text
+// gives: PEM is read block by block, line by line, and the root block starts on a line of its own,
+// so the blocks before it read the same from the prefix alone; a prefix that does not parse on
+// its own (or is suspiciously large) falls back to the whole-text parse, with its errors.
+std::optional<std::vector<Certificate>> chain_ending_in_pinned_root(std::string_view text,
+                                                                    const Anchor& anchor) {
+  constexpr size_t kMaxShortcutText = 64 * 1024;
+  if (text.size() > kMaxShortcutText || !text.ends_with(anchor.pem)) return std::nullopt;
+  const size_t start = text.size() - anchor.pem.size();
+  if (start > 0 && text[start - 1] != '\n') return std::nullopt;
+  std::string_view prefix = text.substr(0, start);
+  std::vector<Certificate> out;
+  if (prefix.find("-----BEGIN") != std::string_view::npos) {
+    auto chain = Certificate::chain_from_pem(prefix);
+    if (!chain.ok() || chain->size() >= 64) return std::nullopt;
+    out = std::move(*chain);
+  }
+  out.push_back(anchor.root);
+  return out;
+}
+
 // A certificate list as PEM (possibly URL-encoded, as PCS issuer-chain headers are) or as
-// concatenated DER.
-Result<std::vector<Certificate>> load_certificates(ByteSpan bytes, std::string_view prefix) {
+// concatenated DER. A certificate that is byte for byte the pinned root is not decoded again.
+Result<std::vector<Certificate>> load_certificates(ByteSpan bytes, std::string_view prefix,
+                                                   const Anchor& anchor) {
   std::string_view text = as_string_view(bytes);
   while (!text.empty() && (text.back() == '\0' || text.back() == '\n')) text.remove_suffix(1);
   if (text.empty()) return reason::fail(prefix, reason::kMissing, "empty certificate chain");
@@ -85,6 +140,7 @@ Result<std::vector<Certificate>> load_certificates(ByteSpan bytes, std::string_v
     text = decoded;
   }
   if (text.find("-----BEGIN CERTIFICATE-----") != std::string_view::npos) {
+    if (auto shortcut = chain_ending_in_pinned_root(text, anchor)) return std::move(*shortcut);
     auto chain = Certificate::chain_from_pem(text);
     if (!chain.ok() || chain->empty()) {
       return reason::fail(prefix, reason::kMalformed, "unparsable PEM certificate chain");
@@ -96,6 +152,11 @@ Result<std::vector<Certificate>> load_certificates(ByteSpan bytes, std::string_v
   while (!r.empty()) {
     auto e = r.expect(der::kSequence);
     if (!e) return reason::fail(prefix, reason::kMalformed, "neither PEM nor DER certificates");
+    if (e->raw.size() == anchor.der.size() &&
+        std::equal(e->raw.begin(), e->raw.end(), anchor.der.begin())) {
+      out.push_back(anchor.root);
+      continue;
+    }
     auto cert = Certificate::from_der(e->raw);
     if (!cert.ok()) return reason::fail(prefix, reason::kMalformed, "unparsable DER certificate");
     out.push_back(std::move(*cert));
@@ -119,7 +180,10 @@ Result<VerifiedChain> verify_chain(std::vector<Certificate> certs, const Anchor&
   const Certificate& last = certs.back();
   // Without the root in the chain, a failing last link means "not issued by our root".
   bool root_in_chain = false;
-  if (last.subject() == last.issuer()) {
+  if (last.raw() == anchor.root.raw()) {
+    root_in_chain = true;  // the pinned certificate itself (see load_certificates)
+    certs.pop_back();
+  } else if (last.subject() == last.issuer()) {
     root_in_chain = true;
     if (last.public_key().to_der() != anchor.spki) {
       return reason::fail(prefix, reason::kUntrustedRoot,
@@ -198,7 +262,7 @@ Result<VerifiedChain> load_signing_chain(const Collateral& c, const char* key,
                                          const Crl& root_crl) {
   const Bytes* b = item(c, key);
   if (!b) return reason::fail(prefix, reason::kMissing, std::string(key) + " not given");
-  ASSIGN_OR_RETURN(auto certs, load_certificates(*b, prefix));
+  ASSIGN_OR_RETURN(auto certs, load_certificates(*b, prefix, anchor));
   ASSIGN_OR_RETURN(VerifiedChain chain, verify_chain(std::move(certs), anchor, prefix, 2));
   if (!contains(chain.certs[0].subject_cn(), "TCB Signing")) {
     return reason::fail(prefix, reason::kBadName, "signer is not an Intel SGX TCB Signing certificate");
@@ -254,8 +318,17 @@ Result<std::shared_ptr<ParsedCollateral>> parse_collateral(const Collateral& c, 
   const Bytes* qe = item(c, "qe_identity");
   if (!qe) return reason::fail(reason::kQeIdentity, reason::kMissing, "qe_identity not given");
   ASSIGN_OR_RETURN(SignedJson qe_signed, split_signed_json(as_string_view(*qe), "enclaveIdentity"));
-  ASSIGN_OR_RETURN(out->qe_chain, load_signing_chain(c, "qe_identity_chain",
-                                                     reason::kQeIdentityChain, anchor, out->root_crl));
+  // PCS signs TCB Info and QE Identity with the same key, so the two issuer chains are usually
+  // the same bytes: verified once then (every check on them is a function of those bytes).
+  const Bytes* tcb_chain_bytes = item(c, "tcb_info_chain");
+  const Bytes* qe_chain_bytes = item(c, "qe_identity_chain");
+  if (tcb_chain_bytes && qe_chain_bytes && *tcb_chain_bytes == *qe_chain_bytes) {
+    out->qe_chain = out->tcb_chain;
+  } else {
+    ASSIGN_OR_RETURN(out->qe_chain,
+                     load_signing_chain(c, "qe_identity_chain", reason::kQeIdentityChain, anchor,
+                                        out->root_crl));
+  }
   RETURN_IF_ERROR(verify_signed_json(qe_signed, out->qe_chain, reason::kQeIdentity));
   ASSIGN_OR_RETURN(out->qe_identity, parse_enclave_identity(qe_signed.body));
   return out;
@@ -274,7 +347,7 @@ struct PckInfo {
 Result<std::shared_ptr<PckInfo>> parse_pck(ByteSpan bytes, const Anchor& anchor) {
   auto out = std::make_shared<PckInfo>();
   out->source = Bytes(bytes.begin(), bytes.end());
-  ASSIGN_OR_RETURN(auto certs, load_certificates(bytes, reason::kPckChain));
+  ASSIGN_OR_RETURN(auto certs, load_certificates(bytes, reason::kPckChain, anchor));
   // [PCK]: PCK certificate <- Intel SGX PCK Processor CA | Platform CA <- Intel SGX Root CA.
   ASSIGN_OR_RETURN(out->chain, verify_chain(std::move(certs), anchor, reason::kPckChain, 3));
   const Certificate& leaf = out->chain.certs[0];
@@ -570,7 +643,7 @@ Claims base_claims(const Quote& q, const PckInfo& pck) {
 // --- DcapVerifier -----------------------------------------------------------------------------
 
 struct DcapVerifier::State {
-  std::optional<Anchor> anchor;
+  std::shared_ptr<const Anchor> anchor;
   Status anchor_error;
   mutable std::mutex mu;
   mutable ContentCache<ParsedCollateral> collateral;
@@ -584,16 +657,12 @@ struct DcapVerifier::State {
 
 DcapVerifier::DcapVerifier(VerifierConfig config)
     : config_(std::move(config)), state_(std::make_unique<State>()) {
-  Result<Certificate> root = config_.trusted_root ? Result<Certificate>(*config_.trusted_root)
-                                                  : Certificate::from_der(intel_sgx_root_ca_der());
-  if (root.ok()) {
-    Anchor a;
-    a.spki = root->public_key().to_der();
-    a.subject = root->subject();
-    a.root = std::move(*root);
-    state_->anchor = std::move(a);
+  Result<std::shared_ptr<const Anchor>> anchor =
+      config_.trusted_root ? make_anchor(*config_.trusted_root) : production_anchor();
+  if (anchor.ok()) {
+    state_->anchor = std::move(*anchor);
   } else {
-    state_->anchor_error = internal_error("trusted root unusable: " + root.status().message());
+    state_->anchor_error = internal_error("trusted root unusable: " + anchor.status().message());
   }
   if (config_.cache_capacity == 0) config_.cache_capacity = 1;
 }

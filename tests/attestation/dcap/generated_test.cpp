@@ -436,6 +436,84 @@ TEST_F(DcapGenerated, CachesAreKeyedByContent) {
   EXPECT_TRUE(v.verify_quote(q, c, at(default_now())).ok());
 }
 
+// A chain element that is byte for byte the pinned root is not decoded again (the pinned
+// certificate stands in); every other form of the root still goes through the key pin, and the
+// TCB Info / QE Identity chains are verified separately whenever their bytes differ.
+TEST_F(DcapGenerated, PinnedRootInChainsByBytesOrByKey) {
+  Bytes q = sgx_quote();
+  const DcapBuilder& b = builder();
+  auto with = [&](const char* key, Bytes chain) {
+    Collateral c = b.collateral();
+    c[key] = std::move(chain);
+    return reason(q, c);
+  };
+  EXPECT_EQ(reason(q, b.collateral()), "accepted");
+  // The same root as concatenated DER, with CRLF line ends, after leading text, or left out.
+  Bytes der = b.tcb_signing.der();
+  Bytes root_der = b.root.der();
+  der.insert(der.end(), root_der.begin(), root_der.end());
+  EXPECT_EQ(with("tcb_info_chain", der), "accepted");
+  std::string crlf;
+  for (char ch : b.signing_chain_pem()) {
+    if (ch == '\n') crlf += '\r';
+    crlf += ch;
+  }
+  EXPECT_EQ(with("tcb_info_chain", to_bytes(crlf)), "accepted");
+  EXPECT_EQ(with("tcb_info_chain", to_bytes("issuer chain follows\n" + b.signing_chain_pem())),
+            "accepted");
+  EXPECT_EQ(with("qe_identity_chain", to_bytes(b.tcb_signing.pem())), "accepted");
+  // The PCK chain travels in the quote (certification data type 5).
+  auto with_pck_chain = [&](const std::string& chain) {
+    auto quote = sim::encode_quote(b.default_quote(), b.platform,
+                                   sim::QuoteSigners{b.pck_key, b.attestation_key, chain});
+    if (!quote.ok()) return quote.status().message();
+    return reason(*quote, b.collateral());
+  };
+  EXPECT_EQ(with_pck_chain(b.pck_chain_pem()), "accepted");
+  EXPECT_EQ(with_pck_chain(b.pck.pem() + b.pck_ca.pem()), "accepted");
+  // A root that is another certificate for the pinned key is accepted by key, as before ...
+  crypto::CertificateSpec spec;
+  spec.subject_cn = "Intel SGX Root CA";
+  spec.subject_extra = {
+      {"O", "Intel Corporation"}, {"L", "Santa Clara"}, {"ST", "CA"}, {"C", "US"}};
+  spec.not_before = default_now() - hours(24 * 365);
+  spec.not_after = default_now() + hours(24 * 365 * 5);
+  spec.is_ca = true;
+  auto restated = crypto::issue_certificate(spec, b.root_key.public_key(), b.root_key, nullptr);
+  ASSERT_TRUE(restated.ok()) << restated.status().message();
+  ASSERT_NE(restated->der(), b.root.der());
+  EXPECT_EQ(with("tcb_info_chain", to_bytes(b.tcb_signing.pem() + restated->pem())), "accepted");
+  // ... and one with the pinned name and another key is not.
+  auto impostor_key = crypto::PrivateKey::generate(crypto::KeyType::kEcP256);
+  ASSERT_TRUE(impostor_key.ok());
+  auto impostor =
+      crypto::issue_certificate(spec, impostor_key->public_key(), *impostor_key, nullptr);
+  ASSERT_TRUE(impostor.ok());
+  EXPECT_EQ(with("tcb_info_chain", to_bytes(b.tcb_signing.pem() + impostor->pem())),
+            "dcap.tcb_info_chain.untrusted_root");
+  EXPECT_EQ(with_pck_chain(b.pck.pem() + b.pck_ca.pem() + impostor->pem()),
+            "dcap.pck_chain.untrusted_root");
+  EXPECT_EQ(with_pck_chain(b.pck.pem() + b.pck_ca.pem() + restated->pem()), "accepted");
+  // The root alone is no signing chain; bad base64 before the root is malformed.
+  EXPECT_EQ(with("qe_identity_chain", to_bytes(b.root.pem())), "dcap.qe_identity_chain.malformed");
+  std::string damaged = b.tcb_signing.pem();
+  damaged[damaged.find('\n') + 5] = '*';
+  EXPECT_EQ(with("tcb_info_chain", to_bytes(damaged + b.root.pem())),
+            "dcap.tcb_info_chain.malformed");
+  // A block before the root whose END line is damaged does not parse on its own; OpenSSL reading
+  // the whole text runs on into the root's block and returns the signing certificate alone (the
+  // pinned root is appended anyway). The shortcut falls back to that whole-text reading.
+  damaged = b.tcb_signing.pem();
+  damaged.replace(damaged.find("-----END"), 8, "-----XYZ");
+  EXPECT_EQ(with("tcb_info_chain", to_bytes(damaged + b.root.pem())), "accepted");
+  // A QE Identity chain that differs from the TCB Info chain is verified on its own.
+  DcapBuilder other;
+  EXPECT_EQ(with("qe_identity_chain", to_bytes(other.signing_chain_pem())),
+            "dcap.qe_identity_chain.untrusted_root");
+  EXPECT_EQ(with("qe_identity_chain", to_bytes(b.pck_ca.pem() + b.root.pem())),
+            "dcap.qe_identity_chain.unexpected_subject");
+}
+
 TEST_F(DcapGenerated, BundleRoundTrip) {
   Collateral c = builder().collateral();
   auto tcb = split_signed_json(as_string_view(c["tcb_info"]), "tcbInfo");
