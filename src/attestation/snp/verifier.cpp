@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <exception>
+#include <functional>
+#include <mutex>
+#include <string_view>
+#include <unordered_map>
 
 #include "attestation/snp/amd_roots.h"
 #include "attestation/snp/vek.h"
@@ -75,21 +79,127 @@ Result<ProductAnchor> make_anchor(const char* product, const char* ark, const ch
 }  // namespace
 
 Result<std::vector<ProductAnchor>> amd_product_anchors() {
-  std::vector<ProductAnchor> out;
-  ASSIGN_OR_RETURN(auto milan, make_anchor("Milan", kMilanArkPem, kMilanAskPem, kMilanAsvkPem,
-                                           TcbLayout::kMilanGenoa, 0x19));
-  ASSIGN_OR_RETURN(auto genoa, make_anchor("Genoa", kGenoaArkPem, kGenoaAskPem, kGenoaAsvkPem,
-                                           TcbLayout::kMilanGenoa, 0x19));
-  ASSIGN_OR_RETURN(auto turin, make_anchor("Turin", kTurinArkPem, kTurinAskPem, kTurinAsvkPem,
-                                           TcbLayout::kTurin, 0x1A));
-  out.push_back(std::move(milan));
-  out.push_back(std::move(genoa));
-  out.push_back(std::move(turin));
+  // Decoded once per process: these are compiled-in constants, and certificates are immutable
+  // and shared between copies, so every verifier can hold the same ones.
+  static const Result<std::vector<ProductAnchor>> anchors =
+      []() -> Result<std::vector<ProductAnchor>> {
+    std::vector<ProductAnchor> out;
+    ASSIGN_OR_RETURN(auto milan, make_anchor("Milan", kMilanArkPem, kMilanAskPem, kMilanAsvkPem,
+                                             TcbLayout::kMilanGenoa, 0x19));
+    ASSIGN_OR_RETURN(auto genoa, make_anchor("Genoa", kGenoaArkPem, kGenoaAskPem, kGenoaAsvkPem,
+                                             TcbLayout::kMilanGenoa, 0x19));
+    ASSIGN_OR_RETURN(auto turin, make_anchor("Turin", kTurinArkPem, kTurinAskPem, kTurinAsvkPem,
+                                             TcbLayout::kTurin, 0x1A));
+    out.push_back(std::move(milan));
+    out.push_back(std::move(genoa));
+    out.push_back(std::move(turin));
+    return out;
+  }();
+  return anchors;
+}
+
+// --- The VEK chain cache ----------------------------------------------------------------------
+
+// The time-free outcome of steps 2-3 for one (key kind, VEK bytes, ask_ark bytes): only chains
+// whose every signature verified are represented. The certificates are kept so that their
+// validity can be checked against each call's verification time.
+struct SnpVerifier::VerifiedVek {
+  bool is_vlek = false;
+  Bytes vek_bytes;
+  std::optional<Bytes> chain_bytes;  // "ask_ark" as given; unset: none given
+  crypto::Certificate vek;
+  crypto::PublicKey vek_key;
+  VekExtensions ext;
+  crypto::Certificate inter;              // the ASK or ASVK that signed the VEK
+  const ProductAnchor* anchor = nullptr;  // one of the verifier's anchors_ (never reallocated)
+
+  bool matches(bool vlek, ByteSpan vek_in, const std::optional<ByteSpan>& chain_in) const {
+    auto same = [](const Bytes& a, ByteSpan b) {
+      return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+    };
+    if (is_vlek != vlek || !same(vek_bytes, vek_in)) return false;
+    if (chain_bytes.has_value() != chain_in.has_value()) return false;
+    return !chain_in || same(*chain_bytes, *chain_in);
+  }
+};
+
+// Bounded (least recently used out) and guarded by one mutex held only for lookups and inserts;
+// parsing and signature checks of a miss run outside it, so two threads missing on the same
+// bytes both verify, and the second insert keeps the first entry.
+class SnpVerifier::ChainCache {
+ public:
+  explicit ChainCache(size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
+
+  static size_t key(bool vlek, ByteSpan vek, const std::optional<ByteSpan>& chain) {
+    std::hash<std::string_view> h;
+    size_t k = h(as_string_view(vek));
+    k = k * 31 + (chain ? h(as_string_view(*chain)) + 1 : 0);
+    return k * 2 + (vlek ? 1 : 0);
+  }
+
+  std::shared_ptr<const VerifiedVek> find(bool vlek, ByteSpan vek,
+                                          const std::optional<ByteSpan>& chain) {
+    const size_t k = key(vlek, vek, chain);
+    std::lock_guard lock(mu_);
+    auto [begin, end] = map_.equal_range(k);
+    for (auto it = begin; it != end; ++it) {
+      if (it->second.entry->matches(vlek, vek, chain)) {
+        it->second.last_used = ++tick_;
+        ++hits_;
+        return it->second.entry;
+      }
+    }
+    ++misses_;
+    return nullptr;
+  }
+
+  std::shared_ptr<const VerifiedVek> insert(std::shared_ptr<const VerifiedVek> e) {
+    std::optional<ByteSpan> chain;
+    if (e->chain_bytes) chain = ByteSpan(*e->chain_bytes);
+    const size_t k = key(e->is_vlek, e->vek_bytes, chain);
+    std::lock_guard lock(mu_);
+    auto [begin, end] = map_.equal_range(k);
+    for (auto it = begin; it != end; ++it) {
+      if (it->second.entry->matches(e->is_vlek, e->vek_bytes, chain)) return it->second.entry;
+    }
+    if (map_.size() >= capacity_) {
+      auto oldest = std::min_element(map_.begin(), map_.end(), [](const auto& a, const auto& b) {
+        return a.second.last_used < b.second.last_used;
+      });
+      map_.erase(oldest);
+    }
+    map_.emplace(k, Slot{e, ++tick_});
+    return e;
+  }
+
+  CacheStats stats() const {
+    std::lock_guard lock(mu_);
+    return {hits_, misses_, map_.size()};
+  }
+
+ private:
+  struct Slot {
+    std::shared_ptr<const VerifiedVek> entry;
+    uint64_t last_used = 0;
+  };
+  const size_t capacity_;
+  mutable std::mutex mu_;
+  std::unordered_multimap<size_t, Slot> map_;
+  uint64_t tick_ = 0;
+  uint64_t hits_ = 0;
+  uint64_t misses_ = 0;
+};
+
+SnpVerifier::VekChainOutcome SnpVerifier::VekChainOutcome::failed(std::string reason,
+                                                                  std::string message) {
+  VekChainOutcome out(nullptr);
+  out.rejection = reject(std::move(reason), std::move(message));
   return out;
 }
 
 SnpVerifier::SnpVerifier(VerifierConfig config)
-    : use_builtin_intermediates_(config.use_builtin_intermediates) {
+    : use_builtin_intermediates_(config.use_builtin_intermediates),
+      cache_(std::make_unique<ChainCache>(config.cache_capacity)) {
   if (config.anchors) {
     anchors_ = std::move(*config.anchors);
   } else {
@@ -107,6 +217,122 @@ SnpVerifier::SnpVerifier(VerifierConfig config)
       init_status_ = failed_precondition("ARK for " + a.product + " is not a self-signed CA");
     }
   }
+}
+
+// Steps 2 and 3 for one VEK and chain: everything that depends only on the certificate bytes
+// and the report's key kind, i.e. parsing, names, key type, extensions and every signature of the
+// chain. Nothing here depends on the verification time.
+SnpVerifier::VekChainOutcome SnpVerifier::verify_vek_chain(
+    bool is_vlek, ByteSpan vek_bytes, std::optional<ByteSpan> chain_bytes) const {
+  const std::string vek_name = is_vlek ? "VLEK" : "VCEK";
+  auto vek_or = crypto::Certificate::from_any(vek_bytes);
+  if (!vek_or.ok()) return VekChainOutcome::failed("snp.vek.parse", vek_or.status().message());
+  const crypto::Certificate& vek = *vek_or;
+  // The report names the key that signed it; a certificate of the other kind cannot be its key.
+  const std::string expected_cn = is_vlek ? "SEV-VLEK" : "SEV-VCEK";
+  if (vek.subject_cn() != expected_cn) {
+    return VekChainOutcome::failed(
+        "snp.vek.type_mismatch",
+        "report is signed by a " + vek_name + " but the certificate is " + vek.subject_cn());
+  }
+  crypto::PublicKey vek_key = vek.public_key();
+  if (vek_key.type() != crypto::KeyType::kEcP384) {
+    return VekChainOutcome::failed("snp.vek.key_type", vek_name + " key is not EC P-384");
+  }
+  auto ext = parse_vek_extensions(vek);
+  if (!ext.ok()) return VekChainOutcome::failed("snp.vek.extensions", ext.status().message());
+
+  // --- 3. Chain: VEK <- ASK/ASVK <- ARK (pinned). ABI spec "Key Hierarchy"; RSA-PSS SHA-384.
+  std::vector<crypto::Certificate> pool;
+  if (chain_bytes) {
+    auto chain = parse_chain(*chain_bytes);
+    if (!chain.ok()) return VekChainOutcome::failed("snp.chain.parse", chain.status().message());
+    for (auto& c : *chain) {
+      if (self_signed(c)) {
+        // A root in the collateral must be one we pin; anything else is an impostor, even with
+        // the right name.
+        bool pinned = std::any_of(anchors_.begin(), anchors_.end(), [&](const ProductAnchor& a) {
+          return same_key(a.ark.public_key(), c.public_key());
+        });
+        if (!pinned) {
+          return VekChainOutcome::failed(
+              "snp.ark.untrusted",
+              "root certificate " + c.subject_cn() + " in ask_ark is not a pinned ARK");
+        }
+        continue;  // the pinned copy is used
+      }
+      pool.push_back(std::move(c));
+    }
+  } else if (use_builtin_intermediates_) {
+    for (const auto& a : anchors_) {
+      pool.insert(pool.end(), a.intermediates.begin(), a.intermediates.end());
+    }
+  }
+  const crypto::Certificate* inter = nullptr;
+  bool name_matched = false;
+  for (const auto& c : pool) {
+    if (c.subject() != vek.issuer()) continue;
+    name_matched = true;
+    if (vek.verify_signature(c.public_key()).ok()) {
+      inter = &c;
+      break;
+    }
+  }
+  if (!name_matched) {
+    return VekChainOutcome::failed(
+        "snp.chain.no_issuer", "no " + std::string(is_vlek ? "ASVK" : "ASK") + " named like the " +
+                                   vek_name + " issuer (" + vek.issuer() + ") was supplied");
+  }
+  if (inter == nullptr) {
+    return VekChainOutcome::failed("snp.vek.signature",
+                                   vek_name + " certificate signature does not verify");
+  }
+  const std::string inter_role = is_vlek ? "asvk" : "ask";
+  const ProductAnchor* anchor = nullptr;
+  for (const auto& a : anchors_) {
+    if (a.ark.subject() == inter->issuer()) {
+      anchor = &a;
+      break;
+    }
+  }
+  if (anchor == nullptr) {
+    return VekChainOutcome::failed(
+        "snp.ark.untrusted",
+        inter->subject_cn() + " is not issued by a pinned ARK (" + inter->issuer() + ")");
+  }
+  if (!inter->verify_signature(anchor->ark.public_key()).ok()) {
+    return VekChainOutcome::failed(
+        "snp." + inter_role + ".signature",
+        inter->subject_cn() + " is not signed by the pinned " + anchor->ark.subject_cn());
+  }
+  if (!inter->is_ca()) {
+    return VekChainOutcome::failed("snp." + inter_role + ".not_ca",
+                                   inter->subject_cn() + " is not a CA");
+  }
+  // The intermediate's role must fit the key: VCEKs come from "SEV-<product>", VLEKs from
+  // "SEV-VLEK-<product>" (VLEK spec 58369, "Certificate Chain").
+  const std::string role_cn = (is_vlek ? "SEV-VLEK-" : "SEV-") + anchor->product;
+  if (inter->subject_cn() != role_cn) {
+    return VekChainOutcome::failed(
+        "snp.chain.role",
+        vek_name + " is issued by " + inter->subject_cn() + ", expected " + role_cn);
+  }
+  auto out = std::make_shared<VerifiedVek>();
+  out->is_vlek = is_vlek;
+  out->vek_bytes.assign(vek_bytes.begin(), vek_bytes.end());
+  if (chain_bytes) out->chain_bytes = Bytes(chain_bytes->begin(), chain_bytes->end());
+  out->vek = std::move(*vek_or);
+  out->vek_key = std::move(vek_key);
+  out->ext = std::move(*ext);
+  out->inter = *inter;
+  out->anchor = anchor;
+  return VekChainOutcome(std::move(out));
+}
+
+SnpVerifier::~SnpVerifier() = default;
+
+CacheStats SnpVerifier::cache_stats() const {
+  return cache_->stats();
 }
 
 VerifyResult SnpVerifier::verify(const Evidence& evidence, const Collateral& collateral,
@@ -131,8 +357,7 @@ VerifyResult SnpVerifier::verify_impl(const Evidence& evidence, const Collateral
   auto parsed = parse_report(*raw);
   if (!parsed.ok()) {
     bool version = parsed.status().message().find("version") != std::string::npos;
-    return reject(version ? "snp.report.version" : "snp.report.format",
-                  parsed.status().message());
+    return reject(version ? "snp.report.version" : "snp.report.format", parsed.status().message());
   }
   const AttestationReport& rep = *parsed;
   // SIGNATURE_ALGO 1 = ECDSA P-384 with SHA-384 (Table "Signature Algorithm Encodings").
@@ -159,96 +384,28 @@ VerifyResult SnpVerifier::verify_impl(const Evidence& evidence, const Collateral
   auto it = collateral.find(wanted);
   if (it == collateral.end()) it = collateral.find(is_vlek ? "vcek" : "vlek");
   if (it == collateral.end()) {
-    return reject("snp.collateral.missing",
-                  std::string("collateral \"") + wanted + "\" (the " + vek_name +
-                      " certificate) is required");
+    return reject("snp.collateral.missing", std::string("collateral \"") + wanted + "\" (the " +
+                                                vek_name + " certificate) is required");
   }
-  auto vek_or = crypto::Certificate::from_any(it->second);
-  if (!vek_or.ok()) return reject("snp.vek.parse", vek_or.status().message());
-  const crypto::Certificate& vek = *vek_or;
-  // The report names the key that signed it; a certificate of the other kind cannot be its key.
-  const std::string expected_cn = is_vlek ? "SEV-VLEK" : "SEV-VCEK";
-  if (vek.subject_cn() != expected_cn) {
-    return reject("snp.vek.type_mismatch", "report is signed by a " + vek_name +
-                                               " but the certificate is " + vek.subject_cn());
-  }
-  crypto::PublicKey vek_key = vek.public_key();
-  if (vek_key.type() != crypto::KeyType::kEcP384) {
-    return reject("snp.vek.key_type", vek_name + " key is not EC P-384");
-  }
-  auto ext = parse_vek_extensions(vek);
-  if (!ext.ok()) return reject("snp.vek.extensions", ext.status().message());
-
-  // --- 3. Chain: VEK <- ASK/ASVK <- ARK (pinned). ABI spec "Key Hierarchy"; RSA-PSS SHA-384.
-  std::vector<crypto::Certificate> pool;
+  const ByteSpan vek_bytes(it->second);
   auto chain_it = collateral.find("ask_ark");
-  if (chain_it != collateral.end()) {
-    auto chain = parse_chain(chain_it->second);
-    if (!chain.ok()) return reject("snp.chain.parse", chain.status().message());
-    for (auto& c : *chain) {
-      if (self_signed(c)) {
-        // A root in the collateral must be one we pin; anything else is an impostor, even with
-        // the right name.
-        bool pinned = std::any_of(anchors_.begin(), anchors_.end(), [&](const ProductAnchor& a) {
-          return same_key(a.ark.public_key(), c.public_key());
-        });
-        if (!pinned) {
-          return reject("snp.ark.untrusted",
-                        "root certificate " + c.subject_cn() + " in ask_ark is not a pinned ARK");
-        }
-        continue;  // the pinned copy is used
-      }
-      pool.push_back(std::move(c));
-    }
-  } else if (use_builtin_intermediates_) {
-    for (const auto& a : anchors_) {
-      pool.insert(pool.end(), a.intermediates.begin(), a.intermediates.end());
-    }
+  const std::optional<ByteSpan> chain_bytes =
+      chain_it == collateral.end() ? std::nullopt : std::optional<ByteSpan>(chain_it->second);
+
+  // --- 3. Chain: VEK <- ASK/ASVK <- ARK (pinned), its time-free part from the cache when these
+  // exact bytes were verified before. Validity at `at` and the product are checked every call.
+  std::shared_ptr<const VerifiedVek> verified = cache_->find(is_vlek, vek_bytes, chain_bytes);
+  if (!verified) {
+    VekChainOutcome fresh = verify_vek_chain(is_vlek, vek_bytes, chain_bytes);
+    if (!fresh.vek) return std::move(*fresh.rejection);
+    verified = cache_->insert(std::move(fresh.vek));
   }
-  const crypto::Certificate* inter = nullptr;
-  bool name_matched = false;
-  for (const auto& c : pool) {
-    if (c.subject() != vek.issuer()) continue;
-    name_matched = true;
-    if (vek.verify_signature(c.public_key()).ok()) {
-      inter = &c;
-      break;
-    }
-  }
-  if (!name_matched) {
-    return reject("snp.chain.no_issuer",
-                  "no " + std::string(is_vlek ? "ASVK" : "ASK") + " named like the " + vek_name +
-                      " issuer (" + vek.issuer() + ") was supplied");
-  }
-  if (inter == nullptr) {
-    return reject("snp.vek.signature", vek_name + " certificate signature does not verify");
-  }
+  const crypto::Certificate& vek = verified->vek;
+  const crypto::Certificate* inter = &verified->inter;
+  const ProductAnchor* anchor = verified->anchor;
+  const crypto::PublicKey& vek_key = verified->vek_key;
+  const VekExtensions* ext = &verified->ext;
   const std::string inter_role = is_vlek ? "asvk" : "ask";
-  const ProductAnchor* anchor = nullptr;
-  for (const auto& a : anchors_) {
-    if (a.ark.subject() == inter->issuer()) {
-      anchor = &a;
-      break;
-    }
-  }
-  if (anchor == nullptr) {
-    return reject("snp.ark.untrusted",
-                  inter->subject_cn() + " is not issued by a pinned ARK (" + inter->issuer() + ")");
-  }
-  if (!inter->verify_signature(anchor->ark.public_key()).ok()) {
-    return reject("snp." + inter_role + ".signature",
-                  inter->subject_cn() + " is not signed by the pinned " + anchor->ark.subject_cn());
-  }
-  if (!inter->is_ca()) {
-    return reject("snp." + inter_role + ".not_ca", inter->subject_cn() + " is not a CA");
-  }
-  // The intermediate's role must fit the key: VCEKs come from "SEV-<product>", VLEKs from
-  // "SEV-VLEK-<product>" (VLEK spec 58369, "Certificate Chain").
-  const std::string role_cn = (is_vlek ? "SEV-VLEK-" : "SEV-") + anchor->product;
-  if (inter->subject_cn() != role_cn) {
-    return reject("snp.chain.role", vek_name + " is issued by " + inter->subject_cn() +
-                                        ", expected " + role_cn);
-  }
   if (auto r = check_validity(vek, options.at, "vek")) return *r;
   if (auto r = check_validity(*inter, options.at, inter_role)) return *r;
   if (auto r = check_validity(anchor->ark, options.at, "ark")) return *r;
