@@ -45,6 +45,9 @@ struct SqliteOptions {
   std::string path;
   // Group commit: concurrent writers share one transaction and one fsync. 0 disables batching.
   size_t max_batch = 256;
+  // A background checkpoint starts once this many WAL pages (frames) are not yet copied into
+  // the database file (SQLite's own auto-checkpoint default is 1000).
+  size_t checkpoint_pages = 1000;
 };
 Result<std::unique_ptr<Backend>> open_sqlite(const SqliteOptions& options);
 

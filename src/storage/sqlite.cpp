@@ -1,10 +1,14 @@
-// The SQLite backend: one database file in WAL mode, one writer connection driven by a single
-// committer thread that groups concurrent writes into one transaction (one fsync), and a small
-// pool of reader connections. The on-disk format and the group-commit design are documented in
-// docs/formats/storage-sqlite.md; keep the two in step.
+// The SQLite backend: one database file in WAL mode; one writer connection, used by whichever
+// writer thread leads the current group commit (concurrent writes share one transaction and one
+// fsync; a lone writer commits on its own thread); a checkpointer thread that copies the WAL
+// into the database file off the commit path; and a small pool of reader connections. The
+// on-disk format and the design are documented in docs/formats/storage-sqlite.md; keep the two
+// in step.
+#include <semaphore.h>
 #include <sqlite3.h>
 
 #include <array>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -12,6 +16,7 @@
 #include <utility>
 
 #include "base/cleanup.h"
+#include "base/log.h"
 #include "storage/backend.h"
 #include "storage/keys.h"
 #include "storage/sqlite_testing.h"
@@ -24,6 +29,7 @@ constexpr int kFormatVersion = 1;
 // Readers beyond this wait for a free connection rather than opening more file handles.
 constexpr size_t kMaxReaders = 16;
 constexpr int kBusyTimeoutMs = 10'000;
+constexpr const char* kJournalSizeLimitPragma = "PRAGMA journal_size_limit=67108864";  // 64 MiB
 
 struct DbCloser {
   void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
@@ -163,6 +169,12 @@ Status configure_writer(const std::string& path, sqlite3* db) {
   // FULL in WAL mode: every COMMIT fsyncs the WAL before returning, which is what makes an
   // acknowledged write survive power loss.
   RETURN_IF_ERROR(exec(path, db, "PRAGMA synchronous=FULL", "setting synchronous=FULL"));
+  // Checkpoints run on the checkpointer thread, never inside a commit (the backend installs a
+  // WAL hook that only signals it).
+  RETURN_IF_ERROR(exec(path, db, "PRAGMA wal_autocheckpoint=0", "setting wal_autocheckpoint"));
+  // When the WAL restarts, a file that grew past this (a long reader held a checkpoint back) is
+  // cut back to it; below it, the file's blocks are kept and overwritten in place.
+  RETURN_IF_ERROR(exec(path, db, kJournalSizeLimitPragma, "setting journal_size_limit"));
   ASSIGN_OR_RETURN(std::string version,
                    pragma_value(path, db, "PRAGMA user_version", "reading user_version"));
   if (version == "0") {
@@ -181,6 +193,27 @@ Status configure_writer(const std::string& path, sqlite3* db) {
                                std::to_string(kFormatVersion) + ")");
   }
   return ok_status();
+}
+
+// The checkpointer's busy handler: in the final checkpoint step (which holds up writers) wait
+// briefly for readers to leave the WAL, then give up; the next cycle retries.
+int checkpoint_busy_handler(void* /*unused*/, int count) {
+  if (count >= 50) return 0;
+  std::this_thread::sleep_for(std::chrono::microseconds(200));
+  return 1;
+}
+
+// The checkpointer's connection. Checkpoints fsync the WAL and then the database file as
+// this connection's synchronous setting says, so it is FULL here too.
+Result<DbPtr> open_checkpointer(const std::string& path) {
+  ASSIGN_OR_RETURN(DbPtr db, open_connection(path, /*create=*/false));
+  RETURN_IF_ERROR(exec(path, db.get(), "PRAGMA synchronous=FULL", "setting synchronous=FULL"));
+  // Reading the header opens the WAL on this connection, so checkpoints find it.
+  ASSIGN_OR_RETURN(std::string version,
+                   pragma_value(path, db.get(), "PRAGMA user_version", "reading user_version"));
+  (void)version;
+  sqlite3_busy_handler(db.get(), &checkpoint_busy_handler, nullptr);
+  return db;
 }
 
 enum WriteStmt : size_t {
@@ -229,25 +262,55 @@ struct OpRef {
   ByteSpan value;
 };
 
-// One unit of the group commit: a single put/delete, or a whole transaction(). All of its ops
-// apply or none do; its status is reported to its writer alone.
+// One unit of the group commit: a single put/delete or a whole transaction(), whose ops all
+// apply or none do and whose status is reported to its writer alone; or the checkpointer's
+// request to finish a checkpoint while no write is in progress.
 struct Request {
+  Request() { sem_init(&wake, 0, 0); }
+  ~Request() { sem_destroy(&wake); }
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+
   std::span<const OpRef> ops;
+  bool checkpoint = false;
+  // Written by another thread before it posts `wake`, read by the request's thread after it
+  // has been woken (the semaphore orders them).
   Status status;
-  bool done = false;  // guarded by SqliteBackend::queue_mu_
+  bool done = false;  // status is final
+  bool lead = false;  // this request's thread now leads the next batch
+  // A request is woken exactly once: done, or handed the lead. A POSIX semaphore rather than
+  // a mutex and condition variable: the waker takes no lock its wakee then has to wait for,
+  // and glibc's sem_post does not touch the semaphore once the waiter can return and destroy
+  // it (the request lives on its writer's stack).
+  sem_t wake;
 };
+
+void wake(Request& r, bool Request::*flag) {
+  r.*flag = true;
+  sem_post(&r.wake);
+}
+
+void wait_woken(Request& r) {
+  while (sem_wait(&r.wake) != 0) {
+    // EINTR: a signal handler ran; keep waiting.
+  }
+}
 
 class SqliteBackend final : public Backend {
  public:
-  SqliteBackend(std::string path, size_t max_batch, WriteConn writer,
-                std::unique_ptr<ReadConn> first_reader, SqliteTestHooks hooks)
+  SqliteBackend(std::string path, const SqliteOptions& options, WriteConn writer,
+                std::unique_ptr<ReadConn> first_reader, DbPtr checkpointer, SqliteTestHooks hooks)
       : path_(std::move(path)),
-        max_batch_(max_batch == 0 ? 1 : max_batch),
+        max_batch_(options.max_batch == 0 ? 1 : options.max_batch),
+        checkpoint_pages_(options.checkpoint_pages == 0 ? 1 : options.checkpoint_pages),
         hooks_(std::move(hooks)),
-        writer_(std::move(writer)) {
+        writer_(std::move(writer)),
+        checkpointer_db_(std::move(checkpointer)) {
     idle_readers_.push_back(std::move(first_reader));
     open_readers_ = 1;
-    committer_ = std::thread([this] { committer_loop(); });
+    // Replaces SQLite's inline auto-checkpoint: commits only signal the checkpointer thread.
+    sqlite3_wal_hook(writer_.db.get(), &SqliteBackend::wal_hook, this);
+    checkpointer_ = std::thread([this] { checkpointer_loop(); });
   }
 
   ~SqliteBackend() override {
@@ -255,8 +318,12 @@ class SqliteBackend final : public Backend {
       std::lock_guard lock(queue_mu_);
       stopping_ = true;
     }
-    queue_cv_.notify_one();
-    committer_.join();
+    {
+      std::lock_guard lock(ckpt_mu_);
+      ckpt_stopping_ = true;
+    }
+    ckpt_cv_.notify_one();
+    checkpointer_.join();
   }
 
   SqliteBackend(const SqliteBackend&) = delete;
@@ -280,13 +347,17 @@ class SqliteBackend final : public Backend {
   Status put(std::string_view key, ByteSpan value) override {
     RETURN_IF_ERROR(internal::validate_key(key));
     const OpRef op{Op::Kind::kPut, key, value};
-    return submit(std::span<const OpRef>(&op, 1));
+    Request request;
+    request.ops = std::span<const OpRef>(&op, 1);
+    return submit(request);
   }
 
   Status del(std::string_view key) override {
     RETURN_IF_ERROR(internal::validate_key(key));
     const OpRef op{Op::Kind::kDelete, key, {}};
-    return submit(std::span<const OpRef>(&op, 1));
+    Request request;
+    request.ops = std::span<const OpRef>(&op, 1);
+    return submit(request);
   }
 
   Status transaction(std::span<const Op> ops) override {
@@ -297,7 +368,9 @@ class SqliteBackend final : public Backend {
       RETURN_IF_ERROR(internal::validate_key(op.key));
       refs.push_back({op.kind, op.key, op.value});
     }
-    return submit(refs);
+    Request request;
+    request.ops = refs;
+    return submit(request);
   }
 
   Result<std::vector<std::string>> list(std::string_view prefix) override {
@@ -407,44 +480,67 @@ class SqliteBackend final : public Backend {
   static Result<std::unique_ptr<ReadConn>> open_reader(const std::string& path) {
     auto conn = std::make_unique<ReadConn>();
     ASSIGN_OR_RETURN(conn->db, open_connection(path, /*create=*/false));
-    // A reader that tried to write would take the write lock behind the committer's back.
+    // A reader that tried to write would take the write lock behind the writers' back.
     RETURN_IF_ERROR(exec(path, conn->db.get(), "PRAGMA query_only=1", "setting query_only"));
     RETURN_IF_ERROR(prepare_all(path, *conn, kReadSql));
     return conn;
   }
 
  private:
-  // ---- group commit ----
+  // ---- group commit (docs/formats/storage-sqlite.md, "Group commit") ----
 
-  Status submit(std::span<const OpRef> ops) {
-    Request request;
-    request.ops = ops;
-    std::unique_lock lock(queue_mu_);
-    if (stopping_) return unavailable("storage: sqlite backend is shutting down");
-    queue_.push_back(&request);
-    if (hooks_.on_enqueue) hooks_.on_enqueue();
-    queue_cv_.notify_one();
-    done_cv_.wait(lock, [&] { return request.done; });
-    return request.status;
-  }
+  // Queues `request` and returns its result. The thread whose request is at the head of the
+  // queue when no batch is in progress leads the next batch itself, on its own thread: it
+  // commits its own request and those queued behind it, then hands the lead to the next queued
+  // thread. A lone writer thus commits without any thread hand-off; under load, requests that
+  // queue while one batch commits share the next COMMIT and its fsync.
+  Status submit(Request& request) {
+    bool lead = false;
+    {
+      std::lock_guard lock(queue_mu_);
+      if (stopping_) return unavailable("storage: sqlite backend is shutting down");
+      queue_.push_back(&request);
+      if (hooks_.on_enqueue && !request.checkpoint) hooks_.on_enqueue();
+      // With no batch in progress the queue was empty: this request is its head.
+      lead = !leading_;
+      leading_ = true;
+    }
+    if (!lead) {
+      wait_woken(request);
+      if (request.done) return std::move(request.status);
+    }
 
-  void committer_loop() {
+    // Leading: this request is at the head of the queue and no other batch is in progress.
     std::vector<Request*> batch;
-    std::unique_lock lock(queue_mu_);
-    for (;;) {
-      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, and every queued writer has been answered
-      batch.clear();
-      while (!queue_.empty() && batch.size() < max_batch_) {
+    {
+      std::lock_guard lock(queue_mu_);
+      // A checkpoint request runs alone; write batches stop in front of one.
+      do {
         batch.push_back(queue_.front());
         queue_.pop_front();
-      }
-      lock.unlock();
-      commit_batch(batch);
-      lock.lock();
-      for (Request* r : batch) r->done = true;
-      done_cv_.notify_all();
+      } while (!batch.front()->checkpoint && !queue_.empty() && batch.size() < max_batch_ &&
+               !queue_.front()->checkpoint);
     }
+    if (request.checkpoint) {
+      finish_checkpoint();
+    } else {
+      commit_batch(batch);
+    }
+    Request* next = nullptr;
+    {
+      std::lock_guard lock(queue_mu_);
+      if (queue_.empty()) {
+        leading_ = false;
+      } else {
+        next = queue_.front();
+      }
+    }
+    // The next batch's commit is what everyone queued is waiting for: hand the lead on first.
+    if (next != nullptr) wake(*next, &Request::lead);
+    for (Request* r : batch) {
+      if (r != &request) wake(*r, &Request::done);
+    }
+    return std::move(request.status);
   }
 
   bool in_transaction() const { return sqlite3_get_autocommit(writer_.db.get()) == 0; }
@@ -534,26 +630,119 @@ class SqliteBackend final : public Backend {
     for (Request* r : batch) commit_alone(*r);
   }
 
+  // ---- checkpoints (docs/formats/storage-sqlite.md, "Checkpoints and WAL size") ----
+
+  // SQLite calls this on the leading writer's thread after each commit, with the WAL's size in
+  // frames. It only decides whether the checkpointer should run.
+  static int wal_hook(void* self, sqlite3* /*db*/, const char* /*name*/, int frames) {
+    static_cast<SqliteBackend*>(self)->on_wal_commit(frames);
+    return SQLITE_OK;
+  }
+
+  void on_wal_commit(int frames) {
+    std::lock_guard lock(ckpt_mu_);
+    last_frames_ = frames;
+    maybe_want_checkpoint();
+    if (ckpt_wanted_) ckpt_cv_.notify_one();
+  }
+
+  // Guarded by ckpt_mu_. A checkpoint is due once the WAL holds checkpoint_pages_ frames past
+  // the point the last one reached.
+  void maybe_want_checkpoint() {
+    if (last_frames_ < ckpt_base_) ckpt_base_ = 0;  // the WAL was restarted from its beginning
+    if (!ckpt_running_ && static_cast<size_t>(last_frames_ - ckpt_base_) >= checkpoint_pages_) {
+      ckpt_wanted_ = true;
+    }
+  }
+
+  void checkpointer_loop() {
+    std::unique_lock lock(ckpt_mu_);
+    for (;;) {
+      ckpt_cv_.wait(lock, [&] { return ckpt_stopping_ || ckpt_wanted_; });
+      if (ckpt_stopping_) return;
+      ckpt_wanted_ = false;
+      ckpt_running_ = true;
+      lock.unlock();
+      int copied = run_checkpoint();
+      lock.lock();
+      ckpt_running_ = false;
+      // After a failure, wait for another checkpoint_pages_ frames before retrying.
+      ckpt_base_ = copied >= 0 ? copied : last_frames_;
+      // Commits during the checkpoint may already have made the next one due.
+      maybe_want_checkpoint();
+    }
+  }
+
+  // One checkpoint cycle on the checkpointer's own connection; returns the number of WAL frames
+  // known to be copied into the database file, or -1 on error.
+  int run_checkpoint() {
+    // 1. The bulk of the work, concurrently with commits: copy every frame no reader still
+    //    needs into the database file and fsync it. PASSIVE never waits for a lock.
+    int log = 0;
+    int copied = 0;
+    int rc = sqlite3_wal_checkpoint_v2(checkpointer_db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                       &log, &copied);
+    if (hooks_.after_checkpoint) hooks_.after_checkpoint(false, log, copied);
+    if (rc != SQLITE_OK) {
+      LOG_WARN("storage", sqlite_error(path_, "checkpoint", rc, checkpointer_db_.get()).message());
+      return -1;
+    }
+    // 2. With the writers held off (a checkpoint request leads alone), copy the few frames
+    //    committed meanwhile and wait briefly for readers still on old frames. The WAL is then
+    //    fully copied and unused, so the next commit restarts it from its first frame, reusing
+    //    the file's blocks instead of appending to it.
+    Request request;
+    request.checkpoint = true;
+    if (!submit(request).ok()) return copied;
+    return tail_copied_;
+  }
+
+  // Runs on the checkpointer thread while it leads the queue (no write is in progress).
+  void finish_checkpoint() {
+    int log = 0;
+    int copied = 0;
+    int rc = sqlite3_wal_checkpoint_v2(checkpointer_db_.get(), nullptr, SQLITE_CHECKPOINT_RESTART,
+                                       &log, &copied);
+    if (hooks_.after_checkpoint) hooks_.after_checkpoint(true, log, copied);
+    // SQLITE_BUSY: a reader stayed on old frames past the busy handler; the next cycle retries.
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+      LOG_WARN("storage", sqlite_error(path_, "checkpoint", rc, checkpointer_db_.get()).message());
+    }
+    tail_copied_ = rc == SQLITE_OK || rc == SQLITE_BUSY ? copied : -1;
+  }
+
   const std::string path_;
   const size_t max_batch_;
+  const size_t checkpoint_pages_;
   const SqliteTestHooks hooks_;
 
-  // Used only by the committer thread (and the constructor, before it starts).
+  // Used only by the thread leading the current batch (and the constructor).
   WriteConn writer_;
   size_t pending_requests_ = 0;
 
   std::mutex queue_mu_;
-  std::condition_variable queue_cv_;  // committer waits: work queued, or stopping
-  std::condition_variable done_cv_;   // writers wait: their request is done
-  std::deque<Request*> queue_;        // guarded by queue_mu_
-  bool stopping_ = false;             // guarded by queue_mu_
+  std::deque<Request*> queue_;  // guarded by queue_mu_: waiting, not yet in a batch
+  bool leading_ = false;        // guarded by queue_mu_: some thread leads (or is handed) a batch
+  bool stopping_ = false;       // guarded by queue_mu_
 
   std::mutex readers_mu_;
   std::condition_variable readers_cv_;
   std::vector<std::unique_ptr<ReadConn>> idle_readers_;  // guarded by readers_mu_
   size_t open_readers_ = 0;                              // idle + leased; guarded by readers_mu_
 
-  std::thread committer_;  // last: started once every member above exists
+  // Used only by the checkpointer thread.
+  DbPtr checkpointer_db_;
+  int tail_copied_ = 0;
+
+  std::mutex ckpt_mu_;
+  std::condition_variable ckpt_cv_;
+  bool ckpt_wanted_ = false;    // guarded by ckpt_mu_
+  bool ckpt_running_ = false;   // guarded by ckpt_mu_
+  bool ckpt_stopping_ = false;  // guarded by ckpt_mu_
+  int last_frames_ = 0;         // guarded by ckpt_mu_: WAL size after the latest commit
+  int ckpt_base_ = 0;           // guarded by ckpt_mu_: WAL frames the last checkpoint reached
+
+  std::thread checkpointer_;  // last: started once every member above exists
 };
 
 }  // namespace
@@ -562,14 +751,21 @@ Result<std::unique_ptr<Backend>> open_sqlite_with_hooks(const SqliteOptions& opt
                                                         SqliteTestHooks hooks) {
   const std::string& path = options.path;
   if (path.empty()) return invalid_argument("storage: sqlite database path is empty");
+  // SQLite's memory statistics take a process-wide mutex on every allocation, which all
+  // connections then contend on; nothing reads them. The setting only takes before SQLite
+  // initializes (otherwise the call fails harmlessly), hence once, before the first open.
+  static std::once_flag memstatus_off;
+  std::call_once(memstatus_off, [] { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
   WriteConn writer;
   ASSIGN_OR_RETURN(writer.db, open_connection(path, /*create=*/true));
   RETURN_IF_ERROR(configure_writer(path, writer.db.get()));
   RETURN_IF_ERROR(prepare_all(path, writer, kWriteSql));
   // One reader up front, so a file that readers cannot use fails here rather than on first get.
   ASSIGN_OR_RETURN(std::unique_ptr<ReadConn> reader, SqliteBackend::open_reader(path));
-  return std::unique_ptr<Backend>(std::make_unique<SqliteBackend>(
-      path, options.max_batch, std::move(writer), std::move(reader), std::move(hooks)));
+  ASSIGN_OR_RETURN(DbPtr checkpointer, open_checkpointer(path));
+  return std::unique_ptr<Backend>(
+      std::make_unique<SqliteBackend>(path, options, std::move(writer), std::move(reader),
+                                      std::move(checkpointer), std::move(hooks)));
 }
 
 Result<std::unique_ptr<Backend>> open_sqlite(const SqliteOptions& options) {
