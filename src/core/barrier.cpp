@@ -218,12 +218,19 @@ Result<std::vector<std::string>> Barrier::list(std::string_view prefix) {
 }
 
 Status Barrier::transaction(std::vector<storage::Op> ops) {
-  for (auto& op : ops) {
-    if (op.kind == storage::Op::Kind::kPut) {
-      ASSIGN_OR_RETURN(Bytes blob, seal_value(op.key, op.value));
-      secure_wipe(op.value.data(), op.value.size());
-      op.value = std::move(blob);
+  for (size_t i = 0; i < ops.size(); ++i) {
+    storage::Op& op = ops[i];
+    if (op.kind != storage::Op::Kind::kPut) continue;
+    Result<Bytes> blob = seal_value(op.key, op.value);
+    secure_wipe(op.value.data(), op.value.size());
+    if (!blob.ok()) {
+      // Plaintext not yet sealed is wiped on this path too.
+      for (size_t j = i + 1; j < ops.size(); ++j) {
+        secure_wipe(ops[j].value.data(), ops[j].value.size());
+      }
+      return blob.status();
     }
+    op.value = std::move(blob).value();
   }
   if (sealed()) return unavailable("Vault is sealed");
   return backend_.transaction(ops);
