@@ -1,7 +1,11 @@
 #include "core/engines/kv.h"
 
 #include <algorithm>
+#include <memory>
 #include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <unordered_map>
 
 #include <boost/json.hpp>
 
@@ -71,10 +75,68 @@ class KvV1 final : public Engine {
 };
 
 // ------------------------------------------------------------------------------------------
+// One mutex per secret path, for as long as some thread holds or waits for it: writers to the
+// same path are serialized, writers to different paths never wait for each other.
+class PathLocks {
+  struct Entry;
+
+ public:
+  class Guard {
+   public:
+    Guard(PathLocks& owner, std::string path) : owner_(&owner), path_(std::move(path)) {
+      entry_ = owner_->acquire(path_);
+    }
+    ~Guard() { owner_->release(path_, entry_); }
+    Guard(const Guard&) = delete;
+    Guard& operator=(const Guard&) = delete;
+
+   private:
+    PathLocks* owner_;
+    std::string path_;
+    Entry* entry_ = nullptr;
+  };
+
+ private:
+  struct Entry {
+    std::mutex mu;
+    size_t users = 0;  // holders and waiters; guarded by PathLocks::mu_
+  };
+
+  Entry* acquire(const std::string& path) {
+    Entry* e = nullptr;
+    {
+      std::lock_guard lock(mu_);
+      auto& slot = entries_[path];
+      if (!slot) slot = std::make_unique<Entry>();
+      e = slot.get();
+      ++e->users;
+    }
+    e->mu.lock();
+    return e;
+  }
+
+  void release(const std::string& path, Entry* e) {
+    e->mu.unlock();
+    std::lock_guard lock(mu_);
+    if (--e->users == 0) entries_.erase(path);
+  }
+
+  std::mutex mu_;
+  std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;  // guarded by mu_
+};
+
+// ------------------------------------------------------------------------------------------
 // kv v2 storage (below the mount's view):
 //   config              {max_versions, cas_required, delete_version_after}
 //   meta/<path>         metadata JSON (versions map, current/oldest version, custom_metadata)
 //   ver/<n>/<path>      {"data": {...}} of version n
+// Every mutation of a secret (write, patch, delete, undelete, destroy, metadata write/delete)
+// is one atomic storage transaction: its version records and metadata change together or not
+// at all, with one durable commit. Mutations of the same path are serialized by a per-path
+// lock (so check-and-set and version numbering are atomic); different paths proceed
+// concurrently and can share a group commit. Data writes read the mount config under a shared
+// lock that config writes take exclusively; the config is cached, as this engine is its only
+// writer.
 class KvV2 final : public Engine {
  public:
   explicit KvV2(EngineContext ctx) : view_(ctx.storage), clock_(ctx.clock) {}
@@ -122,7 +184,20 @@ class KvV2 final : public Engine {
 
   std::string now_str() const { return format_rfc3339_nanos(clock_.now()); }
 
+  // The mount config, from the cache when it is loaded. Callers hold config_mu_ (shared or
+  // exclusive), so no config write runs meanwhile.
   Result<Config> load_config() {
+    {
+      std::lock_guard lock(config_cache_mu_);
+      if (config_cache_) return *config_cache_;
+    }
+    ASSIGN_OR_RETURN(Config c, read_config());
+    std::lock_guard lock(config_cache_mu_);
+    config_cache_ = c;
+    return c;
+  }
+
+  Result<Config> read_config() {
     Config c;
     ASSIGN_OR_RETURN(auto v, view_.get_json("config"));
     if (v && v->is_object()) {
@@ -136,6 +211,7 @@ class KvV2 final : public Engine {
 
   Result<Response> config(Request& req) {
     if (req.op == Operation::kRead) {
+      std::shared_lock lock(config_mu_);
       ASSIGN_OR_RETURN(Config c, load_config());
       return Response::with_data({{"max_versions", c.max_versions},
                                   {"cas_required", c.cas_required},
@@ -144,17 +220,25 @@ class KvV2 final : public Engine {
     if (req.op != Operation::kCreate && req.op != Operation::kUpdate) {
       return unimplemented("unsupported operation");
     }
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(config_mu_);
     ASSIGN_OR_RETURN(Config c, load_config());
     ASSIGN_OR_RETURN(c.max_versions, field_int(req.data, "max_versions", c.max_versions));
     ASSIGN_OR_RETURN(c.cas_required, field_bool(req.data, "cas_required", c.cas_required));
     ASSIGN_OR_RETURN(c.delete_version_after,
                      field_duration(req.data, "delete_version_after", c.delete_version_after));
     if (c.max_versions < 0) return invalid_argument("max_versions must not be negative");
-    RETURN_IF_ERROR(view_.put_json("config", boost::json::object{
-                                                 {"max_versions", c.max_versions},
-                                                 {"cas_required", c.cas_required},
-                                                 {"delete_version_after", c.delete_version_after}}));
+    Status st = view_.put_json(
+        "config", boost::json::object{{"max_versions", c.max_versions},
+                                      {"cas_required", c.cas_required},
+                                      {"delete_version_after", c.delete_version_after}});
+    std::lock_guard cache_lock(config_cache_mu_);
+    // After a failed write the stored config is reread rather than assumed.
+    if (st.ok()) {
+      config_cache_ = c;
+    } else {
+      config_cache_.reset();
+    }
+    RETURN_IF_ERROR(st);
     return Response::empty();
   }
 
@@ -211,8 +295,7 @@ class KvV2 final : public Engine {
     return out;
   }
 
-  Result<int64_t> effective_max_versions(const boost::json::object& meta) {
-    ASSIGN_OR_RETURN(Config c, load_config());
+  static int64_t effective_max_versions(const boost::json::object& meta, const Config& c) {
     int64_t m = meta.at("max_versions").to_number<int64_t>();
     if (m == 0) m = c.max_versions;
     if (m == 0) m = 10;
@@ -223,7 +306,7 @@ class KvV2 final : public Engine {
     if (!valid_key(path)) return invalid_argument("invalid secret path");
     if (req.op == Operation::kRead) return read_data(req, path);
     if (req.op == Operation::kDelete) {
-      std::lock_guard lock(mu_);
+      PathLocks::Guard lock(path_locks_, path);
       ASSIGN_OR_RETURN(auto meta, load_meta(path));
       if (!meta) return Response::empty();
       int64_t cur = meta->at("current_version").to_number<int64_t>();
@@ -247,7 +330,8 @@ class KvV2 final : public Engine {
     } else if (o && !o->is_null()) {
       return invalid_argument("'options' must be an object");
     }
-    std::lock_guard lock(mu_);
+    std::shared_lock config_lock(config_mu_);
+    PathLocks::Guard lock(path_locks_, path);
     ASSIGN_OR_RETURN(Config cfg, load_config());
     ASSIGN_OR_RETURN(auto existing, load_meta(path));
     boost::json::object meta = existing ? *existing : new_meta();
@@ -275,8 +359,9 @@ class KvV2 final : public Engine {
     }
     int64_t version = cur + 1;
     std::string now = now_str();
-    RETURN_IF_ERROR(view_.put_json("ver/" + std::to_string(version) + "/" + path,
-                                   boost::json::object{{"data", new_data}}));
+    WriteBatch batch;
+    batch.put_json("ver/" + std::to_string(version) + "/" + path,
+                   boost::json::object{{"data", new_data}});
     std::string deletion_time;
     int64_t dva = meta.at("delete_version_after").to_number<int64_t>();
     if (dva == 0) dva = cfg.delete_version_after;
@@ -288,17 +373,18 @@ class KvV2 final : public Engine {
     meta["updated_time"] = now;
     if (meta.at("oldest_version").to_number<int64_t>() == 0) meta["oldest_version"] = version;
     // Trim versions beyond max_versions (oldest first): their data is deleted for good.
-    ASSIGN_OR_RETURN(int64_t maxv, effective_max_versions(meta));
+    int64_t maxv = effective_max_versions(meta, cfg);
     while (static_cast<int64_t>(versions.size()) > maxv) {
       int64_t oldest = version;
       for (const auto& [k, v] : versions) oldest = std::min<int64_t>(oldest, std::stoll(std::string(k)));
-      RETURN_IF_ERROR(view_.del("ver/" + std::to_string(oldest) + "/" + path));
+      batch.del("ver/" + std::to_string(oldest) + "/" + path);
       versions.erase(std::to_string(oldest));
       int64_t next = version;
       for (const auto& [k, v] : versions) next = std::min<int64_t>(next, std::stoll(std::string(k)));
       meta["oldest_version"] = next;
     }
-    RETURN_IF_ERROR(view_.put_json("meta/" + path, meta));
+    batch.put_json("meta/" + path, meta);
+    RETURN_IF_ERROR(view_.apply(std::move(batch)));
     boost::json::object out{{"created_time", now},
                             {"custom_metadata", meta.at("custom_metadata")},
                             {"deletion_time", deletion_time},
@@ -352,14 +438,16 @@ class KvV2 final : public Engine {
       out["delete_version_after"] = duration_string(dva);
       return Response::with_data(std::move(out));
     }
-    std::lock_guard lock(mu_);
+    PathLocks::Guard lock(path_locks_, path);
     if (req.op == Operation::kDelete) {
       ASSIGN_OR_RETURN(auto meta, load_meta(path));
       if (!meta) return Response::empty();
+      WriteBatch batch;
       for (const auto& [k, v] : meta->at("versions").as_object()) {
-        RETURN_IF_ERROR(view_.del("ver/" + std::string(k) + "/" + path));
+        batch.del("ver/" + std::string(k) + "/" + path);
       }
-      RETURN_IF_ERROR(view_.del("meta/" + path));
+      batch.del("meta/" + path);
+      RETURN_IF_ERROR(view_.apply(std::move(batch)));
       return Response::empty();
     }
     // create/update/patch: metadata settings.
@@ -422,10 +510,11 @@ class KvV2 final : public Engine {
       if (n <= 0) return invalid_argument("invalid version number");
       wanted.push_back(n);
     }
-    std::lock_guard lock(mu_);
+    PathLocks::Guard lock(path_locks_, path);
     ASSIGN_OR_RETURN(auto meta, load_meta(path));
     if (!meta) return Response::empty();
     auto& versions = meta->at("versions").as_object();
+    WriteBatch batch;
     for (int64_t n : wanted) {
       auto* v = versions.if_contains(std::to_string(n));
       if (!v || !v->is_object()) continue;
@@ -438,13 +527,14 @@ class KvV2 final : public Engine {
           if (!vo.at("destroyed").as_bool()) vo["deletion_time"] = "";
           break;
         case VersionOp::kDestroy:
-          RETURN_IF_ERROR(view_.del("ver/" + std::to_string(n) + "/" + path));
+          batch.del("ver/" + std::to_string(n) + "/" + path);
           vo["destroyed"] = true;
           break;
       }
     }
     (*meta)["updated_time"] = now_str();
-    RETURN_IF_ERROR(view_.put_json("meta/" + path, *meta));
+    batch.put_json("meta/" + path, *meta);
+    RETURN_IF_ERROR(view_.apply(std::move(batch)));
     return Response::empty();
   }
 
@@ -465,7 +555,11 @@ class KvV2 final : public Engine {
 
   View view_;
   const Clock& clock_;
-  std::mutex mu_;  // serializes writes so check-and-set and version numbering are atomic
+  // Data writes hold it shared (they read the config), config writes exclusively.
+  std::shared_mutex config_mu_;
+  std::mutex config_cache_mu_;
+  std::optional<Config> config_cache_;  // guarded by config_cache_mu_
+  PathLocks path_locks_;  // serializes the mutations of each path; see the class comment
 };
 
 }  // namespace
