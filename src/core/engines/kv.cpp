@@ -256,7 +256,7 @@ class KvV2 final : public Engine {
     ASSIGN_OR_RETURN(auto v, view_.get_json("meta/" + path));
     if (!v) return std::optional<boost::json::object>();
     if (!v->is_object()) return data_loss("stored metadata is corrupt");
-    return std::optional<boost::json::object>(v->as_object());
+    return std::optional<boost::json::object>(std::move(v->as_object()));
   }
 
   boost::json::object new_meta() {
@@ -334,7 +334,7 @@ class KvV2 final : public Engine {
     PathLocks::Guard lock(path_locks_, path);
     ASSIGN_OR_RETURN(Config cfg, load_config());
     ASSIGN_OR_RETURN(auto existing, load_meta(path));
-    boost::json::object meta = existing ? *existing : new_meta();
+    boost::json::object meta = existing ? std::move(*existing) : new_meta();
     int64_t cur = meta.at("current_version").to_number<int64_t>();
     bool cas_required = cfg.cas_required || meta.at("cas_required").as_bool();
     if (cas_required && cas < 0) {
@@ -360,8 +360,11 @@ class KvV2 final : public Engine {
     int64_t version = cur + 1;
     std::string now = now_str();
     WriteBatch batch;
-    batch.put_json("ver/" + std::to_string(version) + "/" + path,
-                   boost::json::object{{"data", new_data}});
+    {
+      boost::json::object record;
+      record.emplace("data", std::move(new_data));
+      batch.put_json("ver/" + std::to_string(version) + "/" + path, record);
+    }
     std::string deletion_time;
     int64_t dva = meta.at("delete_version_after").to_number<int64_t>();
     if (dva == 0) dva = cfg.delete_version_after;
@@ -452,7 +455,7 @@ class KvV2 final : public Engine {
     }
     // create/update/patch: metadata settings.
     ASSIGN_OR_RETURN(auto existing, load_meta(path));
-    boost::json::object meta = existing ? *existing : new_meta();
+    boost::json::object meta = existing ? std::move(*existing) : new_meta();
     if (const auto* x = req.data.if_contains("max_versions")) {
       (void)x;
       ASSIGN_OR_RETURN(int64_t mv, field_int(req.data, "max_versions", 0));
