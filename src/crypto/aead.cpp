@@ -9,9 +9,18 @@ namespace {
 
 const EVP_CIPHER* cipher_for(AeadAlg alg) {
   switch (alg) {
-    case AeadAlg::kAes256Gcm: return EVP_aes_256_gcm();
-    case AeadAlg::kAes128Gcm: return EVP_aes_128_gcm();
-    case AeadAlg::kChaCha20Poly1305: return EVP_chacha20_poly1305();
+    case AeadAlg::kAes256Gcm: {
+      static const EVP_CIPHER* const c = ossl::cipher("AES-256-GCM");
+      return c;
+    }
+    case AeadAlg::kAes128Gcm: {
+      static const EVP_CIPHER* const c = ossl::cipher("AES-128-GCM");
+      return c;
+    }
+    case AeadAlg::kChaCha20Poly1305: {
+      static const EVP_CIPHER* const c = ossl::cipher("ChaCha20-Poly1305");
+      return c;
+    }
   }
   return nullptr;
 }
@@ -124,22 +133,41 @@ Result<SecretBytes> aead_open(AeadAlg alg, ByteSpan key, ByteSpan nonce,
 
 namespace {
 
-const EVP_CIPHER* wrap_cipher(size_t kek_size) {
+enum class Wrap { kRfc3394, kRfc5649 };
+
+const EVP_CIPHER* wrap_cipher(size_t kek_size, Wrap mode) {
+  const bool pad = mode == Wrap::kRfc5649;
   switch (kek_size) {
-    case 16: return EVP_aes_128_wrap_pad();
-    case 24: return EVP_aes_192_wrap_pad();
-    case 32: return EVP_aes_256_wrap_pad();
+    case 16: {
+      static const EVP_CIPHER* const kw = ossl::cipher("AES-128-WRAP");
+      static const EVP_CIPHER* const kwp = ossl::cipher("AES-128-WRAP-PAD");
+      return pad ? kwp : kw;
+    }
+    case 24: {
+      static const EVP_CIPHER* const kw = ossl::cipher("AES-192-WRAP");
+      static const EVP_CIPHER* const kwp = ossl::cipher("AES-192-WRAP-PAD");
+      return pad ? kwp : kw;
+    }
+    case 32: {
+      static const EVP_CIPHER* const kw = ossl::cipher("AES-256-WRAP");
+      static const EVP_CIPHER* const kwp = ossl::cipher("AES-256-WRAP-PAD");
+      return pad ? kwp : kw;
+    }
     default: return nullptr;
   }
 }
 
-}  // namespace
-
-Result<Bytes> aes_key_wrap_pad(ByteSpan kek, ByteSpan key) {
-  const EVP_CIPHER* cipher = wrap_cipher(kek.size());
+Result<Bytes> key_wrap(Wrap mode, ByteSpan kek, ByteSpan key) {
+  const EVP_CIPHER* cipher = wrap_cipher(kek.size(), mode);
   if (cipher == nullptr) return invalid_argument("key wrap: KEK must be 16, 24 or 32 bytes");
-  if (key.empty() || !ossl::fits_int(key.size() + 16)) {
-    return invalid_argument("key wrap: key to wrap has an invalid size");
+  // RFC 3394 wraps whole 64-bit blocks, at least two; RFC 5649 pads any non-empty key.
+  const bool bad_size = mode == Wrap::kRfc3394 ? key.size() < 16 || key.size() % 8 != 0
+                                                : key.empty();
+  if (bad_size || !ossl::fits_int(key.size() + 16)) {
+    return invalid_argument(mode == Wrap::kRfc3394
+                                ? "key wrap: the key to wrap must be a multiple of 8 bytes, "
+                                  "at least 16 (RFC 3394)"
+                                : "key wrap: key to wrap has an invalid size");
   }
   ossl::EvpCipherCtx ctx(EVP_CIPHER_CTX_new());
   if (!ctx) return ossl::internal("EVP_CIPHER_CTX_new");
@@ -147,7 +175,7 @@ Result<Bytes> aes_key_wrap_pad(ByteSpan kek, ByteSpan key) {
   if (EVP_EncryptInit_ex(ctx.get(), cipher, nullptr, kek.data(), nullptr) != 1) {
     return ossl::internal("key wrap: init");
   }
-  // RFC 5649: the key padded to a multiple of 8, plus the 8-byte integrity block.
+  // The key (padded to a multiple of 8 for RFC 5649), plus the 8-byte integrity block.
   Bytes out((key.size() + 7) / 8 * 8 + 8);
   int len = 0;
   if (EVP_EncryptUpdate(ctx.get(), out.data(), &len, key.data(), static_cast<int>(key.size())) !=
@@ -162,10 +190,11 @@ Result<Bytes> aes_key_wrap_pad(ByteSpan kek, ByteSpan key) {
   return out;
 }
 
-Result<SecretBytes> aes_key_unwrap_pad(ByteSpan kek, ByteSpan wrapped) {
-  const EVP_CIPHER* cipher = wrap_cipher(kek.size());
+Result<SecretBytes> key_unwrap(Wrap mode, ByteSpan kek, ByteSpan wrapped) {
+  const EVP_CIPHER* cipher = wrap_cipher(kek.size(), mode);
   if (cipher == nullptr) return invalid_argument("key unwrap: KEK must be 16, 24 or 32 bytes");
-  if (wrapped.size() < 16 || wrapped.size() % 8 != 0 || !ossl::fits_int(wrapped.size())) {
+  const size_t min = mode == Wrap::kRfc3394 ? 24 : 16;
+  if (wrapped.size() < min || wrapped.size() % 8 != 0 || !ossl::fits_int(wrapped.size())) {
     return data_loss("key unwrap: wrapped key has an invalid size");
   }
   ossl::EvpCipherCtx ctx(EVP_CIPHER_CTX_new());
@@ -189,6 +218,19 @@ Result<SecretBytes> aes_key_unwrap_pad(ByteSpan kek, ByteSpan wrapped) {
   }
   SecretBytes result(out.span().first(static_cast<size_t>(len + final_len)));
   return result;
+}
+
+}  // namespace
+
+Result<Bytes> aes_key_wrap(ByteSpan kek, ByteSpan key) { return key_wrap(Wrap::kRfc3394, kek, key); }
+Result<SecretBytes> aes_key_unwrap(ByteSpan kek, ByteSpan wrapped) {
+  return key_unwrap(Wrap::kRfc3394, kek, wrapped);
+}
+Result<Bytes> aes_key_wrap_pad(ByteSpan kek, ByteSpan key) {
+  return key_wrap(Wrap::kRfc5649, kek, key);
+}
+Result<SecretBytes> aes_key_unwrap_pad(ByteSpan kek, ByteSpan wrapped) {
+  return key_unwrap(Wrap::kRfc5649, kek, wrapped);
 }
 
 }  // namespace custos::crypto

@@ -19,7 +19,11 @@ Result<Bytes> aead_seal(AeadAlg alg, ByteSpan key, ByteSpan nonce, ByteSpan plai
 Result<SecretBytes> aead_open(AeadAlg alg, ByteSpan key, ByteSpan nonce,
                               ByteSpan ciphertext_and_tag, ByteSpan aad);
 
-// AES key wrap with padding (RFC 5649), for wrapping keys to keys.
+// AES key wrap (RFC 3394; JWE's A128KW/A256KW): keys of 16 bytes or more in 8-byte blocks.
+// Unwrap fails with kDataLoss when the integrity check fails.
+Result<Bytes> aes_key_wrap(ByteSpan kek, ByteSpan key);
+Result<SecretBytes> aes_key_unwrap(ByteSpan kek, ByteSpan wrapped);
+// AES key wrap with padding (RFC 5649), for wrapping keys to keys of any length.
 Result<Bytes> aes_key_wrap_pad(ByteSpan kek, ByteSpan key);
 Result<SecretBytes> aes_key_unwrap_pad(ByteSpan kek, ByteSpan wrapped);
 

@@ -40,14 +40,35 @@ Status error(Code code, std::string_view what) {
   return {code, std::move(msg)};
 }
 
+namespace {
+// Fetched once: the legacy EVP_sha256()-style objects make OpenSSL 3 look the implementation up
+// again (name hashing and a global lock) at every init. Fetched objects are immutable and may be
+// shared between threads; they live for the process.
+const EVP_MD* fetch_md(const char* name) {
+  EVP_MD* m = EVP_MD_fetch(nullptr, name, nullptr);
+  if (m == nullptr) fatal(std::string("EVP_MD_fetch(") + name + ")");
+  return m;
+}
+}  // namespace
+
 const EVP_MD* md(HashAlg alg) {
+  static const EVP_MD* const kSha1 = fetch_md("SHA1");
+  static const EVP_MD* const kSha256 = fetch_md("SHA2-256");
+  static const EVP_MD* const kSha384 = fetch_md("SHA2-384");
+  static const EVP_MD* const kSha512 = fetch_md("SHA2-512");
   switch (alg) {
-    case HashAlg::kSha1: return EVP_sha1();
-    case HashAlg::kSha256: return EVP_sha256();
-    case HashAlg::kSha384: return EVP_sha384();
-    case HashAlg::kSha512: return EVP_sha512();
+    case HashAlg::kSha1: return kSha1;
+    case HashAlg::kSha256: return kSha256;
+    case HashAlg::kSha384: return kSha384;
+    case HashAlg::kSha512: return kSha512;
   }
   fatal("unknown hash algorithm");
+}
+
+const EVP_CIPHER* cipher(const char* name) {
+  EVP_CIPHER* c = EVP_CIPHER_fetch(nullptr, name, nullptr);
+  if (c == nullptr) fatal(std::string("EVP_CIPHER_fetch(") + name + ")");
+  return c;
 }
 
 void fatal(std::string_view what) {

@@ -97,6 +97,9 @@ inline bool fits_int(size_t n) { return n <= static_cast<size_t>(INT32_MAX); }
 
 // The EVP_MD for an allowlisted hash (OpenSSL's static digests; never freed).
 const EVP_MD* md(HashAlg alg);
+// Fetches a cipher by name; aborts if the default provider lacks it. Call once and keep the
+// result in a function-local static: fetched objects live for the process.
+const EVP_CIPHER* cipher(const char* name);
 
 // Aborts with a message: for failures of infallible APIs (digest, DRBG) where no caller could do
 // anything safe with an error.

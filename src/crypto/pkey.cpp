@@ -31,6 +31,30 @@ constexpr std::array<CurveInfo, 3> kCurves = {{
     {KeyType::kEcP521, "secp521r1", "P-521", 66},
 }};
 
+// The DER of an EC SubjectPublicKeyInfo with a named curve and an uncompressed point, up to and
+// including the point's 0x04 tag (RFC 5480 section 2; SEC 1 section 2.3.3): the coordinates
+// follow. Keys in exactly this form (all that TEEs, JWK conversions and OpenSSL produce) are
+// parsed and written here directly, because OpenSSL 3's generic decoder/encoder look-up costs
+// ten times the key import itself; every other form takes the generic path.
+struct SpkiPrefix {
+  KeyType type;
+  std::string_view der;
+};
+constexpr std::array<SpkiPrefix, 3> kEcSpkiPrefixes = {{
+    {KeyType::kEcP256,
+     std::string_view("\x30\x59\x30\x13\x06\x07\x2a\x86\x48\xce\x3d\x02\x01\x06\x08\x2a\x86"
+                      "\x48\xce\x3d\x03\x01\x07\x03\x42\x00\x04",
+                      27)},
+    {KeyType::kEcP384,
+     std::string_view("\x30\x76\x30\x10\x06\x07\x2a\x86\x48\xce\x3d\x02\x01\x06\x05\x2b\x81"
+                      "\x04\x00\x22\x03\x62\x00\x04",
+                      24)},
+    {KeyType::kEcP521,
+     std::string_view("\x30\x81\x9b\x30\x10\x06\x07\x2a\x86\x48\xce\x3d\x02\x01\x06\x05\x2b"
+                      "\x81\x04\x00\x23\x03\x81\x86\x00\x04",
+                      26)},
+}};
+
 constexpr int kRsaMinBits = 2048;
 constexpr int kRsaMaxBits = 8192;
 
@@ -101,23 +125,60 @@ Result<ossl::Bignum> bn_param(EVP_PKEY* pkey, const char* name) {
   return ossl::Bignum(bn);
 }
 
-Result<ossl::EvpPkey> pkey_fromdata(const char* alg, OSSL_PARAM_BLD* bld) {
-  ossl::OsslParams params(OSSL_PARAM_BLD_to_param(bld));
-  if (!params) return ossl::internal("OSSL_PARAM_BLD_to_param");
+Result<ossl::EvpPkey> pkey_fromdata(const char* alg, const OSSL_PARAM* params) {
   ossl::EvpPkeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, alg, nullptr));
   if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1) return ossl::internal("EVP_PKEY_fromdata_init");
   EVP_PKEY* raw = nullptr;
-  if (EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.get()) != 1 ||
+  // OSSL_PARAM arrays are read-only here; the API is not const-correct.
+  if (EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, const_cast<OSSL_PARAM*>(params)) !=
+          1 ||
       raw == nullptr) {
     return ossl::invalid("invalid public key parameters");
   }
   ossl::EvpPkey pkey(raw);
-  // fromdata does not run every check (e.g. RSA modulus sanity); the public check does.
+  // fromdata does not run every check (e.g. RSA modulus sanity); the public check does. For EC,
+  // the quick check (point on the curve, not infinity: SP 800-56A partial validation) is the
+  // whole check on the allowed curves: they have cofactor 1, so every point on the curve has the
+  // group's prime order and the full check's n*Q = O multiplication cannot fail.
   ossl::EvpPkeyCtx check(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey.get(), nullptr));
-  if (!check || EVP_PKEY_public_check(check.get()) != 1) {
+  const bool ec = std::string_view(alg) == "EC";
+  if (!check ||
+      (ec ? EVP_PKEY_public_check_quick(check.get()) : EVP_PKEY_public_check(check.get())) != 1) {
     return ossl::invalid("public key fails validation");
   }
   return pkey;
+}
+
+Result<ossl::EvpPkey> pkey_fromdata(const char* alg, OSSL_PARAM_BLD* bld) {
+  ossl::OsslParams params(OSSL_PARAM_BLD_to_param(bld));
+  if (!params) return ossl::internal("OSSL_PARAM_BLD_to_param");
+  return pkey_fromdata(alg, params.get());
+}
+
+// An EC public key from its SEC 1 encoded point (0x04 || x || y).
+Result<ossl::EvpPkey> ec_from_point(const CurveInfo& c, ByteSpan point) {
+  const std::array<OSSL_PARAM, 3> params = {
+      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, const_cast<char*>(c.group), 0),
+      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
+                                        const_cast<uint8_t*>(point.data()), point.size()),
+      OSSL_PARAM_construct_end()};
+  return pkey_fromdata("EC", params.data());
+}
+
+// The encoded public point of an EC key (uncompressed: OpenSSL's default form). Sized for P-521.
+struct EncodedPoint {
+  std::array<uint8_t, 1 + 2 * 66> bytes{};
+  size_t size = 0;
+  ByteSpan span() const { return ByteSpan(bytes.data(), size); }
+};
+Result<EncodedPoint> ec_point(EVP_PKEY* pkey, const CurveInfo& c) {
+  EncodedPoint p;
+  if (EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, p.bytes.data(),
+                                      p.bytes.size(), &p.size) != 1 ||
+      p.size != 1 + 2 * c.field_size || p.bytes[0] != 0x04) {
+    return ossl::internal("reading the EC public point");
+  }
+  return p;
 }
 
 Result<PublicKey> wrap_public(ossl::EvpPkey pkey) {
@@ -432,6 +493,15 @@ Result<PublicKey> PublicKey::from_pem(std::string_view pem) {
 
 Result<PublicKey> PublicKey::from_der(ByteSpan spki_der) {
   if (!ossl::fits_int(spki_der.size())) return invalid_argument("public key too large");
+  for (const SpkiPrefix& prefix : kEcSpkiPrefixes) {
+    const CurveInfo& c = *curve_by_type(prefix.type);
+    if (spki_der.size() == prefix.der.size() + 2 * c.field_size &&
+        std::memcmp(spki_der.data(), prefix.der.data(), prefix.der.size()) == 0) {
+      // The point starts at its 0x04 tag, the prefix's last byte.
+      ASSIGN_OR_RETURN(ossl::EvpPkey pkey, ec_from_point(c, spki_der.subspan(prefix.der.size() - 1)));
+      return wrap_public(std::move(pkey));
+    }
+  }
   const unsigned char* p = spki_der.data();
   ossl::EvpPkey pkey(d2i_PUBKEY(nullptr, &p, static_cast<long>(spki_der.size())));
   if (!pkey) return ossl::invalid("not a DER SubjectPublicKeyInfo");
@@ -448,18 +518,11 @@ Result<PublicKey> PublicKey::from_ec_xy(KeyType curve, ByteSpan x_concat_y) {
     return invalid_argument("EC point must be " + std::to_string(2 * c->field_size) +
                             " bytes (x||y)");
   }
-  Bytes point;
-  point.reserve(x_concat_y.size() + 1);
-  point.push_back(0x04);  // SEC 1 uncompressed point
-  point.insert(point.end(), x_concat_y.begin(), x_concat_y.end());
-  ossl::OsslParamBld bld(OSSL_PARAM_BLD_new());
-  if (!bld ||
-      OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, c->group, 0) != 1 ||
-      OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
-                                       point.size()) != 1) {
-    return ossl::internal("building EC key parameters");
-  }
-  ASSIGN_OR_RETURN(ossl::EvpPkey pkey, pkey_fromdata("EC", bld.get()));
+  EncodedPoint point;
+  point.bytes[0] = 0x04;  // SEC 1 uncompressed point
+  std::memcpy(point.bytes.data() + 1, x_concat_y.data(), x_concat_y.size());
+  point.size = 1 + x_concat_y.size();
+  ASSIGN_OR_RETURN(ossl::EvpPkey pkey, ec_from_point(*c, point.span()));
   return wrap_public(std::move(pkey));
 }
 
@@ -542,6 +605,16 @@ std::string PublicKey::to_pem() const {
 
 Bytes PublicKey::to_der() const {
   if (pkey_ == nullptr) return {};
+  if (auto t = internal::classify(pkey_); t.ok() && is_ec(*t)) {
+    for (const SpkiPrefix& prefix : kEcSpkiPrefixes) {
+      if (prefix.type != *t) continue;
+      auto point = ec_point(pkey_, *curve_by_type(*t));
+      if (!point.ok()) break;  // not uncompressed: the generic encoder below
+      Bytes out(prefix.der.begin(), prefix.der.end());
+      out.insert(out.end(), point->bytes.begin() + 1, point->bytes.begin() + static_cast<std::ptrdiff_t>(point->size));
+      return out;
+    }
+  }
   unsigned char* buf = nullptr;
   int n = i2d_PUBKEY(pkey_, &buf);
   ossl::OsslBuffer owned(buf);
@@ -552,24 +625,22 @@ Bytes PublicKey::to_der() const {
   return Bytes(buf, buf + n);
 }
 
-Result<Bytes> PublicKey::ec_xy() const {
-  ASSIGN_OR_RETURN(KeyType t, internal::classify(pkey_));
+namespace {
+// Both read only the public parameters, so they serve private keys too.
+Result<Bytes> ec_xy_of(EVP_PKEY* pkey) {
+  ASSIGN_OR_RETURN(KeyType t, internal::classify(pkey));
   const CurveInfo* c = curve_by_type(t);
   if (c == nullptr) return invalid_argument("ec_xy: not an EC key");
-  ASSIGN_OR_RETURN(ossl::Bignum x, bn_param(pkey_, OSSL_PKEY_PARAM_EC_PUB_X));
-  ASSIGN_OR_RETURN(ossl::Bignum y, bn_param(pkey_, OSSL_PKEY_PARAM_EC_PUB_Y));
-  ASSIGN_OR_RETURN(Bytes out, bn_to_fixed(x.get(), c->field_size));
-  ASSIGN_OR_RETURN(Bytes yb, bn_to_fixed(y.get(), c->field_size));
-  out.insert(out.end(), yb.begin(), yb.end());
-  return out;
+  ASSIGN_OR_RETURN(EncodedPoint point, ec_point(pkey, *c));
+  return Bytes(point.bytes.begin() + 1, point.bytes.begin() + static_cast<std::ptrdiff_t>(point.size));
 }
 
-std::string PublicKey::to_jwk() const {
-  auto t = internal::classify(pkey_);
+std::string jwk_of(EVP_PKEY* pkey) {
+  auto t = internal::classify(pkey);
   if (!t.ok()) return {};
   std::string out;
   if (const CurveInfo* c = curve_by_type(*t)) {
-    auto xy = ec_xy();
+    auto xy = ec_xy_of(pkey);
     if (!xy.ok()) return {};
     ByteSpan all(*xy);
     out = "{\"crv\":" + json_string(c->jwk_crv) + ",\"kty\":\"EC\",\"x\":" +
@@ -578,21 +649,25 @@ std::string PublicKey::to_jwk() const {
   } else if (*t == KeyType::kEd25519) {
     uint8_t raw[32];
     size_t len = sizeof raw;
-    if (EVP_PKEY_get_raw_public_key(pkey_, raw, &len) != 1 || len != sizeof raw) {
+    if (EVP_PKEY_get_raw_public_key(pkey, raw, &len) != 1 || len != sizeof raw) {
       ossl::drain_errors();
       return {};
     }
     out = "{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":" +
           json_string(base64url_encode(ByteSpan(raw, len))) + "}";
   } else {
-    auto n = bn_param(pkey_, OSSL_PKEY_PARAM_RSA_N);
-    auto e = bn_param(pkey_, OSSL_PKEY_PARAM_RSA_E);
+    auto n = bn_param(pkey, OSSL_PKEY_PARAM_RSA_N);
+    auto e = bn_param(pkey, OSSL_PKEY_PARAM_RSA_E);
     if (!n.ok() || !e.ok()) return {};
     out = "{\"e\":" + json_string(base64url_encode(bn_to_bytes(e->get()))) +
           ",\"kty\":\"RSA\",\"n\":" + json_string(base64url_encode(bn_to_bytes(n->get()))) + "}";
   }
   return out;
 }
+}  // namespace
+
+Result<Bytes> PublicKey::ec_xy() const { return ec_xy_of(pkey_); }
+std::string PublicKey::to_jwk() const { return jwk_of(pkey_); }
 
 Status PublicKey::verify(ByteSpan message, ByteSpan sig, const SignOptions& opts) const {
   ASSIGN_OR_RETURN(KeyType t, internal::classify(pkey_));
@@ -781,6 +856,14 @@ SecretBytes PrivateKey::to_der() const {
 
 PublicKey PrivateKey::public_key() const {
   if (pkey_ == nullptr) return PublicKey();
+  // EC: a new key from the public point alone, so it has no private half at all.
+  if (auto t = internal::classify(pkey_); t.ok() && is_ec(*t)) {
+    const CurveInfo& c = *curve_by_type(*t);
+    auto point = ec_point(pkey_, c);
+    auto pub = point.ok() ? ec_from_point(c, point->span()) : Result<ossl::EvpPkey>(point.status());
+    if (pub.ok()) return PublicKey(pub->release());
+    ossl::drain_errors();  // an unusual point form: the generic round trip below
+  }
   // A round trip through SubjectPublicKeyInfo yields an object with no private half at all.
   unsigned char* buf = nullptr;
   int n = i2d_PUBKEY(pkey_, &buf);
@@ -794,6 +877,9 @@ PublicKey PrivateKey::public_key() const {
   if (pub == nullptr) ossl::drain_errors();
   return PublicKey(pub);
 }
+
+Result<Bytes> PrivateKey::public_ec_xy() const { return ec_xy_of(pkey_); }
+std::string PrivateKey::public_jwk() const { return jwk_of(pkey_); }
 
 Result<Bytes> PrivateKey::sign(ByteSpan message, const SignOptions& opts) const {
   ASSIGN_OR_RETURN(KeyType t, internal::classify(pkey_));
@@ -875,8 +961,14 @@ Result<SecretBytes> PrivateKey::ecdh(const PublicKey& peer) const {
   if (pt != t) return invalid_argument("ECDH peer key is on another curve");
   ossl::EvpPkeyCtx pctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey_, nullptr));
   if (!pctx || EVP_PKEY_derive_init(pctx.get()) != 1) return ossl::internal("EVP_PKEY_derive_init");
-  // validate_peer = 1: the peer point is checked to be on the curve (invalid-curve attacks).
-  if (EVP_PKEY_derive_set_peer_ex(pctx.get(), peer.raw(), 1) != 1) {
+  // The peer point must be on the curve (invalid-curve attacks). On the allowed cofactor-1
+  // curves the quick check is complete (see pkey_fromdata); set_peer_ex's own validation would
+  // add the full check's redundant scalar multiplication.
+  ossl::EvpPkeyCtx check(EVP_PKEY_CTX_new_from_pkey(nullptr, peer.raw(), nullptr));
+  if (!check || EVP_PKEY_public_check_quick(check.get()) != 1) {
+    return ossl::invalid("ECDH peer key rejected");
+  }
+  if (EVP_PKEY_derive_set_peer_ex(pctx.get(), peer.raw(), 0) != 1) {
     return ossl::invalid("ECDH peer key rejected");
   }
   size_t len = 0;

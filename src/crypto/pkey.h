@@ -90,6 +90,9 @@ class PrivateKey {
   SecretString to_pem() const;  // PKCS#8 PEM
   SecretBytes to_der() const;   // PKCS#8 DER
   PublicKey public_key() const;
+  // The public half's encodings, read straight from this key (cheaper than public_key().x()).
+  Result<Bytes> public_ec_xy() const;  // x||y for EC keys
+  std::string public_jwk() const;      // as PublicKey::to_jwk()
 
   Result<Bytes> sign(ByteSpan message, const SignOptions& opts = {}) const;
   Result<Bytes> sign_digest(ByteSpan digest, const SignOptions& opts = {}) const;

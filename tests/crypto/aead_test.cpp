@@ -144,6 +144,42 @@ TEST(KeyWrap, Rfc5649Vectors) {
   EXPECT_EQ(hex(u7->span()), "466f7250617369");
 }
 
+// RFC 3394 section 4.6 (256-bit KEK, 256-bit key) and 4.1 (128-bit KEK and key).
+TEST(KeyWrap, Rfc3394Vectors) {
+  Bytes kek = unhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
+  Bytes key = unhex("00112233445566778899aabbccddeeff000102030405060708090a0b0c0d0e0f");
+  auto w = aes_key_wrap(kek, key);
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  EXPECT_EQ(hex(*w),
+            "28c9f404c4b810f4cbccb35cfb87f8263f5786e2d80ed326cbc7f0e71a99f43bfb988b9b7a02dd21");
+  auto u = aes_key_unwrap(kek, *w);
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(hex(u->span()), hex(key));
+
+  Bytes kek128 = unhex("000102030405060708090a0b0c0d0e0f");
+  auto w128 = aes_key_wrap(kek128, unhex("00112233445566778899aabbccddeeff"));
+  ASSERT_TRUE(w128.ok());
+  EXPECT_EQ(hex(*w128), "1fa68b0a8112b447aef34bd8fb5a7b829d3e862371d2cfe5");
+
+  // Reject twins: a flipped bit, the wrong KEK, a truncation, sizes RFC 3394 cannot wrap.
+  Bytes tampered = *w;
+  tampered[9] ^= 0x80;
+  EXPECT_EQ(aes_key_unwrap(kek, tampered).status().code(), Code::kDataLoss);
+  Bytes wrong = kek;
+  wrong[31] ^= 1;
+  EXPECT_EQ(aes_key_unwrap(wrong, *w).status().code(), Code::kDataLoss);
+  EXPECT_EQ(aes_key_unwrap(kek, Bytes(w->begin(), w->begin() + 16)).status().code(),
+            Code::kDataLoss);
+  EXPECT_EQ(aes_key_wrap(kek, Bytes(20, 1)).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(aes_key_wrap(kek, Bytes(8, 1)).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(aes_key_wrap(Bytes(20, 1), key).status().code(), Code::kInvalidArgument);
+  // The padded and unpadded forms are different algorithms: neither unwraps the other.
+  auto padded = aes_key_wrap_pad(kek, key);
+  ASSERT_TRUE(padded.ok());
+  EXPECT_NE(hex(*padded), hex(*w));
+  EXPECT_EQ(aes_key_unwrap(kek, *padded).status().code(), Code::kDataLoss);
+}
+
 TEST(KeyWrap, RejectsTamperingAndWrongKek) {
   Bytes kek = random_bytes(32);
   Bytes key = random_bytes(32);

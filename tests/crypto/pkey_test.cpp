@@ -209,6 +209,62 @@ TEST(Pkey, PemDerRoundTrips) {
   }
 }
 
+// EC keys in the usual SubjectPublicKeyInfo form are read and written without OpenSSL's generic
+// decoder (a speed path); the bytes must be exactly what the generic encoder writes, and the
+// checks the same: a point off the curve is refused.
+TEST(Pkey, EcSpkiFastPathMatchesGenericEncoding) {
+  for (KeyType t : {KeyType::kEcP256, KeyType::kEcP384, KeyType::kEcP521}) {
+    SCOPED_TRACE(std::string(key_type_name(t)));
+    PublicKey pub = key_of(t).public_key();
+    Bytes der = pub.to_der();
+    // to_pem goes through OpenSSL's encoder: its body is the reference DER.
+    std::string pem = pub.to_pem();
+    std::string body;
+    for (size_t i = pem.find('\n') + 1; i < pem.size() && pem.compare(i, 5, "-----") != 0;) {
+      size_t nl = pem.find('\n', i);
+      body += pem.substr(i, nl - i);
+      i = nl + 1;
+    }
+    auto ref = base64_decode(body);
+    ASSERT_TRUE(ref.ok());
+    EXPECT_EQ(hex(der), hex(*ref));
+    auto back = PublicKey::from_der(der);
+    ASSERT_TRUE(back.ok()) << back.status().to_string();
+    EXPECT_EQ(back->type(), t);
+    auto sig = key_of(t).sign(as_bytes("fast path"));
+    ASSERT_TRUE(sig.ok());
+    EXPECT_TRUE(back->verify(as_bytes("fast path"), *sig).ok());
+    EXPECT_FALSE(key_of(t, 1).public_key().verify(as_bytes("fast path"), *sig).ok());
+
+    Bytes off = der;
+    off.back() ^= 1;  // y changed: not on the curve
+    EXPECT_EQ(PublicKey::from_der(off).status().code(), Code::kInvalidArgument);
+    auto xy = pub.ec_xy();
+    ASSERT_TRUE(xy.ok());
+    Bytes zero_point = der;  // x = y = 0: not on the curve either
+    std::fill(zero_point.end() - static_cast<std::ptrdiff_t>(xy->size()), zero_point.end(), 0);
+    EXPECT_FALSE(PublicKey::from_der(zero_point).ok());
+    Bytes truncated(der.begin(), der.end() - 1);
+    EXPECT_FALSE(PublicKey::from_der(truncated).ok());
+  }
+}
+
+TEST(Pkey, PrivateKeyPublicEncodingsMatchPublicKey) {
+  for (KeyType t : kAllTypes) {
+    SCOPED_TRACE(std::string(key_type_name(t)));
+    const PrivateKey& k = key_of(t);
+    EXPECT_EQ(k.public_jwk(), k.public_key().to_jwk());
+    EXPECT_NE(k.public_jwk(), key_of(t, 1).public_jwk());
+    auto xy = k.public_ec_xy();
+    EXPECT_EQ(xy.ok(), t != KeyType::kEd25519 && t != KeyType::kRsa);
+    if (xy.ok()) {
+      EXPECT_EQ(hex(*xy), hex(*k.public_key().ec_xy()));
+    }
+  }
+  EXPECT_TRUE(PrivateKey().public_jwk().empty());
+  EXPECT_FALSE(PrivateKey().public_ec_xy().ok());
+}
+
 TEST(Pkey, TraditionalEcPemAccepted) {
   const char* kPem =
       "-----BEGIN EC PRIVATE KEY-----\n"

@@ -272,7 +272,7 @@ Result<Bytes> encode_quote(const QuoteSpec& s, const PlatformSpec& platform,
     }
   }
 
-  ASSIGN_OR_RETURN(Bytes att_xy, signers.attestation_key.public_key().ec_xy());
+  ASSIGN_OR_RETURN(Bytes att_xy, signers.attestation_key.public_ec_xy());
   if (att_xy.size() != d::kEcdsaKeySize) {
     return invalid_argument("the attestation key must be an EC P-256 key");
   }
