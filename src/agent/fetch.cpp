@@ -7,8 +7,8 @@
 #include <boost/json.hpp>
 
 #include "base/encoding.h"
-#include "crypto/aead.h"
 #include "crypto/hash.h"
+#include "wrap/wrap.h"
 
 namespace custos::agent {
 namespace {
@@ -143,97 +143,25 @@ Result<Bytes> sha256_binding(std::string_view nonce_b64, ByteSpan spki_der) {
   return rd;
 }
 
-// RFC 7518 §4.6.2 Concat KDF, SHA-256, one round (keydatalen 256), apu/apv empty (§3.2).
-SecretBytes concat_kdf_256(const SecretBytes& z, std::string_view algorithm_id) {
-  auto be32 = [](Bytes& b, uint32_t v) {
-    for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<uint8_t>(v >> s));
-  };
-  Bytes in;
-  in.reserve(4 + z.size() + 4 + algorithm_id.size() + 12);
-  be32(in, 1);
-  in.insert(in.end(), z.span().begin(), z.span().end());
-  be32(in, static_cast<uint32_t>(algorithm_id.size()));
-  in.insert(in.end(), algorithm_id.begin(), algorithm_id.end());
-  be32(in, 0);    // PartyUInfo
-  be32(in, 0);    // PartyVInfo
-  be32(in, 256);  // SuppPubInfo: keydatalen in bits
-  SecretBytes out(crypto::sha256(in));
-  secure_wipe(in.data(), in.size());
-  return out;
-}
-
-// §3.2: a flattened JWE addressed to `key`.
-Result<SecretBytes> decrypt_jwe(const json::object& jwe, const crypto::PrivateKey& key) {
-  auto prot = string_member(jwe, "protected");
-  auto ek = string_member(jwe, "encrypted_key");
-  auto iv_s = string_member(jwe, "iv");
-  auto ct_s = string_member(jwe, "ciphertext");
-  auto tag_s = string_member(jwe, "tag");
-  if (!prot || !iv_s || !ct_s || !tag_s) return internal_error("JWE: missing member");
-  auto header_bytes = base64url_decode(*prot);
-  auto iv = base64url_decode(*iv_s);
-  auto ct = base64url_decode(*ct_s);
-  auto tag = base64url_decode(*tag_s);
-  auto encrypted_key = base64url_decode(ek.value_or(""));
-  if (!header_bytes.ok() || !iv.ok() || !ct.ok() || !tag.ok() || !encrypted_key.ok()) {
-    return internal_error("JWE: bad base64url");
-  }
-  ASSIGN_OR_RETURN(json::object header, parse_object(as_string_view(*header_bytes), "JWE header"));
-  auto alg = string_member(header, "alg");
-  if (string_member(header, "enc") != std::optional<std::string>("A256GCM") || !alg) {
-    return internal_error("JWE: enc must be A256GCM");
-  }
-  if (iv->size() != crypto::kAeadNonceSize || tag->size() != crypto::kAeadTagSize) {
-    return internal_error("JWE: bad iv or tag size");
-  }
-
-  SecretBytes cek;
-  if (*alg == "RSA-OAEP-256") {
-    if (key.type() != crypto::KeyType::kRsa) return internal_error("JWE: RSA-OAEP-256 to a non-RSA key");
-    ASSIGN_OR_RETURN(cek, key.rsa_oaep_decrypt(*encrypted_key, crypto::HashAlg::kSha256));
-  } else if (*alg == "ECDH-ES" || *alg == "ECDH-ES+A256KW") {
-    if (key.type() == crypto::KeyType::kRsa) return internal_error("JWE: " + *alg + " to an RSA key");
-    const json::value* epk = header.if_contains("epk");
-    if (!epk || !epk->is_object()) return internal_error("JWE: missing epk");
-    ASSIGN_OR_RETURN(crypto::PublicKey peer, crypto::PublicKey::from_jwk(json::serialize(*epk)));
-    ASSIGN_OR_RETURN(SecretBytes z, key.ecdh(peer));
-    if (*alg == "ECDH-ES") {
-      if (!encrypted_key->empty()) return internal_error("JWE: ECDH-ES with an encrypted_key");
-      cek = concat_kdf_256(z, "A256GCM");
-    } else {
-      // RFC 3394 AES key unwrap is not in crypto/ (it offers the RFC 5649 padded variant only).
-      return unimplemented("JWE: ECDH-ES+A256KW needs RFC 3394 key unwrap; use an RSA TEE key");
+// §3: the broker's answer, unwrapped with the ephemeral key (wrap/ is the broker's own code for
+// the other direction). A failure to open it is reported as tampering or a wrong key.
+Result<SecretBytes> unwrap_response(const json::object& o, const crypto::PrivateKey& key) {
+  Result<SecretBytes> plain = internal_error("unreachable");
+  if (o.contains("wrapped_key") || o.contains("wrapped_swk")) {
+    auto wk = string_member(o, "wrapped_key");
+    auto ws = string_member(o, "wrapped_swk");
+    if (!wk || !ws) return internal_error("transfer response: missing wrapped_key or wrapped_swk");
+    if (key.type() != crypto::KeyType::kRsa) {
+      return internal_error("transfer response: an ISecL-wrapped key for a non-RSA key");
     }
+    plain = wrap::unwrap_isecl(key, *wk, *ws);
   } else {
-    return internal_error("JWE: unsupported alg " + *alg);
+    plain = wrap::jwe_decrypt(key, o);
   }
-  if (cek.size() != 32) return internal_error("JWE: content key is not 256 bits");
-  Bytes ct_tag = std::move(*ct);
-  ct_tag.insert(ct_tag.end(), tag->begin(), tag->end());
-  auto plain = crypto::aead_open(crypto::AeadAlg::kAes256Gcm, cek.span(), *iv, ct_tag, as_bytes(*prot));
-  if (!plain.ok()) return data_loss("JWE: decryption failed (wrong key or tampered response)");
-  return plain;
-}
-
-// §3.1: {wrapped_key, wrapped_swk} for an RSA TEE key.
-Result<SecretBytes> unwrap_isecl(const json::object& o, const crypto::PrivateKey& key) {
-  auto wk = string_member(o, "wrapped_key");
-  auto ws = string_member(o, "wrapped_swk");
-  if (!wk || !ws) return internal_error("transfer response: missing wrapped_key or wrapped_swk");
-  auto wrapped_key = base64_decode(*wk);
-  auto wrapped_swk = base64_decode(*ws);
-  if (!wrapped_key.ok() || !wrapped_swk.ok()) return internal_error("transfer response: bad base64");
-  if (wrapped_key->size() < crypto::kAeadNonceSize + crypto::kAeadTagSize) {
-    return internal_error("transfer response: wrapped_key too short");
+  if (!plain.ok()) {
+    return data_loss("cannot unwrap the released secret (wrong key or tampered response): " +
+                     plain.status().message());
   }
-  auto swk = key.rsa_oaep_decrypt(*wrapped_swk, crypto::HashAlg::kSha256);
-  if (!swk.ok()) return data_loss("transfer response: cannot unwrap the session key");
-  if (swk->size() != 32) return internal_error("transfer response: session key is not 256 bits");
-  ByteSpan all(*wrapped_key);
-  auto plain = crypto::aead_open(crypto::AeadAlg::kAes256Gcm, swk->span(),
-                                 all.first(crypto::kAeadNonceSize),
-                                 all.subspan(crypto::kAeadNonceSize), {});
-  if (!plain.ok()) return data_loss("transfer response: decryption failed (wrong key or tampered response)");
   return plain;
 }
 
@@ -286,8 +214,7 @@ Result<SecretBytes> fetch_key(const FetchOptions& o) {
   ASSIGN_OR_RETURN(net::HttpResponse tr, send(http, "POST", url, {}, json::serialize(body)));
   if (tr.status != 200) return broker_error(tr, "key " + o.key_id + ": transfer");
   ASSIGN_OR_RETURN(json::object out, parse_object(tr.body, "transfer response"));
-  if (key->type() == crypto::KeyType::kRsa) return unwrap_isecl(out, *key);
-  return decrypt_jwe(out, *key);
+  return unwrap_response(out, *key);
 }
 
 struct KbsV0Session::State {
@@ -335,7 +262,7 @@ Result<KbsV0Session> KbsV0Session::open(const FetchOptions& o) {
   // §5.2: runtime data sent as a string, so R is exactly these bytes; bound as SHA-384(R).
   json::string nonce_json(*nonce);
   std::string runtime = "{\"nonce\":" + json::serialize(nonce_json) +
-                        ",\"tee-pubkey\":" + st->key->public_key().to_jwk() + "}";
+                        ",\"tee-pubkey\":" + st->key->public_jwk() + "}";
   Bytes report_data = crypto::sha384(as_bytes(runtime));
   report_data.resize(kReportDataSize, 0);
   auto pe = o.producer->produce(report_data);
@@ -371,7 +298,7 @@ Result<SecretBytes> KbsV0Session::get_resource(std::string_view resource_path) {
                                              {}));
   if (r.status != 200) return broker_error(r, "resource " + std::string(resource_path));
   ASSIGN_OR_RETURN(json::object jwe, parse_object(r.body, "resource response"));
-  return decrypt_jwe(jwe, *state_->key);
+  return unwrap_response(jwe, *state_->key);
 }
 
 Result<SecretBytes> fetch_resource(const FetchOptions& o) {

@@ -13,12 +13,13 @@
 #include "crypto/random.h"
 #include "crypto/x509.h"
 #include "kbs/attest_auth.h"
-#include "kbs/wrap.h"
+#include "wrap/wrap.h"
 
 namespace custos::kbs {
 
 namespace json = boost::json;
 using attestation::TeeType;
+using wrap::JweAlg;
 
 namespace {
 
@@ -716,12 +717,12 @@ Result<json::object> Broker::transfer(const std::string& key_id, const json::obj
   if (!material) return data_loss("key material for " + key_id + " is missing");
   json::object out;
   if (tee_key->type() == crypto::KeyType::kRsa) {
-    auto w = wrap_isecl(*tee_key, material->span());
+    auto w = wrap::wrap_isecl(*tee_key, material->span());
     if (!w.ok()) return deny(d, w.status());
     out["wrapped_key"] = w->wrapped_key;
     out["wrapped_swk"] = w->wrapped_swk;
   } else if (tee_key->type() != crypto::KeyType::kEd25519) {
-    auto jwe = jwe_encrypt(*tee_key, JweAlg::kEcdhEs, material->span());
+    auto jwe = wrap::jwe_encrypt(*tee_key, JweAlg::kEcdhEs, material->span());
     if (!jwe.ok()) return deny(d, jwe.status());
     out = std::move(*jwe);
   } else {
@@ -819,7 +820,7 @@ Result<std::string> Broker::v0_attest(std::string_view session_id, std::string_v
   if (jwk == nullptr || !jwk->is_object()) {
     return deny(d, invalid_argument("key.invalid: runtime-data has no tee-pubkey JWK"));
   }
-  auto tee_key = public_key_from_jwk(jwk->as_object());
+  auto tee_key = wrap::public_key_from_jwk(jwk->as_object());
   if (!tee_key.ok() || tee_key->type() == crypto::KeyType::kEcP521) {
     return deny(d, invalid_argument("key.invalid: tee-pubkey must be an RSA or EC P-256/P-384 "
                                     "JWK"));
@@ -956,7 +957,7 @@ Result<json::object> Broker::v0_resource(std::string_view session_id, std::strin
   if (!value) return deny(d, not_found("request.invalid: no such resource"));
   JweAlg alg = (*att)->tee_key.type() == crypto::KeyType::kRsa ? JweAlg::kRsaOaep256
                                                                 : JweAlg::kEcdhEsA256Kw;
-  auto jwe = jwe_encrypt((*att)->tee_key, alg, value->span());
+  auto jwe = wrap::jwe_encrypt((*att)->tee_key, alg, value->span());
   if (!jwe.ok()) return deny(d, jwe.status());
   d.released = true;
   d.reason = "released";

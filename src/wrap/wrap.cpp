@@ -1,4 +1,4 @@
-#include "kbs/wrap.h"
+#include "wrap/wrap.h"
 
 #include <boost/json.hpp>
 
@@ -7,7 +7,7 @@
 #include "crypto/hash.h"
 #include "crypto/random.h"
 
-namespace custos::kbs {
+namespace custos::wrap {
 
 namespace {
 constexpr size_t kCekSize = 32;
@@ -111,7 +111,7 @@ Result<boost::json::object> jwe_encrypt(const crypto::PublicKey& to, JweAlg alg,
     ASSIGN_OR_RETURN(crypto::PrivateKey eph, crypto::PrivateKey::generate(to.type()));
     ASSIGN_OR_RETURN(SecretBytes z, eph.ecdh(to));
     boost::system::error_code ec;
-    boost::json::value epk = boost::json::parse(eph.public_key().to_jwk(), ec);
+    boost::json::value epk = boost::json::parse(eph.public_jwk(), ec);
     if (ec || !epk.is_object()) return internal_error("could not encode the ephemeral key");
     header["epk"] = epk;
     if (alg == JweAlg::kEcdhEs) {
@@ -119,7 +119,7 @@ Result<boost::json::object> jwe_encrypt(const crypto::PublicKey& to, JweAlg alg,
     } else {
       SecretBytes kek = concat_kdf(z.span(), jwe_alg_name(alg), 256);
       cek = crypto::random_secret(kCekSize);
-      ASSIGN_OR_RETURN(encrypted_key, aes_kw_wrap(kek.span(), cek.span()));
+      ASSIGN_OR_RETURN(encrypted_key, crypto::aes_key_wrap(kek.span(), cek.span()));
     }
   }
   std::string protected_b64 = base64url_encode(as_bytes(boost::json::serialize(header)));
@@ -164,7 +164,7 @@ Result<SecretBytes> jwe_decrypt(const crypto::PrivateKey& key, const boost::json
       cek = concat_kdf(z.span(), kEnc, kCekSize * 8);
     } else {
       SecretBytes kek = concat_kdf(z.span(), alg, 256);
-      ASSIGN_OR_RETURN(cek, aes_kw_unwrap(kek.span(), encrypted_key));
+      ASSIGN_OR_RETURN(cek, crypto::aes_key_unwrap(kek.span(), encrypted_key));
     }
   } else {
     return invalid_argument("JWE: unsupported alg " + alg);
@@ -195,4 +195,4 @@ Result<crypto::PublicKey> public_key_from_jwk(const boost::json::object& jwk) {
   return key;
 }
 
-}  // namespace custos::kbs
+}  // namespace custos::wrap

@@ -1,7 +1,7 @@
 // Wrapping a released key to the TEE's public key (docs/formats/kbs.md §3): the ISecL form
 // (RSA-OAEP-256 of an AES-256-GCM session key + GCM ciphertext) and flattened JWE (RFC 7516 §7.2.2)
-// with RSA-OAEP-256, ECDH-ES+A256KW or direct ECDH-ES, always enc A256GCM. The unwrap functions are
-// what a workload runs inside its TEE; the tests and `custos agent` use them.
+// with RSA-OAEP-256, ECDH-ES+A256KW or direct ECDH-ES, always enc A256GCM. Both ends of the wire
+// use this one library: the key broker (kbs/) wraps, the workload (agent/) unwraps.
 #pragma once
 
 #include <string>
@@ -12,7 +12,7 @@
 #include "base/status.h"
 #include "crypto/pkey.h"
 
-namespace custos::kbs {
+namespace custos::wrap {
 
 struct IseclWrapped {
   std::string wrapped_key;  // base64(iv(12) || ciphertext || tag(16))
@@ -35,11 +35,8 @@ Result<SecretBytes> jwe_decrypt(const crypto::PrivateKey& key, const boost::json
 
 // RFC 7518 §4.6.2 Concat KDF (SHA-256), empty PartyUInfo/PartyVInfo.
 SecretBytes concat_kdf(ByteSpan z, std::string_view algorithm_id, size_t key_bits);
-// RFC 3394 AES key wrap (default IV); kDataLoss when the integrity check fails on unwrap.
-Result<Bytes> aes_kw_wrap(ByteSpan kek, ByteSpan key);
-Result<SecretBytes> aes_kw_unwrap(ByteSpan kek, ByteSpan wrapped);
 
 // A TEE public key from a JWK: RSA (n/e, or Trustee's legacy k-mod/k-exp), EC P-256/P-384/P-521.
 Result<crypto::PublicKey> public_key_from_jwk(const boost::json::object& jwk);
 
-}  // namespace custos::kbs
+}  // namespace custos::wrap

@@ -88,7 +88,10 @@ if "${FETCH[@]}" --resource myrepo/cfg/db --program "$WORK/evil.sh" > /dev/null 
   fail "/kbs/v0 released to a modified program"
 fi
 grep -q 'policy.denied' "$WORK/err" || fail "/kbs/v0 refusal reason: $(cat "$WORK/err")"
-pass "/kbs/v0: resource released as a JWE (RSA-OAEP-256) to the pinned program, modified one refused"
+"${FETCH[@]}" --resource myrepo/cfg/db --program "$WORK/app.sh" --key-type ec > "$WORK/got-res-ec" 2> "$WORK/err" ||
+  fail "/kbs/v0 resource to an EC key: $(cat "$WORK/err")"
+cmp -s "$WORK/res.txt" "$WORK/got-res-ec" || fail "/kbs/v0 resource (EC key, ECDH-ES+A256KW) differs"
+pass "/kbs/v0: resource released as a JWE (RSA-OAEP-256 and ECDH-ES+A256KW) to the pinned program, modified one refused"
 
 # --- auth/attest: evidence -> token (policies from the role) -> KV read, through `custos run`.
 api POST sys/mounts/secret '{"type":"kv","options":{"version":"2"}}' > /dev/null || true

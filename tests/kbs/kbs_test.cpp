@@ -18,7 +18,7 @@
 #include "crypto/random.h"
 #include "kbs/broker.h"
 #include "kbs/routes.h"
-#include "kbs/wrap.h"
+#include "wrap/wrap.h"
 #include "storage/backend.h"
 #include "storage/temp_dir.h"
 
@@ -196,7 +196,7 @@ TEST_F(KbsTest, V1ReleaseToRsaKeyUnwrapsToTheRegisteredKey) {
   WireResponse r = attempt(id);
   ASSERT_EQ(r.status, 200) << r.body;
   auto o = parse(r.body);
-  auto key = unwrap_isecl(rsa_, o.at("wrapped_key").as_string(), o.at("wrapped_swk").as_string());
+  auto key = wrap::unwrap_isecl(rsa_, o.at("wrapped_key").as_string(), o.at("wrapped_swk").as_string());
   ASSERT_TRUE(key.ok()) << key.status().to_string();
   EXPECT_TRUE(constant_time_equal(key->span(), aes_));
 }
@@ -207,7 +207,7 @@ TEST_F(KbsTest, V1ReleaseToEcKeyIsAJwe) {
   std::string nonce = challenge(id);
   WireResponse r = v1("POST", "/kbs/v1/keys/" + id + "/transfer", transfer_body(nonce, ec.public_key()));
   ASSERT_EQ(r.status, 200) << r.body;
-  auto key = jwe_decrypt(ec, parse(r.body));
+  auto key = wrap::jwe_decrypt(ec, parse(r.body));
   ASSERT_TRUE(key.ok()) << key.status().to_string();
   EXPECT_TRUE(constant_time_equal(key->span(), aes_));
 }
@@ -402,7 +402,7 @@ TEST_F(KbsV0Test, RcarReleasesAResourceAsAJweToRsaAndEcKeys) {
   auto jwe = parse(r.body);
   auto header = parse(as_string_view(*base64url_decode(jwe.at("protected").as_string())));
   EXPECT_EQ(header.at("alg").as_string(), "RSA-OAEP-256");
-  auto plain = jwe_decrypt(rsa_, jwe);
+  auto plain = wrap::jwe_decrypt(rsa_, jwe);
   ASSERT_TRUE(plain.ok()) << plain.status().to_string();
   EXPECT_EQ(plain->view(), "s3cret-value");
 
@@ -420,7 +420,7 @@ TEST_F(KbsV0Test, RcarReleasesAResourceAsAJweToRsaAndEcKeys) {
   jwe = parse(r.body);
   header = parse(as_string_view(*base64url_decode(jwe.at("protected").as_string())));
   EXPECT_EQ(header.at("alg").as_string(), "ECDH-ES+A256KW");
-  plain = jwe_decrypt(ec, jwe);
+  plain = wrap::jwe_decrypt(ec, jwe);
   ASSERT_TRUE(plain.ok()) << plain.status().to_string();
   EXPECT_EQ(plain->view(), "s3cret-value");
 }
