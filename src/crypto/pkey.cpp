@@ -155,14 +155,53 @@ Result<ossl::EvpPkey> pkey_fromdata(const char* alg, OSSL_PARAM_BLD* bld) {
   return pkey_fromdata(alg, params.get());
 }
 
-// An EC public key from its SEC 1 encoded point (0x04 || x || y).
+// A parameters-only key per allowed curve, made once. EC keys are generated from it and public
+// keys imported into copies of it: OpenSSL 3.0 otherwise rebuilds the curve's group for every key
+// made by name (two Montgomery set-ups, each with a modular inversion), which costs as much as
+// the ECDH or signature the key is made for. Copying the group is a few memcpys. The templates
+// are never modified after start-up, so sharing them between threads is safe (OpenSSL allows
+// concurrent read-only use of one EVP_PKEY).
+EVP_PKEY* curve_template(const CurveInfo& c) {
+  static const std::array<EVP_PKEY*, kCurves.size()> templates = [] {
+    std::array<EVP_PKEY*, kCurves.size()> t{};
+    for (size_t i = 0; i < kCurves.size(); ++i) {
+      const std::array<OSSL_PARAM, 2> params = {
+          OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
+                                           const_cast<char*>(kCurves[i].group), 0),
+          OSSL_PARAM_construct_end()};
+      ossl::EvpPkeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+      if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+          EVP_PKEY_fromdata(ctx.get(), &t[i], EVP_PKEY_KEY_PARAMETERS,
+                            const_cast<OSSL_PARAM*>(params.data())) != 1 ||
+          t[i] == nullptr) {
+        ossl::fatal("cannot make the EC parameter template for a built-in curve");
+      }
+    }
+    return t;
+  }();
+  return templates[static_cast<size_t>(&c - kCurves.data())];
+}
+
+// An EC public key from its SEC 1 encoded point (0x04 || x || y): a copy of the curve's template
+// with the point set. Setting it decodes the point and checks that it lies on the curve (SEC 1
+// §2.3.4, EC_POINT_oct2point); the quick public check below adds the point-at-infinity test.
 Result<ossl::EvpPkey> ec_from_point(const CurveInfo& c, ByteSpan point) {
-  const std::array<OSSL_PARAM, 3> params = {
-      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, const_cast<char*>(c.group), 0),
-      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
-                                        const_cast<uint8_t*>(point.data()), point.size()),
-      OSSL_PARAM_construct_end()};
-  return pkey_fromdata("EC", params.data());
+  if (point.size() != 1 + 2 * c.field_size || point[0] != 0x04) {
+    return invalid_argument("EC public key must be an uncompressed point on " +
+                            std::string(c.jwk_crv));
+  }
+  ossl::EvpPkey pkey(EVP_PKEY_new());
+  if (!pkey || EVP_PKEY_copy_parameters(pkey.get(), curve_template(c)) != 1) {
+    return ossl::internal("copying the EC parameters");
+  }
+  if (EVP_PKEY_set1_encoded_public_key(pkey.get(), point.data(), point.size()) != 1) {
+    return ossl::invalid("invalid public key parameters");
+  }
+  ossl::EvpPkeyCtx check(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey.get(), nullptr));
+  if (!check || EVP_PKEY_public_check_quick(check.get()) != 1) {
+    return ossl::invalid("public key fails validation");
+  }
+  return pkey;
 }
 
 // The encoded public point of an EC key (uncompressed: OpenSSL's default form). Sized for P-521.
@@ -763,11 +802,9 @@ EVP_PKEY* PrivateKey::raw() const { return pkey_; }
 Result<PrivateKey> PrivateKey::generate(KeyType type, int rsa_bits) {
   ossl::EvpPkeyCtx ctx;
   if (const CurveInfo* c = curve_by_type(type)) {
-    ctx.reset(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
-    if (!ctx || EVP_PKEY_keygen_init(ctx.get()) != 1 ||
-        EVP_PKEY_CTX_set_group_name(ctx.get(), c->group) <= 0) {
-      return ossl::internal("EC keygen init");
-    }
+    // From the curve's template: the group is copied, not rebuilt (see curve_template).
+    ctx.reset(EVP_PKEY_CTX_new_from_pkey(nullptr, curve_template(*c), nullptr));
+    if (!ctx || EVP_PKEY_keygen_init(ctx.get()) != 1) return ossl::internal("EC keygen init");
   } else if (type == KeyType::kEd25519) {
     ctx.reset(EVP_PKEY_CTX_new_from_name(nullptr, "ED25519", nullptr));
     if (!ctx || EVP_PKEY_keygen_init(ctx.get()) != 1) return ossl::internal("Ed25519 keygen init");
