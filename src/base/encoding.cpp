@@ -17,55 +17,63 @@ int hex_value(char c) {
 }
 
 std::string b64_encode(ByteSpan b, const char* alphabet, bool pad) {
-  std::string out;
-  out.reserve((b.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= b.size(); i += 3) {
-    uint32_t v = (uint32_t{b[i]} << 16) | (uint32_t{b[i + 1]} << 8) | b[i + 2];
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-    out += alphabet[(v >> 6) & 63];
-    out += alphabet[v & 63];
+  const size_t full = b.size() / 3;
+  const size_t rest = b.size() - full * 3;
+  std::string out(full * 4 + (rest == 0 ? 0 : (pad ? 4 : rest + 1)), '=');
+  char* o = out.data();
+  const uint8_t* in = b.data();
+  for (size_t i = 0; i < full; ++i, in += 3, o += 4) {
+    const uint32_t v = (uint32_t{in[0]} << 16) | (uint32_t{in[1]} << 8) | in[2];
+    o[0] = alphabet[(v >> 18) & 63];
+    o[1] = alphabet[(v >> 12) & 63];
+    o[2] = alphabet[(v >> 6) & 63];
+    o[3] = alphabet[v & 63];
   }
-  size_t rest = b.size() - i;
-  if (rest == 1) {
-    uint32_t v = uint32_t{b[i]} << 16;
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-    if (pad) out += "==";
-  } else if (rest == 2) {
-    uint32_t v = (uint32_t{b[i]} << 16) | (uint32_t{b[i + 1]} << 8);
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-    out += alphabet[(v >> 6) & 63];
-    if (pad) out += '=';
+  if (rest > 0) {
+    uint32_t v = uint32_t{in[0]} << 16;
+    if (rest == 2) v |= uint32_t{in[1]} << 8;
+    o[0] = alphabet[(v >> 18) & 63];
+    o[1] = alphabet[(v >> 12) & 63];
+    if (rest == 2) o[2] = alphabet[(v >> 6) & 63];
   }
   return out;
 }
 
-Result<Bytes> b64_decode(std::string_view s, const char* alphabet) {
-  std::array<int, 256> table;
-  table.fill(-1);
-  for (int i = 0; i < 64; ++i) table[static_cast<uint8_t>(alphabet[i])] = i;
+// Decoding tables, built at compile time: the sextet of each character, or 0xff.
+constexpr std::array<uint8_t, 256> b64_table(const char* alphabet) {
+  std::array<uint8_t, 256> t{};
+  for (auto& v : t) v = 0xff;
+  for (uint8_t i = 0; i < 64; ++i) t[static_cast<uint8_t>(alphabet[i])] = i;
+  return t;
+}
+constexpr std::array<uint8_t, 256> kB64Table = b64_table(kB64);
+constexpr std::array<uint8_t, 256> kB64UrlTable = b64_table(kB64Url);
+
+Result<Bytes> b64_decode(std::string_view s, const std::array<uint8_t, 256>& table) {
   while (!s.empty() && s.back() == '=') s.remove_suffix(1);
   if (s.size() % 4 == 1) return invalid_argument("invalid base64 length");
-  Bytes out;
-  out.reserve(s.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : s) {
-    int v = table[static_cast<uint8_t>(c)];
-    if (v < 0) return invalid_argument("invalid base64 character");
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<uint8_t>((acc >> bits) & 0xff));
-    }
+  const size_t full = s.size() / 4;
+  const size_t rest = s.size() - full * 4;  // 0, 2 or 3 characters: 0, 1 or 2 bytes
+  Bytes out(full * 3 + (rest == 0 ? 0 : rest - 1));
+  const auto* in = reinterpret_cast<const uint8_t*>(s.data());
+  uint8_t* o = out.data();
+  for (size_t i = 0; i < full; ++i, in += 4, o += 3) {
+    const uint8_t a = table[in[0]], b = table[in[1]], c = table[in[2]], d = table[in[3]];
+    if ((a | b | c | d) & 0x80) return invalid_argument("invalid base64 character");
+    const uint32_t v = (uint32_t{a} << 18) | (uint32_t{b} << 12) | (uint32_t{c} << 6) | d;
+    o[0] = static_cast<uint8_t>(v >> 16);
+    o[1] = static_cast<uint8_t>(v >> 8);
+    o[2] = static_cast<uint8_t>(v);
   }
-  // Leftover bits must be zero: a canonical encoding has no stray data.
-  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) {
-    return invalid_argument("invalid base64 trailing bits");
+  if (rest > 0) {
+    const uint8_t a = table[in[0]], b = table[in[1]], c = rest == 3 ? table[in[2]] : 0;
+    if ((a | b | c) & 0x80) return invalid_argument("invalid base64 character");
+    const uint32_t v = (uint32_t{a} << 18) | (uint32_t{b} << 12) | (uint32_t{c} << 6);
+    o[0] = static_cast<uint8_t>(v >> 16);
+    if (rest == 3) o[1] = static_cast<uint8_t>(v >> 8);
+    // Leftover bits must be zero: a canonical encoding has no stray data.
+    const uint32_t stray = rest == 3 ? (v & 0xff) : (v & 0xffff);
+    if (stray != 0) return invalid_argument("invalid base64 trailing bits");
   }
   return out;
 }
@@ -95,9 +103,9 @@ Result<Bytes> hex_decode(std::string_view s) {
 }
 
 std::string base64_encode(ByteSpan b) { return b64_encode(b, kB64, true); }
-Result<Bytes> base64_decode(std::string_view s) { return b64_decode(s, kB64); }
+Result<Bytes> base64_decode(std::string_view s) { return b64_decode(s, kB64Table); }
 std::string base64url_encode(ByteSpan b) { return b64_encode(b, kB64Url, false); }
-Result<Bytes> base64url_decode(std::string_view s) { return b64_decode(s, kB64Url); }
+Result<Bytes> base64url_decode(std::string_view s) { return b64_decode(s, kB64UrlTable); }
 
 std::string strip_whitespace(std::string_view s) {
   std::string out;

@@ -17,6 +17,27 @@ TEST(Encoding, HexRoundTripAndRejects) {
   EXPECT_FALSE(hex_decode("zz").ok());
 }
 
+TEST(Encoding, Base64RoundTripsEveryLengthAndRejectsBadTails) {
+  for (size_t n = 0; n < 70; ++n) {
+    Bytes b(n);
+    for (size_t i = 0; i < n; ++i) b[i] = static_cast<uint8_t>(i * 37 + n);
+    std::string std_enc = base64_encode(b);
+    EXPECT_EQ(std_enc.size() % 4, 0U) << n;
+    EXPECT_EQ(*base64_decode(std_enc), b) << n;
+    std::string url_enc = base64url_encode(b);
+    EXPECT_EQ(url_enc.find('='), std::string::npos) << n;
+    EXPECT_EQ(*base64url_decode(url_enc), b) << n;
+    if (!std_enc.empty()) {
+      std::string bad = std_enc;
+      bad[bad.find_first_of("=") == std::string::npos ? bad.size() - 1 : bad.find('=') - 1] = '*';
+      EXPECT_FALSE(base64_decode(bad).ok()) << n << " " << bad;
+    }
+  }
+  EXPECT_FALSE(base64_decode("Zm9=").ok());      // 'o' -> '9' leaves stray bits
+  EXPECT_FALSE(base64url_decode("Zm+v").ok());   // '+' is not in the URL alphabet
+  EXPECT_FALSE(base64_decode("Zm-v").ok());      // '-' is not in the standard alphabet
+}
+
 TEST(Encoding, Base64RfcVectors) {
   // RFC 4648 section 10.
   const char* plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
