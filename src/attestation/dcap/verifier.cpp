@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -650,6 +651,12 @@ struct DcapVerifier::State {
   mutable ContentCache<PckInfo> pcks;
   mutable std::map<std::pair<uint64_t, uint64_t>, Status> crl_checks;
   mutable std::unordered_map<std::string, PublicKey> attestation_keys;
+  // SHA-256(PCK chain id || QE report || its signature) of QE report signatures that verified.
+  // A QE report certifies one attestation key and is the same in every quote that key signs, so
+  // a platform's quotes after the first cost one ECDSA verification, not two. Keyed by the
+  // exact bytes (and the PCK chain they were checked against), the memo can only repeat a
+  // verification that succeeded on identical input.
+  mutable std::unordered_set<std::string> verified_qe_reports;
   mutable std::atomic<uint64_t> next_id{1};
   mutable std::atomic<uint64_t> hits{0};
   mutable std::atomic<uint64_t> misses{0};
@@ -881,10 +888,30 @@ VerifyResult DcapVerifier::verify_quote(ByteSpan quote, const Collateral& collat
     }
   }
 
-  // [QVL 4.1.2.4.12] the QE report is signed by the PCK key.
-  if (!pck->leaf_key.verify(q.qe_report_raw, q.qe_report_signature, raw_ecdsa_sha256()).ok()) {
-    return rejected(reason::fail(reason::kQeReportSignature,
-                                 "QE report signature does not verify with the PCK key"));
+  // [QVL 4.1.2.4.12] the QE report is signed by the PCK key (memoized by content, see State).
+  std::string qe_memo;
+  {
+    crypto::Hasher h(crypto::HashAlg::kSha256);
+    const uint64_t id = pck->id;
+    h.update(ByteSpan(reinterpret_cast<const uint8_t*>(&id), sizeof id));
+    h.update(q.qe_report_raw);
+    h.update(q.qe_report_signature);
+    Bytes d = h.finish();
+    qe_memo.assign(d.begin(), d.end());
+  }
+  bool qe_verified = false;
+  {
+    std::lock_guard lock(s.mu);
+    qe_verified = s.verified_qe_reports.contains(qe_memo);
+  }
+  if (!qe_verified) {
+    if (!pck->leaf_key.verify(q.qe_report_raw, q.qe_report_signature, raw_ecdsa_sha256()).ok()) {
+      return rejected(reason::fail(reason::kQeReportSignature,
+                                   "QE report signature does not verify with the PCK key"));
+    }
+    std::lock_guard lock(s.mu);
+    if (s.verified_qe_reports.size() >= config_.cache_capacity) s.verified_qe_reports.clear();
+    s.verified_qe_reports.insert(std::move(qe_memo));
   }
   // [QVL 4.1.2.4.13] the QE report binds the attestation key: SHA-256(key || auth data).
   crypto::Hasher hasher(crypto::HashAlg::kSha256);

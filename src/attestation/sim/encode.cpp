@@ -224,6 +224,19 @@ Result<std::string> sign_pcs_body(std::string_view key, std::string_view json,
   return out;
 }
 
+Result<Bytes> QeSignatureMemo::sign(const crypto::PrivateKey& pck_key, ByteSpan qe_report) {
+  Bytes key(qe_report.begin(), qe_report.end());
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = signatures_.find(key); it != signatures_.end()) return it->second;
+  }
+  ASSIGN_OR_RETURN(Bytes sig, pck_key.sign(qe_report, raw_ecdsa_sha256()));
+  std::lock_guard lock(mu_);
+  if (signatures_.size() >= 64) signatures_.clear();
+  signatures_.emplace(std::move(key), sig);
+  return sig;
+}
+
 Result<Bytes> encode_quote(const QuoteSpec& s, const PlatformSpec& platform,
                            const QuoteSigners& signers) {
   namespace d = attestation::dcap;
@@ -272,7 +285,10 @@ Result<Bytes> encode_quote(const QuoteSpec& s, const PlatformSpec& platform,
     }
   }
 
-  ASSIGN_OR_RETURN(Bytes att_xy, signers.attestation_key.public_ec_xy());
+  Bytes att_xy(signers.attestation_key_xy.begin(), signers.attestation_key_xy.end());
+  if (att_xy.empty()) {
+    ASSIGN_OR_RETURN(att_xy, signers.attestation_key.public_ec_xy());
+  }
   if (att_xy.size() != d::kEcdsaKeySize) {
     return invalid_argument("the attestation key must be an EC P-256 key");
   }
@@ -295,7 +311,9 @@ Result<Bytes> encode_quote(const QuoteSpec& s, const PlatformSpec& platform,
   Bytes binding = h.finish();
   std::memcpy(qe.report_data.data(), binding.data(), binding.size());
   ByteSpan qe_bytes(reinterpret_cast<const uint8_t*>(&qe), sizeof(qe));
-  ASSIGN_OR_RETURN(Bytes qe_sig, signers.pck_key.sign(qe_bytes, raw_ecdsa_sha256()));
+  ASSIGN_OR_RETURN(Bytes qe_sig, signers.qe_memo
+                                     ? signers.qe_memo->sign(signers.pck_key, qe_bytes)
+                                     : signers.pck_key.sign(qe_bytes, raw_ecdsa_sha256()));
   ASSIGN_OR_RETURN(Bytes quote_sig, signers.attestation_key.sign(q, raw_ecdsa_sha256()));
 
   // QE report, signature, auth data, certification data type 5 (PEM chain).

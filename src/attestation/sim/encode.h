@@ -10,6 +10,8 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -116,10 +118,24 @@ struct QuoteSpec {
 };
 
 // Keys and certificates that sign a quote.
+// A real QE certifies its attestation key once: every quote that key signs carries the same QE
+// report and the same PCK signature over it. The memo does the same for the sim platform, so a
+// quote costs one ECDSA signature, not two. Thread-safe; bounded.
+class QeSignatureMemo {
+ public:
+  Result<Bytes> sign(const crypto::PrivateKey& pck_key, ByteSpan qe_report);
+
+ private:
+  std::mutex mu_;
+  std::map<Bytes, Bytes> signatures_;  // QE report -> raw r||s
+};
+
 struct QuoteSigners {
   const crypto::PrivateKey& pck_key;          // signs the QE report
   const crypto::PrivateKey& attestation_key;  // signs header || body; bound in the QE report
   std::string_view pck_chain_pem;             // certification data type 5: leaf, CA, root
+  QeSignatureMemo* qe_memo = nullptr;         // reuse QE report signatures (as a real QE does)
+  ByteSpan attestation_key_xy = {};            // x||y of attestation_key, if known (else read)
 };
 
 // Encodes and signs a quote. Header QE SVN is spec.qe_isv_svn, PCE SVN and CPUSVN come from

@@ -146,6 +146,8 @@ struct SimPlatform::State {
   std::array<uint8_t, 32> mrsigner{};
   std::string pck_chain_pem;
   Collateral collateral;
+  mutable QeSignatureMemo qe_memo;
+  Bytes attestation_xy;  // the attestation key's x||y, read once at load
 };
 
 SimPlatform::SimPlatform(std::unique_ptr<State> s) : state_(std::move(s)) {}
@@ -277,6 +279,7 @@ Result<SimPlatform> SimPlatform::load(const fs::path& dir) {
   if (s->attestation_key.type() != crypto::KeyType::kEcP256) {
     return failed_precondition(dir.string() + ": attestation.key is not an EC P-256 key");
   }
+  ASSIGN_OR_RETURN(s->attestation_xy, s->attestation_key.public_ec_xy());
   std::optional<Bytes> ext = s->pck.extension(dcap::kSgxExtensionsOid);
   if (!ext) return failed_precondition(dir.string() + ": pck.pem has no SGX extensions");
   ASSIGN_OR_RETURN(dcap::PckExtensions pe, dcap::parse_pck_extensions(*ext));
@@ -319,7 +322,8 @@ Result<Bytes> SimPlatform::quote(const SimQuoteInput& in) const {
   q.qe_auth_data.assign(32, 0);
   for (size_t i = 0; i < q.qe_auth_data.size(); ++i) q.qe_auth_data[i] = static_cast<uint8_t>(i);
   return encode_quote(q, state_->platform,
-                      {state_->pck_key, state_->attestation_key, state_->pck_chain_pem});
+                      {state_->pck_key, state_->attestation_key, state_->pck_chain_pem,
+                       &state_->qe_memo, state_->attestation_xy});
 }
 
 Collateral SimPlatform::collateral() const {

@@ -312,6 +312,9 @@ TEST_F(DcapGenerated, TamperedQuotes) {
     VerifyResult r = v.verify_quote(b, c, at(default_now()));
     return r.ok() ? std::string("accepted") : r.rejection().reason;
   };
+  // The genuine quote first, so every cache (PCK chain, collateral, attestation key, the QE
+  // report memo) is warm: a tampered twin must still be caught.
+  ASSERT_TRUE(v.verify_quote(good, c, at(default_now())).ok());
   const size_t sd = 48 + 384 + 4;
   EXPECT_EQ(flip(48 + 64), "dcap.quote.signature");
   EXPECT_EQ(flip(30), "dcap.quote.signature");  // header user data: signed, not interpreted
