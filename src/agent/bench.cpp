@@ -29,6 +29,7 @@ Result<ReleaseBenchResult> run_release_bench(const ReleaseBenchOptions& o) {
   if (o.clients < 1 || o.clients > 1024) return invalid_argument("bench: clients must be 1..1024");
   if (o.duration.count() <= 0) return invalid_argument("bench: duration must be positive");
   if (o.pool_per_client < 1) return invalid_argument("bench: the key pool needs at least one key");
+  if (o.rate < 0 || o.rate > 1e6) return invalid_argument("bench: rate must be 0 (closed loop) or up to 1e6/s");
   auto producer = make_producer(o.producer);
   if (!producer.ok()) return producer.status().with_context("bench: evidence producer");
 
@@ -86,9 +87,21 @@ Result<ReleaseBenchResult> run_release_bench(const ReleaseBenchOptions& o) {
       s.latencies_ms.reserve(4096);
       while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
       const Clock::time_point end = start + o.duration;
+      // Paced: client c's k-th release is due at start + (k * clients + c) / rate.
+      const auto period = o.rate > 0 ? std::chrono::duration<double>(static_cast<double>(clients) / o.rate)
+                                     : std::chrono::duration<double>(0);
+      const auto offset = o.rate > 0 ? std::chrono::duration<double>(static_cast<double>(c) / o.rate)
+                                     : std::chrono::duration<double>(0);
       size_t next = 0;
       while (true) {
         Clock::time_point t0 = Clock::now();
+        if (o.rate > 0) {
+          const auto due = start + std::chrono::duration_cast<Clock::duration>(
+                                       offset + period * static_cast<double>(next));
+          if (due >= end) break;
+          if (due > t0) std::this_thread::sleep_until(due);
+          t0 = due;
+        }
         if (t0 >= end) break;
         const PoolKey& pk = pools[c][next++ % pools[c].size()];
         f.ephemeral = &pk.key;
@@ -120,6 +133,7 @@ Result<ReleaseBenchResult> run_release_bench(const ReleaseBenchOptions& o) {
   out.released = all.size();
   out.seconds = seconds;
   out.releases_per_second = seconds > 0 ? static_cast<double>(all.size()) / seconds : 0;
+  out.offered_per_second = o.rate;
   out.p50_ms = percentile(all, 0.50);
   out.p90_ms = percentile(all, 0.90);
   out.p99_ms = percentile(all, 0.99);

@@ -1,6 +1,6 @@
 // Load driver for secure key release (`custos bench release`): N client threads, each running
-// the full /kbs/v1 flow back to back (challenge, evidence, transfer = verify + policy + wrap on
-// the server, unwrap here) with a new nonce every time.
+// the full /kbs/v1 flow (challenge, evidence, transfer = verify + policy + wrap on the server,
+// unwrap here) with a new nonce every time, back to back or paced at a fixed total rate.
 //
 // Ephemeral keys: each client pre-generates a pool of keys before the clock starts and takes the
 // next one for every release, cycling when the pool is exhausted. Key generation (RSA-3072 takes
@@ -24,6 +24,11 @@ struct ReleaseBenchOptions {
   int clients = 32;
   std::chrono::milliseconds duration{10000};
   size_t pool_per_client = 64;
+  // 0: closed loop (each client starts its next release when the last one ends). > 0: open loop
+  // at this many releases per second in total, spread evenly over the clients; a release's
+  // latency runs from when it was due, not from when it was sent, so a broker that falls behind
+  // shows it (no coordinated omission, as in wrk2).
+  double rate = 0;
 };
 // fetch.omit_collateral is honoured too (the dev server holds its sim platform's collateral).
 
@@ -32,6 +37,7 @@ struct ReleaseBenchResult {
   uint64_t failed = 0;
   double seconds = 0;
   double releases_per_second = 0;
+  double offered_per_second = 0;  // the paced rate, 0 for a closed loop
   double p50_ms = 0;
   double p90_ms = 0;
   double p99_ms = 0;

@@ -246,16 +246,21 @@ void register_workload_commands(CLI::App& app, Globals& g) {
   auto duration = std::make_shared<std::string>("10s");
   auto pool = std::make_shared<size_t>(64);
   auto omit = std::make_shared<bool>(false);
+  auto rate = std::make_shared<double>(0);
   add_attest_flags(rel, *bf, true);
   rel->add_option("--key", *bench_key, "Key id to release")->required();
   rel->add_option("--clients", *clients, "Concurrent clients (threads)")->default_val(32);
   rel->add_option("--duration", *duration, "How long to run: 10s, 500ms, 1m")->default_val("10s");
   rel->add_option("--pool", *pool, "Ephemeral keys pre-generated per client (cycled)")->default_val(64);
+  rel->add_option("--rate", *rate,
+                  "Open loop: releases per second in total, paced over the clients; latency counts "
+                  "from when each release was due (0: closed loop, back to back)")
+      ->default_val(0);
   rel->add_flag("--omit-collateral", *omit,
                 "Do not send the producer's collateral (the broker must hold it: dev server, PCCS)");
   rel->add_option("--key-type", bf->key_type, "Ephemeral wrapping key: ec (P-256) or rsa (RSA-3072)")
       ->default_val("ec");
-  rel->callback([&g, bf, bench_key, clients, duration, pool, omit] {
+  rel->callback([&g, bf, bench_key, clients, duration, pool, omit, rate] {
     agent::ReleaseBenchOptions bo;
     if (Status st = fill_from_flags(*bf, bo.fetch, bo.producer); !st.ok()) {
       g.exit_code = report(st);
@@ -266,6 +271,7 @@ void register_workload_commands(CLI::App& app, Globals& g) {
     bo.clients = *clients;
     bo.pool_per_client = *pool;
     bo.fetch.omit_collateral = *omit;
+    bo.rate = *rate;
     const std::string& d = *duration;
     size_t digits = 0;
     while (digits < d.size() && d[digits] >= '0' && d[digits] <= '9') ++digits;
@@ -287,16 +293,18 @@ void register_workload_commands(CLI::App& app, Globals& g) {
       std::printf(
           "{\"releases\":%llu,\"failed\":%llu,\"seconds\":%.3f,\"releases_per_second\":%.1f,"
           "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"clients\":%d,"
-          "\"distinct_keys\":%zu}\n",
+          "\"distinct_keys\":%zu,\"offered_per_second\":%.1f}\n",
           static_cast<unsigned long long>(r->released), static_cast<unsigned long long>(r->failed),
           r->seconds, r->releases_per_second, r->p50_ms, r->p90_ms, r->p99_ms, r->max_ms, bo.clients,
-          r->distinct_keys);
+          r->distinct_keys, r->offered_per_second);
     } else {
       std::printf("clients         %d\n", bo.clients);
       std::printf("duration        %.2f s\n", r->seconds);
       std::printf("releases        %llu (failed %llu)\n", static_cast<unsigned long long>(r->released),
                   static_cast<unsigned long long>(r->failed));
-      std::printf("releases/s      %.1f\n", r->releases_per_second);
+      std::printf("releases/s      %.1f", r->releases_per_second);
+      if (r->offered_per_second > 0) std::printf(" (offered %.1f/s, open loop)", r->offered_per_second);
+      std::printf("\n");
       std::printf("latency p50     %.2f ms\n", r->p50_ms);
       std::printf("latency p90     %.2f ms\n", r->p90_ms);
       std::printf("latency p99     %.2f ms\n", r->p99_ms);
