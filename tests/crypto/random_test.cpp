@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <set>
 
 namespace custos::crypto {
@@ -50,6 +53,43 @@ TEST(Random, UuidV4Layout) {
     seen.insert(u);
   }
   EXPECT_EQ(seen.size(), 100u);
+}
+
+}  // namespace
+}  // namespace custos::crypto
+
+namespace custos::crypto {
+namespace {
+
+// Small requests come from a per-thread buffer: a forked child must not hand out the bytes its
+// parent's buffer still holds (they would repeat in both processes).
+TEST(Random, ForkedChildDoesNotRepeatTheParentsBufferedBytes) {
+  (void)random_bytes(16);  // the parent's buffer is now filled
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    Bytes b = random_bytes(32);
+    ssize_t w = write(fds[1], b.data(), b.size());
+    _exit(w == 32 ? 0 : 1);
+  }
+  close(fds[1]);
+  Bytes from_child(32);
+  ASSERT_EQ(read(fds[0], from_child.data(), from_child.size()), 32);
+  close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  Bytes mine = random_bytes(32);
+  EXPECT_NE(mine, from_child);
+}
+
+TEST(Random, BufferedAndDirectSizesAllDiffer) {
+  std::set<Bytes> seen;
+  for (size_t n : std::initializer_list<size_t>{8, 15, 16, 32, 63, 64, 65, 200, 1024, 1500}) {
+    for (int i = 0; i < 40; ++i) EXPECT_TRUE(seen.insert(random_bytes(n)).second) << n;
+  }
 }
 
 }  // namespace
