@@ -474,6 +474,17 @@ Result<std::shared_ptr<Core::Mounted>> Core::instantiate(const MountEntry& entry
   return m;
 }
 
+bool Core::never_blocks(const std::string& path, Operation op) const {
+  if (op != Operation::kRead && op != Operation::kList) return false;
+  if (path == "sys/health" || path == "sys/seal-status") return true;
+  if (path.starts_with("sys/") || path.starts_with("auth/")) return false;
+  std::string rel;
+  auto m = route(path, rel);
+  // KV engines (v1 and v2) read through the barrier only; other engines may call out (database,
+  // PKI issue on read paths) or write (leases), so they stay on the workers.
+  return m.ok() && (*m)->entry.type == "kv";
+}
+
 Result<std::shared_ptr<Core::Mounted>> Core::route(const std::string& path, std::string& rel) const {
   std::shared_lock lock(mounts_mu_);
   // Longest prefix: walk candidate prefixes from the longest.

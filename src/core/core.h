@@ -77,6 +77,12 @@ class Core {
   const CoreConfig& config() const { return config_; }
   const Clock& clock() const { return clock_; }
   Barrier& barrier() { return barrier_; }
+  // True when a request with this path (after /v1/) and operation never waits on a disk flush
+  // or the network, so the transport may run it on its I/O thread: reads of KV mounts and the
+  // seal-status/health endpoints. Such a read still counts a use of a token created with
+  // num_uses (a durable write), which then briefly holds that I/O thread; nothing waits on it.
+  bool never_blocks(const std::string& path, Operation op) const;
+
   TokenStore* tokens() { return tokens_.get(); }
   LeaseManager* leases() { return leases_.get(); }
   AuditBroker& audit() { return audit_; }

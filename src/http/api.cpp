@@ -147,6 +147,26 @@ net::HttpResponse Api::handle(net::HttpRequest& req) {
   return error_response(404, "not found: the Vault API is served under /v1/");
 }
 
+bool Api::can_run_inline(const net::HttpRequest& req) const {
+  std::string_view target = req.target;
+  std::string_view path = target.substr(0, target.find('?'));
+  if (!path.starts_with("/v1/")) return false;
+  path.remove_prefix(4);
+  // Escapes and dot segments are left to handle_vault's checks, on a worker.
+  if (path.find('%') != std::string_view::npos || path.find("..") != std::string_view::npos) {
+    return false;
+  }
+  core::Operation op;
+  if (req.method == "GET" || req.method == "HEAD") {
+    op = core::Operation::kRead;
+  } else if (req.method == "LIST") {
+    op = core::Operation::kList;
+  } else {
+    return false;
+  }
+  return core_.never_blocks(std::string(path), op);
+}
+
 net::HttpResponse Api::handle_vault(net::HttpRequest& http, std::string_view raw_path,
                                     std::string_view query) {
   auto path = percent_decode(raw_path, false);

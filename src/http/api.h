@@ -28,6 +28,9 @@ class Api {
   void add_route(std::string prefix, RouteHandler handler);
 
   net::HttpResponse handle(net::HttpRequest& req);
+  // For net::ServerOptions::run_inline: a Vault API read that Core says never blocks (KV reads,
+  // health). Anything unusual (another prefix, escapes in the path) answers false.
+  bool can_run_inline(const net::HttpRequest& req) const;
 
  private:
   net::HttpResponse handle_vault(net::HttpRequest& req, std::string_view path,

@@ -270,21 +270,30 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     fill_request(msg, request_);
     parser_.reset();
     tcp_layer().expires_never();  // nothing is pending on the socket while the handler runs
+    if (core_.options.run_inline && core_.options.run_inline(request_)) {
+      response_ = call_handler();
+      write_response();
+      return;
+    }
     asio::post(*core_.pool, [self = this->shared_from_this()] { self->run_handler(); });
+  }
+
+  HttpResponse call_handler() {
+    try {
+      return core_.handler(request_);
+    } catch (const std::exception& e) {
+      LOG_ERROR("net", "handler threw: " << e.what());
+      return error_response(500, "internal error");
+    } catch (...) {
+      LOG_ERROR("net", "handler threw a non-exception");
+      return error_response(500, "internal error");
+    }
   }
 
   // Worker thread. The post() into and out of the pool orders every access to request_ and
   // response_ with the connection's own thread.
   void run_handler() {
-    try {
-      response_ = core_.handler(request_);
-    } catch (const std::exception& e) {
-      LOG_ERROR("net", "handler threw: " << e.what());
-      response_ = error_response(500, "internal error");
-    } catch (...) {
-      LOG_ERROR("net", "handler threw a non-exception");
-      response_ = error_response(500, "internal error");
-    }
+    response_ = call_handler();
     asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
       self->write_response();
     });

@@ -222,6 +222,7 @@ int run_server(const ServerArgs& args) {
     opts.tls_config.client_ca_file = l.tls_client_ca_file;
     if (l.max_request_size > 0) opts.max_body_bytes = static_cast<size_t>(l.max_request_size);
     opts.request_timeout = std::chrono::seconds(l.max_request_duration.count());
+    opts.run_inline = [&api](const net::HttpRequest& r) { return api.can_run_inline(r); };
     auto srv = net::HttpServer::start(opts, [&api](net::HttpRequest& r) { return api.handle(r); });
     if (!srv.ok()) {
       std::fprintf(stderr, "error starting listener %s: %s\n", l.address.c_str(),

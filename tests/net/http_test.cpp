@@ -356,3 +356,68 @@ TEST(ParseRequest, LimitsAndMethods) {
 
 }  // namespace
 }  // namespace custos::net
+
+namespace custos::net {
+namespace {
+
+// run_inline: the requests it picks run on the connection's I/O thread, the others on the
+// workers, and a blocked worker does not hold up an inline request on another connection.
+TEST(HttpServer, InlineRequestsRunOnTheIoThreadAndPassABlockedWorker) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  bool slow_entered = false;
+  std::vector<std::thread::id> fast_threads, slow_threads;
+  ServerOptions o = testing::test_options();
+  o.io_threads = 1;
+  o.worker_threads = 2;
+  o.run_inline = [](const HttpRequest& r) { return r.target.rfind("/fast", 0) == 0; };
+  auto server = HttpServer::start(o, [&](HttpRequest& r) {
+    HttpResponse resp;
+    std::unique_lock lock(mu);
+    if (r.target == "/slow/wait") {
+      slow_entered = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return release; });  // held until the inline requests were answered
+    }
+    (r.target.rfind("/fast", 0) == 0 ? fast_threads : slow_threads).push_back(std::this_thread::get_id());
+    resp.body = "{}";
+    return resp;
+  });
+  ASSERT_TRUE(server.ok()) << server.status().to_string();
+  const uint16_t port = (*server)->port();
+
+  std::thread blocked([&] {
+    HttpClient c;
+    auto r = c.request("GET", testing::url(port, "/slow/wait"));
+    EXPECT_TRUE(r.ok() && r->status == 200);
+  });
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return slow_entered; });  // a worker is now parked in the handler
+  }
+  HttpClient fast;
+  for (int i = 0; i < 20; ++i) {
+    auto r = fast.request("GET", testing::url(port, "/fast/" + std::to_string(i)));
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_EQ(r->status, 200);
+  }
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  blocked.join();
+  HttpClient slow;
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(slow.request("GET", testing::url(port, "/slow/x")).ok());
+
+  std::lock_guard lock(mu);
+  ASSERT_EQ(fast_threads.size(), 20U);
+  ASSERT_EQ(slow_threads.size(), 11U);
+  for (const auto& t : fast_threads) EXPECT_EQ(t, fast_threads[0]);  // the one I/O thread
+  for (const auto& t : slow_threads) EXPECT_NE(t, fast_threads[0]);  // always a worker
+  (*server)->stop();
+}
+
+}  // namespace
+}  // namespace custos::net
