@@ -5,6 +5,7 @@
 // enabled and none can write, the request fails (Vault's rule) with a clear error.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -67,6 +68,7 @@ class AuditBroker {
   mutable std::mutex mu_;
   std::optional<View> view_;
   std::map<std::string, Device> devices_;
+  std::atomic<size_t> active_{0};  // devices_.size(), read without mu_ (see Recount)
 };
 
 }  // namespace custos::core
