@@ -257,6 +257,13 @@ Result<ServerConfig> parse_server_config(std::string_view text) {
       ASSIGN_OR_RETURN(c.ui, get_bool(a));
     } else if (k == "disable_mlock") {
       ASSIGN_OR_RETURN(c.disable_mlock, get_bool(a));
+    } else if (k == "disable_cache") {
+      ASSIGN_OR_RETURN(c.disable_cache, get_bool(a));
+    } else if (k == "cache_size") {
+      ASSIGN_OR_RETURN(c.cache_size, get_int(a));
+      if (c.cache_size < 0 || c.cache_size > (int64_t{1} << 26)) {
+        return error_at(a.line, "cache_size must be between 0 and 67108864 entries");
+      }
     } else if (k == "default_lease_ttl" || k == "max_lease_ttl") {
       ASSIGN_OR_RETURN(Seconds d, get_duration(a));
       // As in Vault, 0 means the system default.

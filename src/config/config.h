@@ -50,6 +50,9 @@ struct ServerConfig {
   std::string cluster_addr;  // accepted for Vault compatibility; unused (no clustering)
   bool ui = false;
   bool disable_mlock = false;
+  // Vault's physical read cache: entries kept (storage/cache.h); disable_cache turns it off.
+  int64_t cache_size = 131072;
+  bool disable_cache = false;
   Seconds default_lease_ttl = Seconds(768 * 3600);  // Vault's 32 days
   Seconds max_lease_ttl = Seconds(768 * 3600);
   std::optional<log::Level> log_level;  // unset: the command line / default decides

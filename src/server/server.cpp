@@ -26,6 +26,7 @@
 #include "http/api.h"
 #include "net/http.h"
 #include "storage/backend.h"
+#include "storage/cache.h"
 
 namespace custos::server {
 namespace {
@@ -130,6 +131,10 @@ int run_server(const ServerArgs& args) {
       return 1;
     }
     backend = std::move(*b);
+    // Vault's physical cache (cache_size, disable_cache); in-memory storage needs none.
+    if (!cfg.disable_cache) {
+      backend = storage::with_read_cache(std::move(backend), static_cast<size_t>(cfg.cache_size));
+    }
   } else {
     backend = storage::open_inmem();
   }

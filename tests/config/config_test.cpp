@@ -85,8 +85,19 @@ TEST(Config, VaultStyleFileParsesUnchanged) {
   EXPECT_EQ(*c.log_level, log::Level::kWarn);
 }
 
+TEST(Config, PhysicalCacheKeys) {
+  ServerConfig c = must_parse(std::string(kMinimal) + "cache_size = 1000\ndisable_cache = true\n");
+  EXPECT_EQ(c.cache_size, 1000);
+  EXPECT_TRUE(c.disable_cache);
+  auto bad = parse_server_config(std::string(kMinimal) + "cache_size = -1\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("cache_size"), std::string::npos);
+}
+
 TEST(Config, Defaults) {
   ServerConfig c = must_parse(kMinimal);
+  EXPECT_EQ(c.cache_size, 131072);  // Vault's default
+  EXPECT_FALSE(c.disable_cache);
   EXPECT_EQ(c.storage.type, StorageType::kInmem);
   EXPECT_FALSE(c.ui);
   EXPECT_FALSE(c.disable_mlock);

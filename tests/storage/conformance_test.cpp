@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "storage/backend.h"
+#include "storage/cache.h"
 #include "storage/temp_dir.h"
 
 namespace custos::storage {
@@ -39,6 +40,11 @@ std::vector<BackendKind> all_backends() {
       {"sqlite", "sqlite", [](const TempDir& dir) { return open_sqlite_or_die(dir, 256); }},
       // Batching disabled: every request commits alone; the contract must not change.
       {"sqlite_unbatched", "sqlite", [](const TempDir& dir) { return open_sqlite_or_die(dir, 0); }},
+      // The read cache in front of a backend must not change the contract either; the tiny one
+      // evicts all the time.
+      {"sqlite_cached", "sqlite",
+       [](const TempDir& dir) { return with_read_cache(open_sqlite_or_die(dir, 256), 131072); }},
+      {"inmem_cached_tiny", "inmem", [](const TempDir&) { return with_read_cache(open_inmem(), 16); }},
   };
 }
 

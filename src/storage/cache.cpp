@@ -1,0 +1,136 @@
+#include "storage/cache.h"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <functional>
+#include <list>
+#include <mutex>
+#include <unordered_map>
+
+namespace custos::storage {
+namespace {
+
+constexpr size_t kShards = 16;
+constexpr size_t kMaxCachedValue = 1 << 20;
+
+class CachingBackend final : public Backend {
+ public:
+  CachingBackend(std::unique_ptr<Backend> inner, size_t capacity)
+      : inner_(std::move(inner)), per_shard_(std::max<size_t>(1, capacity / kShards)) {}
+
+  Result<std::optional<Bytes>> get(std::string_view key) override {
+    Shard& s = shard(key);
+    uint64_t gen = 0;
+    {
+      std::lock_guard lock(s.mu);
+      auto it = s.index.find(std::string(key));
+      if (it != s.index.end()) {
+        s.lru.splice(s.lru.begin(), s.lru, it->second);  // most recently used first
+        hits_.fetch_add(1, std::memory_order_relaxed);
+        return it->second->value;
+      }
+      gen = s.generation;
+    }
+    misses_.fetch_add(1, std::memory_order_relaxed);
+    ASSIGN_OR_RETURN(std::optional<Bytes> value, inner_->get(key));
+    if (value && value->size() > kMaxCachedValue) return value;
+    std::lock_guard lock(s.mu);
+    // A write to this shard since the look-up may have made `value` stale: do not keep it.
+    if (s.generation == gen) store_locked(s, std::string(key), value);
+    return value;
+  }
+
+  Status put(std::string_view key, ByteSpan value) override {
+    Status st = inner_->put(key, value);
+    invalidate(key);
+    return st;
+  }
+
+  Status del(std::string_view key) override {
+    Status st = inner_->del(key);
+    invalidate(key);
+    return st;
+  }
+
+  Result<std::vector<std::string>> list(std::string_view prefix) override {
+    return inner_->list(prefix);
+  }
+
+  Status transaction(std::span<const Op> ops) override {
+    Status st = inner_->transaction(ops);
+    for (const Op& op : ops) invalidate(op.key);
+    return st;
+  }
+
+  std::string_view name() const override { return inner_->name(); }
+
+  CacheStats stats() const {
+    CacheStats c;
+    c.hits = hits_.load(std::memory_order_relaxed);
+    c.misses = misses_.load(std::memory_order_relaxed);
+    for (const Shard& s : shards_) {
+      std::lock_guard lock(s.mu);
+      c.entries += s.index.size();
+    }
+    return c;
+  }
+
+ private:
+  struct Entry {
+    std::string key;
+    std::optional<Bytes> value;  // nullopt: the key is known to be missing
+  };
+  struct Shard {
+    mutable std::mutex mu;
+    std::list<Entry> lru;
+    std::unordered_map<std::string, std::list<Entry>::iterator> index;
+    uint64_t generation = 0;
+  };
+
+  Shard& shard(std::string_view key) { return shards_[std::hash<std::string_view>{}(key) % kShards]; }
+
+  void store_locked(Shard& s, std::string key, std::optional<Bytes> value) {
+    if (s.index.contains(key)) return;  // another reader filled it from the same generation
+    s.lru.push_front(Entry{key, std::move(value)});
+    s.index.emplace(std::move(key), s.lru.begin());
+    while (s.index.size() > per_shard_) {
+      s.index.erase(s.lru.back().key);
+      s.lru.pop_back();
+    }
+  }
+
+  // After a write, whatever its outcome: the key is forgotten and the shard's generation moves
+  // on, so reads in flight do not fill the cache. The next read fetches what the backend
+  // committed. (Storing the written value instead would be wrong when two writers race on one
+  // key: their commits and these calls may come in different orders.)
+  void invalidate(std::string_view key) {
+    Shard& s = shard(key);
+    std::lock_guard lock(s.mu);
+    ++s.generation;
+    if (auto it = s.index.find(std::string(key)); it != s.index.end()) {
+      s.lru.erase(it->second);
+      s.index.erase(it);
+    }
+  }
+
+  std::unique_ptr<Backend> inner_;
+  const size_t per_shard_;
+  std::array<Shard, kShards> shards_;
+  std::atomic<uint64_t> hits_{0};
+  std::atomic<uint64_t> misses_{0};
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> with_read_cache(std::unique_ptr<Backend> inner, size_t capacity) {
+  if (capacity == 0) return inner;
+  return std::make_unique<CachingBackend>(std::move(inner), capacity);
+}
+
+CacheStats read_cache_stats(const Backend& backend) {
+  const auto* c = dynamic_cast<const CachingBackend*>(&backend);
+  return c ? c->stats() : CacheStats{};
+}
+
+}  // namespace custos::storage
