@@ -260,7 +260,12 @@ void database_numbers(int n) {
 
 int main(int argc, char** argv) {
   custos::log::set_level(custos::log::Level::kWarn);
-  int64_t n = argc > 1 ? std::atoll(argv[1]) : 100000;
+  // `leases_bench [COUNT]`; other arguments (scripts/bench passes Google Benchmark flags to
+  // every *_bench) are ignored rather than read as a count of 0.
+  int64_t n = 100000;
+  for (int i = 1; i < argc; ++i) {
+    if (argv[i][0] >= '1' && argv[i][0] <= '9') n = std::atoll(argv[i]);
+  }
   lease_numbers(n);
   database_numbers(500);
   return 0;
