@@ -334,12 +334,8 @@ Result<Response> Core::handle(Request& req) {
     req.op = exists ? Operation::kUpdate : Operation::kCreate;
   }
 
-  std::string acl_path = req.path;
-  if (req.op == Operation::kList && (acl_path.empty() || acl_path.back() != '/')) acl_path += '/';
-  ASSIGN_OR_RETURN(auto acl, acl_for(*token));
-  if (!acl->allowed(acl_path, req.op, needs_sudo(acl_path))) {
-    return permission_denied("permission denied");
-  }
+  ASSIGN_OR_RETURN(bool allowed, acl_allows(*token, req.path, req.op));
+  if (!allowed) return permission_denied("permission denied");
 
   RETURN_IF_ERROR(audit_.log_request(req, &*token));
   Result<Response> resp = mounted ? mounted->engine->handle(req) : dispatch(req);
@@ -669,6 +665,13 @@ Result<std::optional<policy::Policy>> Core::get_policy(const std::string& name) 
   std::lock_guard lock(policy_mu_);
   policy_cache_[name] = *p;
   return p;
+}
+
+Result<bool> Core::acl_allows(const TokenEntry& token, const std::string& path, Operation op) {
+  std::string acl_path = path;
+  if (op == Operation::kList && (acl_path.empty() || acl_path.back() != '/')) acl_path += '/';
+  ASSIGN_OR_RETURN(auto acl, acl_for(token));
+  return acl->allowed(acl_path, op, needs_sudo(acl_path));
 }
 
 Result<std::shared_ptr<const policy::Acl>> Core::acl_for(const TokenEntry& token) {

@@ -82,6 +82,9 @@ class Core {
   // seal-status/health endpoints. Such a read still counts a use of a token created with
   // num_uses (a durable write), which then briefly holds that I/O thread; nothing waits on it.
   bool never_blocks(const std::string& path, Operation op) const;
+  // The ACL decision handle() makes, for routes outside the Vault API (the key broker's admin
+  // calls): the token's cached ACL, most specific path wins, deny overrides, deny by default.
+  Result<bool> acl_allows(const TokenEntry& token, const std::string& path, Operation op);
 
   TokenStore* tokens() { return tokens_.get(); }
   LeaseManager* leases() { return leases_.get(); }

@@ -296,29 +296,7 @@ Status Broker::authorize(std::string_view token, const std::string& path, core::
   if (token.empty()) return permission_denied("permission denied (missing client token)");
   ASSIGN_OR_RETURN(auto entry, core_.tokens()->lookup(token));
   if (!entry) return permission_denied("permission denied");
-  bool allowed = entry->is_root();
-  if (!allowed) {
-    // Core keeps its ACL evaluation private; this mirrors Core::acl_for over the same
-    // storage (sys/policy/<name>, default built in). See src/kbs/README.md.
-    policy::Acl acl;
-    for (const auto& name : entry->policies) {
-      if (name == policy::kRootPolicyName) {
-        acl = policy::Acl::root();
-        break;
-      }
-      ASSIGN_OR_RETURN(auto raw, core_.barrier().get("sys/policy/" + name));
-      if (raw) {
-        auto parsed = policy::parse_policy(name, raw->view());
-        if (!parsed.ok()) return data_loss("stored policy " + name + " does not parse");
-        acl.add(*parsed);
-      } else if (name == policy::kDefaultPolicyName) {
-        acl.add(policy::default_policy());
-      }
-    }
-    std::string acl_path = path;
-    if (op == core::Operation::kList && acl_path.back() != '/') acl_path += '/';
-    allowed = acl.allowed(acl_path, op);
-  }
+  ASSIGN_OR_RETURN(bool allowed, core_.acl_allows(*entry, path, op));
   Status use = core_.tokens()->use(*entry);
   if (!use.ok()) LOG_WARN("kbs", "could not count token use: " << use.message());
   if (!allowed) return permission_denied("permission denied");
