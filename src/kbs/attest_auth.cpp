@@ -184,7 +184,7 @@ class AttestAuth final : public core::Engine {
     auto evidence = parse_evidence(req.data, "evidence");
     if (!evidence.ok()) return deny(d, evidence.status());
     d.tee = std::string(attestation::tee_name(evidence->tee));
-    d.evidence_sha256 = hex_encode(crypto::sha256(evidence->quote));
+    d.evidence_sha256 = evidence->quote_sha256;
     auto binding = nonce_key_binding(nonce, spki);
     if (!binding.ok()) return deny(d, binding.status());
     auto att = broker_.verify_bound(*evidence, *binding, *policy);

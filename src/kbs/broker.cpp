@@ -263,6 +263,7 @@ Result<EvidenceInput> parse_evidence(const json::object& o, std::string_view quo
   auto raw = base64_decode(quote);
   if (!raw.ok()) return bad_request("\"" + std::string(quote_member) + "\" is not base64");
   ev.quote = std::move(*raw);
+  ev.quote_sha256 = hex_encode(crypto::sha256(ev.quote));
   RETURN_IF_ERROR(merge_collateral(o, "collateral", ev.collateral));
   RETURN_IF_ERROR(merge_collateral(o, "tpm", ev.collateral));
   // The expected TPM nonce is ours to decide (the binding check), never the client's.
@@ -367,7 +368,8 @@ Result<Attested> Broker::verify_bound(const EvidenceInput& evidence, const Bindi
   Attested a;
   a.claims = std::move(*out.claims);
   a.appraisal = std::move(*out.appraisal);
-  a.evidence_sha256 = hex_encode(crypto::sha256(evidence.quote));
+  a.evidence_sha256 = evidence.quote_sha256.empty() ? hex_encode(crypto::sha256(evidence.quote))
+                                                     : evidence.quote_sha256;
   return a;
 }
 
@@ -672,7 +674,7 @@ Result<json::object> Broker::transfer(const std::string& key_id, const json::obj
   auto evidence = parse_evidence(body, "quote");
   if (!evidence.ok()) return deny(d, evidence.status());
   d.tee = std::string(attestation::tee_name(evidence->tee));
-  d.evidence_sha256 = hex_encode(crypto::sha256(evidence->quote));
+  d.evidence_sha256 = evidence->quote_sha256;
 
   std::string policy_id(meta.at("transfer_policy_id").as_string());
   d.policy_id = policy_id;
@@ -818,7 +820,7 @@ Result<std::string> Broker::v0_attest(std::string_view session_id, std::string_v
   }
   if (!evidence.ok()) return deny(d, evidence.status());
   d.tee = std::string(attestation::tee_name(evidence->tee));
-  d.evidence_sha256 = hex_encode(crypto::sha256(evidence->quote));
+  d.evidence_sha256 = evidence->quote_sha256;
 
   Binding binding;
   Bytes h256 = crypto::sha256(as_bytes(runtime));

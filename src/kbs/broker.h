@@ -41,6 +41,7 @@ Result<attestation::TeeType> parse_tee_name(std::string_view name);
 struct EvidenceInput {
   attestation::TeeType tee = attestation::TeeType::kSgx;
   Bytes quote;
+  std::string quote_sha256;  // lowercase hex, for audit lines and login metadata
   attestation::Collateral collateral;
 };
 // Reads {tee, <quote_member>, collateral?, tpm?}; `default_tee` applies when "tee" is absent.
