@@ -12,7 +12,8 @@ namespace custos::storage {
 namespace {
 
 constexpr size_t kShards = 16;
-constexpr size_t kMaxCachedValue = 1 << 20;
+constexpr size_t kMaxCachedValue = 256 << 10;             // larger values pass through
+constexpr size_t kMaxShardBytes = (128 << 20) / kShards;  // 128 MiB of values in all
 
 class CachingBackend final : public Backend {
  public:
@@ -86,15 +87,20 @@ class CachingBackend final : public Backend {
     std::list<Entry> lru;
     std::unordered_map<std::string, std::list<Entry>::iterator> index;
     uint64_t generation = 0;
+    size_t bytes = 0;  // keys and values held
   };
+
+  static size_t size_of(const Entry& e) { return e.key.size() + (e.value ? e.value->size() : 0); }
 
   Shard& shard(std::string_view key) { return shards_[std::hash<std::string_view>{}(key) % kShards]; }
 
   void store_locked(Shard& s, std::string key, std::optional<Bytes> value) {
     if (s.index.contains(key)) return;  // another reader filled it from the same generation
     s.lru.push_front(Entry{key, std::move(value)});
+    s.bytes += size_of(s.lru.front());
     s.index.emplace(std::move(key), s.lru.begin());
-    while (s.index.size() > per_shard_) {
+    while (s.index.size() > per_shard_ || s.bytes > kMaxShardBytes) {
+      s.bytes -= size_of(s.lru.back());
       s.index.erase(s.lru.back().key);
       s.lru.pop_back();
     }
@@ -109,6 +115,7 @@ class CachingBackend final : public Backend {
     std::lock_guard lock(s.mu);
     ++s.generation;
     if (auto it = s.index.find(std::string(key)); it != s.index.end()) {
+      s.bytes -= size_of(*it->second);
       s.lru.erase(it->second);
       s.index.erase(it);
     }

@@ -20,8 +20,8 @@ struct CacheStats {
   size_t entries = 0;
 };
 
-// Wraps `inner`. `capacity` counts entries (Vault's default is 131072); values larger than
-// 1 MiB are passed through uncached.
+// Wraps `inner`. `capacity` counts entries (Vault's default is 131072); the values held are also
+// bounded to 128 MiB in all, and values larger than 256 KiB are passed through uncached.
 std::unique_ptr<Backend> with_read_cache(std::unique_ptr<Backend> inner, size_t capacity);
 // For tests: the counters of a backend made by with_read_cache (zeros for any other backend).
 CacheStats read_cache_stats(const Backend& backend);

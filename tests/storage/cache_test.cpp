@@ -110,6 +110,26 @@ TEST(ReadCache, ASlowReadDoesNotPutAnOldValueBack) {
   EXPECT_EQ(str(cache->get("k")), "new");  // and did not cache what it read
 }
 
+TEST(ReadCache, MemoryIsBoundedAndLargeValuesPassThrough) {
+  auto probe = std::make_unique<ProbeBackend>(open_inmem());
+  ProbeBackend* p = probe.get();
+  auto cache = with_read_cache(std::move(probe), 131072);
+  const Bytes big(300 * 1024, 0x42);  // above the 256 KiB per-value limit
+  ASSERT_TRUE(cache->put("big", big).ok());
+  ASSERT_TRUE(cache->get("big").ok());
+  ASSERT_TRUE(cache->get("big").ok());
+  EXPECT_EQ(p->reads.load(), 2);  // never cached
+  const Bytes medium(200 * 1024, 0x43);
+  for (int i = 0; i < 1000; ++i) {
+    std::string k = "m" + std::to_string(i);
+    ASSERT_TRUE(cache->put(k, medium).ok());
+    ASSERT_TRUE(cache->get(k).ok());
+  }
+  // 128 MiB of values at most: 655 of these, whatever the entry capacity says.
+  EXPECT_LE(read_cache_stats(*cache).entries * medium.size(), size_t{128} << 20);
+  EXPECT_GT(read_cache_stats(*cache).entries, 0U);
+}
+
 TEST(ReadCache, EvictsTheLeastRecentlyUsedAndStaysCorrectUnderConcurrency) {
   auto cache = with_read_cache(open_inmem(), 32);
   for (int i = 0; i < 200; ++i) {
