@@ -1,11 +1,11 @@
 #include "crypto/random.h"
 
 #include <openssl/rand.h>
-
-#include <unistd.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstring>
 
 #include "crypto/openssl.h"
@@ -27,7 +27,16 @@ void drbg_fill(uint8_t* out, size_t size) {
 // OpenSSL 3.0 (thread-local DRBG look-up, provider dispatch, locks) whatever its length, which
 // was 5% of a KV read's CPU. The buffer is no new exposure: the DRBG's own state, in the same
 // memory, determines all of its future output anyway. Bytes are wiped from the buffer as they
-// are handed out, and a buffer filled before a fork() is discarded in the child (by pid).
+// are handed out, and a buffer filled before a fork() is discarded in the child: a pthread_atfork
+// child handler moves a fork generation on (glibc's getpid() is a system call, too dear here).
+std::atomic<uint64_t> g_fork_generation{1};
+void on_fork_child() {
+  g_fork_generation.fetch_add(1, std::memory_order_relaxed);
+}
+const bool g_fork_handler_registered = [] {
+  return pthread_atfork(nullptr, nullptr, on_fork_child) == 0;
+}();
+
 class RandomBuffer {
  public:
   static constexpr size_t kSize = 1024;
@@ -36,11 +45,11 @@ class RandomBuffer {
   ~RandomBuffer() { secure_wipe(buf_.data(), buf_.size()); }
 
   void take(uint8_t* out, size_t n) {
-    const pid_t pid = getpid();
-    if (pid != pid_) {
+    const uint64_t gen = g_fork_generation.load(std::memory_order_relaxed);
+    if (gen != generation_ || !g_fork_handler_registered) {
       secure_wipe(buf_.data(), buf_.size());
       pos_ = kSize;
-      pid_ = pid;
+      generation_ = gen;
     }
     if (kSize - pos_ < n) {
       drbg_fill(buf_.data(), kSize);
@@ -54,7 +63,7 @@ class RandomBuffer {
  private:
   std::array<uint8_t, kSize> buf_{};
   size_t pos_ = kSize;
-  pid_t pid_ = 0;
+  uint64_t generation_ = 0;  // fork generation the buffer's bytes belong to
 };
 
 }  // namespace
