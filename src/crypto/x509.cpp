@@ -502,6 +502,15 @@ std::string Crl::pem() const {
 std::string Crl::issuer() const {
   return crl_ == nullptr ? std::string() : name_to_string(X509_CRL_get_issuer(crl_));
 }
+Bytes Crl::issuer_der() const {
+  const unsigned char* der = nullptr;
+  size_t len = 0;
+  if (crl_ == nullptr || X509_NAME_get0_der(X509_CRL_get_issuer(crl_), &der, &len) != 1) {
+    ossl::drain_errors();
+    return {};
+  }
+  return Bytes(der, der + len);
+}
 SysTime Crl::this_update() const {
   if (crl_ == nullptr) return SysTime();
   return to_systime(X509_CRL_get0_lastUpdate(crl_)).value_or(SysTime());

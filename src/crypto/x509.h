@@ -80,6 +80,7 @@ class Crl {
   Bytes der() const;
   std::string pem() const;
   std::string issuer() const;
+  Bytes issuer_der() const;  // the Name as encoded (compare with a certificate's raw subject)
   SysTime this_update() const;
   std::optional<SysTime> next_update() const;
   bool is_revoked(ByteSpan serial) const;

@@ -14,6 +14,9 @@
 namespace custos::attestation::dcap {
 
 inline constexpr std::string_view kSgxExtensionsOid = "1.2.840.113741.1.13.1";
+// The same OID's DER content octets.
+inline constexpr std::array<uint8_t, 9> kSgxExtensionsOidDer = {0x2a, 0x86, 0x48, 0x86, 0xf8,
+                                                                0x4d, 0x01, 0x0d, 0x01};
 
 struct PckExtensions {
   std::array<uint8_t, 16> ppid{};

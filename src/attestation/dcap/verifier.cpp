@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "attestation/dcap/cert.h"
 #include "attestation/dcap/der.h"
 #include "attestation/dcap/intel_root.h"
 #include "attestation/dcap/pck.h"
@@ -52,41 +53,29 @@ Status check_window(SysTime at, SysTime not_before, SysTime not_after, std::stri
 // --- Trust anchor and chains --------------------------------------------------------------
 
 struct Anchor {
-  Certificate root;
-  Bytes spki;
-  std::string subject;
-  // The pinned certificate's exact encodings. A chain element with these bytes is the pinned
-  // certificate, so `root` stands in for it rather than being decoded again (decoding an X.509
-  // certificate costs about two ECDSA verifications with OpenSSL 3). The PEM is OpenSSL's (64
-  // columns, "\n"), without the final newline; PCS chains and quote certification data use it.
-  Bytes der;
-  std::string pem;
+  PcsCert root;  // the pinned certificate, with its key imported once
 };
 
-Result<std::shared_ptr<const Anchor>> make_anchor(Certificate root) {
+Result<std::shared_ptr<const Anchor>> make_anchor(const Certificate& root) {
+  auto parsed = PcsCert::from_der(root.der());
+  if (!parsed.ok()) return internal_error("trusted root: " + parsed.status().message());
   auto a = std::make_shared<Anchor>();
-  a->spki = root.public_key().to_der();
-  a->der = root.der();
-  a->pem = root.pem();
-  if (a->spki.empty() || a->der.empty() || a->pem.empty()) {
-    return internal_error("trusted root cannot be encoded");
-  }
-  while (!a->pem.empty() && a->pem.back() == '\n') a->pem.pop_back();
-  a->subject = root.subject();
-  a->root = std::move(root);
+  a->root = std::move(*parsed);
   return std::shared_ptr<const Anchor>(std::move(a));
 }
 
 // The embedded production root, decoded once per process: it is a compiled-in constant, not
-// input, and Certificate is immutable and safe to share between threads.
+// input, and PcsCert is immutable and safe to share between threads.
 const Result<std::shared_ptr<const Anchor>>& production_anchor() {
   static const Result<std::shared_ptr<const Anchor>> anchor = []() {
     auto root = Certificate::from_der(intel_sgx_root_ca_der());
     if (!root.ok()) return Result<std::shared_ptr<const Anchor>>(root.status());
-    return make_anchor(std::move(*root));
+    return make_anchor(*root);
   }();
   return anchor;
 }
+
+bool same(ByteSpan a, ByteSpan b) { return std::ranges::equal(a, b); }
 
 std::string percent_decode(std::string_view s) {
   std::string out;
@@ -105,33 +94,20 @@ std::string percent_decode(std::string_view s) {
   return out;
 }
 
-// Parses PEM text that ends with the pinned root's PEM block without decoding that block: the
-// pinned certificate stands in for it. Returns nothing when the shortcut does not apply, and the
-// caller then parses the whole text. When it applies, the result is what parsing the whole text
-// gives: PEM is read block by block, line by line, and the root block starts on a line of its own,
-// so the blocks before it read the same from the prefix alone; a prefix that does not parse on
-// its own (or is suspiciously large) falls back to the whole-text parse, with its errors.
-std::optional<std::vector<Certificate>> chain_ending_in_pinned_root(std::string_view text,
-                                                                    const Anchor& anchor) {
-  constexpr size_t kMaxShortcutText = 64 * 1024;
-  if (text.size() > kMaxShortcutText || !text.ends_with(anchor.pem)) return std::nullopt;
-  const size_t start = text.size() - anchor.pem.size();
-  if (start > 0 && text[start - 1] != '\n') return std::nullopt;
-  std::string_view prefix = text.substr(0, start);
-  std::vector<Certificate> out;
-  if (prefix.find("-----BEGIN") != std::string_view::npos) {
-    auto chain = Certificate::chain_from_pem(prefix);
-    if (!chain.ok() || chain->size() >= 64) return std::nullopt;
-    out = std::move(*chain);
-  }
-  out.push_back(anchor.root);
-  return out;
+// One certificate of a chain; the pinned root's exact bytes stand for the pinned certificate, so
+// it is not decoded (nor its key imported) again.
+Result<PcsCert> decode_certificate(ByteSpan der, std::string_view prefix, const Anchor& anchor) {
+  if (same(der, anchor.root.der())) return anchor.root;
+  auto cert = PcsCert::from_der(der);
+  if (!cert.ok()) return reason::fail(prefix, reason::kMalformed, cert.status().message());
+  return std::move(*cert);
 }
 
 // A certificate list as PEM (possibly URL-encoded, as PCS issuer-chain headers are) or as
-// concatenated DER. A certificate that is byte for byte the pinned root is not decoded again.
-Result<std::vector<Certificate>> load_certificates(ByteSpan bytes, std::string_view prefix,
-                                                   const Anchor& anchor) {
+// concatenated DER, leaf first.
+Result<std::vector<PcsCert>> load_certificates(ByteSpan bytes, std::string_view prefix,
+                                               const Anchor& anchor) {
+  constexpr size_t kMaxCerts = 8;  // PCS chains have 2 or 3
   std::string_view text = as_string_view(bytes);
   while (!text.empty() && (text.back() == '\0' || text.back() == '\n')) text.remove_suffix(1);
   if (text.empty()) return reason::fail(prefix, reason::kMissing, "empty certificate chain");
@@ -140,53 +116,50 @@ Result<std::vector<Certificate>> load_certificates(ByteSpan bytes, std::string_v
     decoded = percent_decode(text);
     text = decoded;
   }
+  std::vector<PcsCert> out;
   if (text.find("-----BEGIN CERTIFICATE-----") != std::string_view::npos) {
-    if (auto shortcut = chain_ending_in_pinned_root(text, anchor)) return std::move(*shortcut);
-    auto chain = Certificate::chain_from_pem(text);
-    if (!chain.ok() || chain->empty()) {
-      return reason::fail(prefix, reason::kMalformed, "unparsable PEM certificate chain");
+    auto blocks = PcsCert::pem_blocks(text, kMaxCerts);
+    if (!blocks.ok()) return reason::fail(prefix, reason::kMalformed, blocks.status().message());
+    for (const Bytes& der : *blocks) {
+      ASSIGN_OR_RETURN(PcsCert cert, decode_certificate(der, prefix, anchor));
+      out.push_back(std::move(cert));
     }
-    return std::move(*chain);
+    return out;
   }
-  std::vector<Certificate> out;
   der::Reader r(bytes);
   while (!r.empty()) {
     auto e = r.expect(der::kSequence);
     if (!e) return reason::fail(prefix, reason::kMalformed, "neither PEM nor DER certificates");
-    if (e->raw.size() == anchor.der.size() &&
-        std::equal(e->raw.begin(), e->raw.end(), anchor.der.begin())) {
-      out.push_back(anchor.root);
-      continue;
-    }
-    auto cert = Certificate::from_der(e->raw);
-    if (!cert.ok()) return reason::fail(prefix, reason::kMalformed, "unparsable DER certificate");
-    out.push_back(std::move(*cert));
+    if (out.size() == kMaxCerts) return reason::fail(prefix, reason::kMalformed, "too many certificates");
+    ASSIGN_OR_RETURN(PcsCert cert, decode_certificate(e->raw, prefix, anchor));
+    out.push_back(std::move(cert));
   }
   return out;
 }
 
 struct VerifiedChain {
-  std::vector<Certificate> certs;  // leaf first, the pinned root last
+  std::vector<PcsCert> certs;  // leaf first, the pinned root last
   SysTime not_before = SysTime::min();
   SysTime not_after = SysTime::max();
 };
 
-// Verifies signatures, names and CA flags of leaf <- intermediates <- root once (time-free, so the
-// result can be cached); validity windows are folded into one window checked per verification.
-// The chain's root, if included, must carry the pinned key; the pinned certificate then stands
-// in for it. `expected_size` counts the root.
-Result<VerifiedChain> verify_chain(std::vector<Certificate> certs, const Anchor& anchor,
+// Verifies signatures, names, CA flags and key usages of leaf <- intermediates <- root once
+// (time-free, so the result can be cached); validity windows are folded into one window checked
+// per verification. The chain's root, if included, must carry the pinned key; the pinned
+// certificate then stands in for it. Names chain byte for byte, as PCS encodes them.
+// `expected_size` counts the root.
+Result<VerifiedChain> verify_chain(std::vector<PcsCert> certs, const Anchor& anchor,
                                    std::string_view prefix, size_t expected_size) {
   if (certs.empty()) return reason::fail(prefix, reason::kMissing, "no certificates");
-  const Certificate& last = certs.back();
+  const PcsCert& last = certs.back();
   // Without the root in the chain, a failing last link means "not issued by our root".
   bool root_in_chain = false;
-  if (last.raw() == anchor.root.raw()) {
-    root_in_chain = true;  // the pinned certificate itself (see load_certificates)
-    certs.pop_back();
-  } else if (last.subject() == last.issuer()) {
+  if (same(last.der(), anchor.root.der())) {
     root_in_chain = true;
-    if (last.public_key().to_der() != anchor.spki) {
+    certs.pop_back();
+  } else if (same(last.subject(), last.issuer())) {
+    root_in_chain = true;
+    if (!same(last.spki(), anchor.root.spki())) {
       return reason::fail(prefix, reason::kUntrustedRoot,
                           "the chain's root is not the pinned root (key differs)");
     }
@@ -200,14 +173,18 @@ Result<VerifiedChain> verify_chain(std::vector<Certificate> certs, const Anchor&
   }
   VerifiedChain out;
   for (size_t i = 0; i + 1 < certs.size(); ++i) {
-    const Certificate& child = certs[i];
-    const Certificate& parent = certs[i + 1];
-    if (child.issuer() != parent.subject()) {
+    const PcsCert& child = certs[i];
+    const PcsCert& parent = certs[i + 1];
+    if (!same(child.issuer(), parent.subject())) {
       return reason::fail(prefix, i + 2 == certs.size() ? reason::kUntrustedRoot : reason::kSignature,
                           "issuer of '" + child.subject_cn() + "' is not '" + parent.subject_cn() + "'");
     }
     if (!parent.is_ca()) {
       return reason::fail(prefix, reason::kNotCa, "'" + parent.subject_cn() + "' is not a CA");
+    }
+    if (!parent.may_sign_certificates()) {
+      return reason::fail(prefix, reason::kNotCa,
+                          "'" + parent.subject_cn() + "' may not sign certificates (keyUsage)");
     }
     if (!child.verify_signature(parent.public_key()).ok()) {
       return reason::fail(prefix,
@@ -288,15 +265,18 @@ Result<std::shared_ptr<ParsedCollateral>> parse_collateral(const Collateral& c, 
   // An explicit root_ca item may only restate the pinned root: collateral never adds trust.
   if (const Bytes* root = item(c, "root_ca")) {
     auto cert = Certificate::from_any(*root);
-    if (!cert.ok() || cert->public_key().to_der() != anchor.spki) {
+    if (!cert.ok() || cert->public_key().to_der() != anchor.root.public_key().to_der()) {
       return reason::fail(reason::kRootCaUntrusted, "root_ca collateral is not the pinned root");
     }
   }
 
   // Root CA CRL: issued and signed by the pinned root [PCK "CRL profile"].
   ASSIGN_OR_RETURN(out->root_crl, load_crl(c, "root_crl", reason::kRootCrl));
-  if (out->root_crl.issuer() != anchor.subject) {
+  if (!same(out->root_crl.issuer_der(), anchor.root.subject())) {
     return reason::fail(reason::kRootCrl, reason::kIssuerMismatch, "root CRL not issued by the root CA");
+  }
+  if (!anchor.root.may_sign_crls()) {
+    return reason::fail(reason::kRootCrl, reason::kIssuerMismatch, "the root CA may not sign CRLs");
   }
   if (!out->root_crl.verify_signature(anchor.root.public_key()).ok()) {
     return reason::fail(reason::kRootCrl, reason::kSignature, "root CRL signature does not verify");
@@ -351,8 +331,8 @@ Result<std::shared_ptr<PckInfo>> parse_pck(ByteSpan bytes, const Anchor& anchor)
   ASSIGN_OR_RETURN(auto certs, load_certificates(bytes, reason::kPckChain, anchor));
   // [PCK]: PCK certificate <- Intel SGX PCK Processor CA | Platform CA <- Intel SGX Root CA.
   ASSIGN_OR_RETURN(out->chain, verify_chain(std::move(certs), anchor, reason::kPckChain, 3));
-  const Certificate& leaf = out->chain.certs[0];
-  const Certificate& ca = out->chain.certs[1];
+  const PcsCert& leaf = out->chain.certs[0];
+  const PcsCert& ca = out->chain.certs[1];
   // [QVL 4.1.2.4.4] the leaf must be a PCK certificate, issued by a PCK CA.
   if (!contains(leaf.subject_cn(), "SGX PCK Certificate") || leaf.is_ca()) {
     return reason::fail(reason::kPckChain, reason::kBadName, "leaf is not an SGX PCK Certificate");
@@ -364,7 +344,7 @@ Result<std::shared_ptr<PckInfo>> parse_pck(ByteSpan bytes, const Anchor& anchor)
   if (out->leaf_key.type() != crypto::KeyType::kEcP256) {
     return reason::fail(reason::kPckChain, reason::kMalformed, "PCK key is not P-256");
   }
-  auto ext = leaf.extension(kSgxExtensionsOid);
+  auto ext = leaf.extension(kSgxExtensionsOidDer);
   if (!ext) return reason::fail(reason::kPckExtensions, "PCK certificate has no SGX extensions");
   ASSIGN_OR_RETURN(out->ext, parse_pck_extensions(*ext));
   return out;
@@ -373,11 +353,15 @@ Result<std::shared_ptr<PckInfo>> parse_pck(ByteSpan bytes, const Anchor& anchor)
 // [QVL 4.1.2.4.6-4.1.2.4.7] the PCK CRL is the one of the PCK's CA and does not list the PCK;
 // the root CRL does not list the PCK CA.
 Status check_pck_crls(const PckInfo& pck, const ParsedCollateral& coll) {
-  const Certificate& leaf = pck.chain.certs[0];
-  const Certificate& ca = pck.chain.certs[1];
-  if (coll.pck_crl.issuer() != ca.subject()) {
+  const PcsCert& leaf = pck.chain.certs[0];
+  const PcsCert& ca = pck.chain.certs[1];
+  if (!same(coll.pck_crl.issuer_der(), ca.subject())) {
     return reason::fail(reason::kPckCrl, reason::kIssuerMismatch,
                         "PCK CRL is not issued by '" + ca.subject_cn() + "'");
+  }
+  if (!ca.may_sign_crls()) {
+    return reason::fail(reason::kPckCrl, reason::kIssuerMismatch,
+                        "'" + ca.subject_cn() + "' may not sign CRLs (keyUsage)");
   }
   if (!coll.pck_crl.verify_signature(ca.public_key()).ok()) {
     return reason::fail(reason::kPckCrl, reason::kSignature, "PCK CRL signature does not verify");

@@ -503,12 +503,11 @@ TEST_F(DcapGenerated, PinnedRootInChainsByBytesOrByKey) {
   damaged[damaged.find('\n') + 5] = '*';
   EXPECT_EQ(with("tcb_info_chain", to_bytes(damaged + b.root.pem())),
             "dcap.tcb_info_chain.malformed");
-  // A block before the root whose END line is damaged does not parse on its own; OpenSSL reading
-  // the whole text runs on into the root's block and returns the signing certificate alone (the
-  // pinned root is appended anyway). The shortcut falls back to that whole-text reading.
+  // A block whose END line is damaged runs on into the next block: malformed, not skipped.
   damaged = b.tcb_signing.pem();
   damaged.replace(damaged.find("-----END"), 8, "-----XYZ");
-  EXPECT_EQ(with("tcb_info_chain", to_bytes(damaged + b.root.pem())), "accepted");
+  EXPECT_EQ(with("tcb_info_chain", to_bytes(damaged + b.root.pem())),
+            "dcap.tcb_info_chain.malformed");
   // A QE Identity chain that differs from the TCB Info chain is verified on its own.
   DcapBuilder other;
   EXPECT_EQ(with("qe_identity_chain", to_bytes(other.signing_chain_pem())),
