@@ -16,8 +16,6 @@ constexpr uint8_t kSet = 0x31;
 constexpr uint8_t kUtcTime = 0x17;
 constexpr uint8_t kGeneralizedTime = 0x18;
 constexpr uint8_t kExplicit0 = 0xa0;  // [0] EXPLICIT version
-constexpr uint8_t kImplicit1 = 0x81;  // [1] issuerUniqueID
-constexpr uint8_t kImplicit2 = 0x82;  // [2] subjectUniqueID
 constexpr uint8_t kExplicit3 = 0xa3;  // [3] EXPLICIT extensions
 
 // OID content octets.
@@ -90,6 +88,64 @@ std::optional<SysTime> parse_time(const der::Element& e) {
   return *t;
 }
 
+// X.690 8.19: subidentifiers in base 128, none with a leading 0x80, the last octet ending one.
+bool valid_oid(ByteSpan v) {
+  if (v.empty() || (v.back() & 0x80) != 0) return false;
+  bool start = true;
+  for (uint8_t b : v) {
+    if (start && b == 0x80) return false;
+    start = (b & 0x80) == 0;
+  }
+  return true;
+}
+
+// X.690 8.3.2: an INTEGER's first nine bits are never all equal (minimal encoding).
+bool minimal_integer(ByteSpan v) {
+  return !v.empty() && !(v.size() > 1 &&
+                         ((v[0] == 0x00 && (v[1] & 0x80) == 0) || (v[0] == 0xff && (v[1] & 0x80))));
+}
+
+// Strict UTF-8: shortest forms only, no surrogates, nothing above U+10FFFF.
+bool valid_utf8(ByteSpan s) {
+  for (size_t i = 0; i < s.size();) {
+    uint8_t b = s[i];
+    size_t n = b < 0x80             ? 0
+               : (b & 0xe0) == 0xc0 ? 1
+               : (b & 0xf0) == 0xe0 ? 2
+               : (b & 0xf8) == 0xf0 ? 3
+                                    : 4;
+    if (n == 4 || s.size() - i - 1 < n) return false;
+    uint32_t cp = n == 0 ? b : b & (0x3fu >> n);
+    for (size_t k = 1; k <= n; ++k) {
+      if ((s[i + k] & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (s[i + k] & 0x3fu);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+// The string types PCS names use, with their character sets: UTF8String, PrintableString and
+// IA5String (X.520 DirectoryString choices plus IA5 for emailAddress).
+bool valid_name_string(const der::Element& v) {
+  switch (v.tag) {
+    case 0x0c:
+      return valid_utf8(v.value);
+    case 0x13:
+      return std::ranges::all_of(v.value, [](uint8_t c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               std::string_view(" '()+,-./:=?").find(static_cast<char>(c)) !=
+                   std::string_view::npos;
+      });
+    case 0x16:
+      return std::ranges::all_of(v.value, [](uint8_t c) { return c < 0x80; });
+    default:
+      return false;
+  }
+}
+
 // The first commonName of a Name, if it is a string type.
 std::optional<std::string> common_name(ByteSpan name) {
   der::Reader rdns(name);
@@ -105,17 +161,15 @@ std::optional<std::string> common_name(ByteSpan name) {
       auto value = fields.next();
       if (!type || !value || !fields.empty()) return std::nullopt;
       if (!equals(type->value, kCommonName)) continue;
-      // UTF8String, PrintableString, IA5String, T61String (the DirectoryString choices in use).
-      if (value->tag != 0x0c && value->tag != 0x13 && value->tag != 0x16 && value->tag != 0x14) {
-        return std::nullopt;
-      }
+      if (!valid_name_string(*value)) return std::nullopt;
       return to_string(value->value);
     }
   }
   return std::string();
 }
 
-// Checks a Name is a SEQUENCE OF SET OF AttributeTypeAndValue (the chain compares it as bytes).
+// Checks a Name is a SEQUENCE OF SET OF AttributeTypeAndValue with string values (the chain
+// compares Names as bytes, so only their structure and strings are checked).
 bool well_formed_name(ByteSpan name) {
   der::Reader rdns(name);
   while (!rdns.empty()) {
@@ -127,7 +181,11 @@ bool well_formed_name(ByteSpan name) {
       if (!atv) return false;
       der::Reader fields(atv->value);
       auto type = fields.expect(der::kOid);
-      if (!type || !fields.next() || !fields.empty()) return false;
+      auto value = fields.next();
+      if (!type || !valid_oid(type->value) || !value || !valid_name_string(*value) ||
+          !fields.empty()) {
+        return false;
+      }
     }
   }
   return true;
@@ -161,10 +219,13 @@ Result<PcsCert> PcsCert::from_der(ByteSpan input) {
   {
     der::Reader v(version->value);
     auto n = v.expect(der::kInteger);
-    if (!n || !v.empty() || der::to_uint(*n) != 2u) return bad("not an X.509 v3 certificate");
+    if (!n || !v.empty() || !minimal_integer(n->value) || der::to_uint(*n) != 2u) {
+      return bad("not an X.509 v3 certificate");
+    }
   }
   auto serial = t.expect(der::kInteger);
-  if (!serial || serial->value.empty() || serial->value.size() > 21 || (serial->value[0] & 0x80)) {
+  if (!serial || !minimal_integer(serial->value) || serial->value.size() > 21 ||
+      (serial->value[0] & 0x80)) {
     return bad("malformed serial number");
   }
   ByteSpan sv = serial->value;
@@ -224,12 +285,11 @@ Result<PcsCert> PcsCert::from_der(ByteSpan input) {
     c.key_ = std::move(*pub);
   }
 
-  // Optional unique identifiers, then the extensions; nothing else may follow.
-  auto next = t.next();
-  if (next && next->tag == kImplicit1) next = t.next();
-  if (next && next->tag == kImplicit2) next = t.next();
-  if (next) {
-    if (next->tag != kExplicit3 || !t.empty()) return bad("malformed TBSCertificate");
+  // Then the extensions, and nothing else: unique identifiers (RFC 5280 4.1.2.8: conforming CAs
+  // never generate them) are refused with everything else.
+  if (!t.empty()) {
+    auto next = t.next();
+    if (!next || next->tag != kExplicit3 || !t.empty()) return bad("malformed TBSCertificate");
     der::Reader wrapper(next->value);
     auto list = wrapper.expect(der::kSequence);
     if (!list || !wrapper.empty() || list->value.empty()) return bad("malformed extensions");
@@ -247,7 +307,7 @@ Result<PcsCert> PcsCert::from_der(ByteSpan input) {
         critical = true;
         v = f.next();
       }
-      if (!oid || oid->value.empty() || !v || v->tag != der::kOctetString || !f.empty()) {
+      if (!oid || !valid_oid(oid->value) || !v || v->tag != der::kOctetString || !f.empty()) {
         return bad("malformed extension");
       }
       for (const Extension& seen : c.extensions_) {
@@ -271,7 +331,8 @@ Result<PcsCert> PcsCert::from_der(ByteSpan input) {
           c.is_ca_ = true;
           first = bc.next();
         }
-        if (first && (first->tag != der::kInteger || !der::to_uint(*first))) {
+        if (first && (first->tag != der::kInteger || !minimal_integer(first->value) ||
+                      !der::to_uint(*first))) {
           return bad("malformed basicConstraints");
         }
         if (!bc.empty()) return bad("malformed basicConstraints");

@@ -131,7 +131,8 @@ struct Parts {
   Bytes subject = name("Test Leaf");
   std::optional<Bytes> spki;  // default: the key's
   std::vector<Bytes> extensions = {ca_constraints(), key_usage(0x06)};
-  Bytes trailing;  // after the signature
+  Bytes tbs_extra;  // after the extensions, inside the TBSCertificate
+  Bytes trailing;   // after the signature
 };
 
 class PcsCertBuilt : public ::testing::Test {
@@ -143,7 +144,7 @@ class PcsCertBuilt : public ::testing::Test {
     for (const Bytes& e : p.extensions) exts.insert(exts.end(), e.begin(), e.end());
     Bytes tbs = seq({p.version, p.serial, p.alg, p.issuer, p.validity, p.subject,
                      p.spki.value_or(key.public_key().to_der()),
-                     p.extensions.empty() ? Bytes{} : tlv(0xa3, tlv(0x30, exts))});
+                     p.extensions.empty() ? Bytes{} : tlv(0xa3, tlv(0x30, exts)), p.tbs_extra});
     auto sig = (signer ? signer : &key)->sign(tbs);
     EXPECT_TRUE(sig.ok());
     Bytes bits{0x00};
@@ -238,7 +239,13 @@ TEST_F(PcsCertBuilt, RefusesWhatIsOutsideThePcsProfile) {
   expect_refused(p, "differ");
   p = Parts{};
   p.serial = tlv(0x02, {0x80});
-  expect_refused(p, "serial");
+  expect_refused(p, "serial");  // negative
+  p = Parts{};
+  p.serial = tlv(0x02, {0x00, 0x01});
+  expect_refused(p, "serial");  // not minimal
+  p = Parts{};
+  p.extensions.push_back(extension({0x55, 0x80, 0x1d}, false, {0x05, 0x00}));
+  expect_refused(p, "malformed extension");  // an OID subidentifier with a leading 0x80
   p = Parts{};
   p.validity = seq({utc("250230000000Z"), utc("350101000000Z")});  // February 30
   expect_refused(p, "time");
@@ -258,12 +265,27 @@ TEST_F(PcsCertBuilt, RefusesWhatIsOutsideThePcsProfile) {
   p.extensions.push_back(
       seq({oid({0x55, 0x1d, 0x0e}), tlv(0x01, {0x00}), tlv(0x04, {0x04, 0x00})}));
   expect_refused(p, "critical flag");  // an explicit FALSE is not DER
+  for (Bytes extra : {Bytes{0xa3}, Bytes{0x81, 0x01, 0x00}, tlv(0xa4, {})}) {
+    p = Parts{};
+    p.tbs_extra = extra;  // a broken header, an issuerUniqueID, an unknown field
+    expect_refused(p, "malformed TBSCertificate");
+  }
+  p = Parts{};
+  p.extensions = {};
+  p.tbs_extra = {0x81, 0x01, 0x00};  // unique identifiers are refused, extensions or not
+  expect_refused(p, "malformed TBSCertificate");
   p = Parts{};
   p.trailing = {0x00};
   expect_refused(p, "single DER SEQUENCE");
   p = Parts{};
   p.subject = seq({tlv(0x31, seq({oid({0x55, 0x04, 0x03}), tlv(0x04, to_bytes("x"))}))});
-  expect_refused(p, "commonName");
+  expect_refused(p, "subject name");  // a name value that is no string
+  p = Parts{};
+  p.issuer = seq({tlv(0x31, seq({oid({0x55, 0x04, 0x03}), tlv(0x0c, {0xc0, 0x80})}))});
+  expect_refused(p, "issuer name");  // overlong UTF-8 (OpenSSL refuses bad UTF-8 too)
+  p = Parts{};
+  p.subject = seq({tlv(0x31, seq({oid({0x55, 0x04, 0x06}), tlv(0x13, to_bytes("U*"))}))});
+  expect_refused(p, "subject name");  // '*' is not a PrintableString character
   // Keys: P-384, RSA, a compressed point, a point off the curve.
   auto p384 = crypto::PrivateKey::generate(crypto::KeyType::kEcP384);
   p = Parts{};
