@@ -1,6 +1,8 @@
 // Load driver for secure key release (`custos bench release`): N client threads, each running
 // the full /kbs/v1 flow (challenge, evidence, transfer = verify + policy + wrap on the server,
-// unwrap here) with a new nonce every time, back to back or paced at a fixed total rate.
+// unwrap here) with a new nonce every time, back to back or paced at a fixed total rate. Each
+// client first makes one untimed warm-up release (it opens the client's keep-alive connection),
+// so the numbers are the steady state.
 //
 // Ephemeral keys: each client pre-generates a pool of keys before the clock starts and takes the
 // next one for every release, cycling when the pool is exhausted. Key generation (RSA-3072 takes
