@@ -1,6 +1,9 @@
 // Core pipeline tests with in-memory storage and an injected clock: barrier integrity, seal
 // lifecycle, tokens (TTL, tree revocation, uses, batch), ACL enforcement, kv v2 versioning.
 #include <gtest/gtest.h>
+#include <unistd.h>
+#include <fstream>
+#include <filesystem>
 
 #include <boost/json.hpp>
 
@@ -216,6 +219,33 @@ TEST_F(CoreTest, AclEnforcedWithDenyAndCreateVsUpdate) {
   // Policy changes apply to existing tokens at once.
   ASSERT_TRUE(call(Operation::kDelete, "sys/policies/acl/app").ok());
   EXPECT_EQ(call(Operation::kRead, "kv/app/a", {}, t).status().code(), Code::kPermissionDenied);
+}
+
+// A write to a new path is a create, to an existing one an update (Vault's existence check), and
+// the audit log records which.
+TEST_F(CoreTest, AuditRecordsCreateThenUpdateForWrites) {
+  init_unseal();
+  ASSERT_TRUE(call(Operation::kUpdate, "sys/mounts/secret", object{{"type", "kv-v2"}}).ok());
+  std::string log = (std::filesystem::temp_directory_path() /
+                     ("custos-core-audit-" + std::to_string(::getpid()) + ".log"))
+                        .string();
+  std::filesystem::remove(log);
+  ASSERT_TRUE(call(Operation::kUpdate, "sys/audit/file",
+                   object{{"type", "file"}, {"options", object{{"file_path", log}}}})
+                  .ok());
+  ASSERT_TRUE(call(Operation::kUpdate, "secret/data/new", object{{"data", object{{"v", 1}}}}).ok());
+  ASSERT_TRUE(call(Operation::kUpdate, "secret/data/new", object{{"data", object{{"v", 2}}}}).ok());
+  std::ifstream in(log);
+  std::vector<std::string> ops;
+  for (std::string line; std::getline(in, line);) {
+    auto v = boost::json::parse(line);
+    const auto& req = v.at("request").as_object();
+    if (v.at("type") == "request" && req.at("path") == "secret/data/new") {
+      ops.emplace_back(req.at("operation").as_string());
+    }
+  }
+  EXPECT_EQ(ops, (std::vector<std::string>{"create", "update"}));
+  std::filesystem::remove(log);
 }
 
 TEST_F(CoreTest, KvV2TrimsVersionsAndHonoursDeleteVersionAfter) {
