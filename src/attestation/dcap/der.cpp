@@ -30,6 +30,21 @@ std::optional<Element> Reader::expect(uint8_t tag) {
   return e;
 }
 
+Bytes tlv(uint8_t tag, const Bytes& content) {
+  Bytes out{tag};
+  const size_t n = content.size();
+  if (n < 0x80) {
+    out.push_back(static_cast<uint8_t>(n));
+  } else {
+    size_t bytes = 0;
+    for (size_t v = n; v != 0; v >>= 8) ++bytes;
+    out.push_back(static_cast<uint8_t>(0x80 | bytes));
+    for (size_t i = bytes; i-- > 0;) out.push_back(static_cast<uint8_t>(n >> (8 * i)));
+  }
+  out.insert(out.end(), content.begin(), content.end());
+  return out;
+}
+
 std::optional<uint32_t> to_uint(const Element& e) {
   if (e.tag != kInteger && e.tag != kEnumerated) return std::nullopt;
   ByteSpan v = e.value;

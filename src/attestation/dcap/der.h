@@ -1,5 +1,7 @@
-// A minimal bounds-checked DER reader (X.690 definite-length encodings only), enough for the SGX
-// extensions of PCK certificates. Never reads past its span; every accessor reports failure.
+// A minimal bounds-checked DER reader (X.690 definite-length encodings only), enough for PCS
+// certificates and the SGX extensions of PCK certificates. Never reads past its span; every
+// accessor reports failure. And its writing counterpart, one TLV at a time (the sim TEE's PCK
+// extensions, test certificates).
 #pragma once
 
 #include <cstdint>
@@ -35,6 +37,9 @@ class Reader {
   ByteSpan data_;
   size_t pos_ = 0;
 };
+
+// One TLV with a single-byte tag and the minimal definite length (contents below 4 GiB).
+Bytes tlv(uint8_t tag, const Bytes& content);
 
 // A non-negative INTEGER or ENUMERATED value that fits in 32 bits (minimal encoding not enforced
 // beyond a single leading zero).

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <initializer_list>
 
+#include "attestation/dcap/der.h"
 #include "attestation/dcap/quote.h"
 #include "base/encoding.h"
 #include "crypto/hash.h"
@@ -12,23 +13,7 @@
 namespace custos::attestation::sim {
 namespace {
 
-// Minimal DER writer: definite lengths up to 65535 bytes are all the SGX extensions need.
-Bytes tlv(uint8_t tag, const Bytes& content) {
-  Bytes out{tag};
-  size_t n = content.size();
-  if (n < 0x80) {
-    out.push_back(static_cast<uint8_t>(n));
-  } else if (n < 0x100) {
-    out.push_back(0x81);
-    out.push_back(static_cast<uint8_t>(n));
-  } else {
-    out.push_back(0x82);
-    out.push_back(static_cast<uint8_t>(n >> 8));
-    out.push_back(static_cast<uint8_t>(n & 0xff));
-  }
-  out.insert(out.end(), content.begin(), content.end());
-  return out;
-}
+using dcap::der::tlv;
 
 // An OID below 1.2.840.113741.1.13.1 (the SGX extensions arc).
 Bytes sgx_oid(std::initializer_list<uint8_t> arcs) {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "attestation/dcap/der.h"
 #include "attestation/dcap/pck.h"
 #include "base/encoding.h"
 #include "crypto/x509.h"
@@ -76,19 +77,7 @@ TEST(PcsCert, AgreesWithOpenSslOnEveryRealIntelCertificate) {
 
 // --- Hand-built certificates ----------------------------------------------------------------
 
-Bytes tlv(uint8_t tag, const Bytes& content) {
-  Bytes out{tag};
-  size_t n = content.size();
-  if (n < 0x80) {
-    out.push_back(static_cast<uint8_t>(n));
-  } else if (n < 0x100) {
-    out.insert(out.end(), {0x81, static_cast<uint8_t>(n)});
-  } else {
-    out.insert(out.end(), {0x82, static_cast<uint8_t>(n >> 8), static_cast<uint8_t>(n)});
-  }
-  out.insert(out.end(), content.begin(), content.end());
-  return out;
-}
+using der::tlv;
 Bytes cat(std::initializer_list<Bytes> parts) {
   Bytes out;
   for (const Bytes& p : parts) out.insert(out.end(), p.begin(), p.end());
@@ -350,6 +339,26 @@ TEST(PcsCertPem, BlocksInOrderTextBetweenIgnored) {
   std::string junk = a->pem();
   junk[junk.find('\n') + 3] = '*';
   EXPECT_FALSE(PcsCert::pem_blocks(junk).ok());
+}
+
+}  // namespace
+}  // namespace custos::attestation::dcap
+
+namespace custos::attestation::dcap {
+namespace {
+
+TEST(DerTlv, MinimalLengthsRoundTripThroughTheReader) {
+  for (size_t n : {0u, 1u, 0x7fu, 0x80u, 0xffu, 0x100u, 0xffffu, 0x10000u}) {
+    Bytes content(n, 0x5a);
+    Bytes enc = der::tlv(0x04, content);
+    size_t header = n < 0x80 ? 2 : n < 0x100 ? 3 : n < 0x10000 ? 4 : 5;
+    EXPECT_EQ(enc.size(), header + n) << n;
+    der::Reader r(enc);
+    auto e = r.expect(0x04);
+    ASSERT_TRUE(e) << n;
+    EXPECT_EQ(e->value.size(), n);
+    EXPECT_TRUE(r.empty());
+  }
 }
 
 }  // namespace
