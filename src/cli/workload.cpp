@@ -239,7 +239,10 @@ void register_workload_commands(CLI::App& app, Globals& g) {
 
   // ---- custos bench release
   CLI::App* bench = get_or_add(app, "bench", "Load drivers");
-  auto* rel = bench->add_subcommand("release", "Secure key release throughput and latency (/kbs/v1)");
+  auto* rel = bench->add_subcommand(
+      "release",
+      "Secure key release throughput and latency (/kbs/v1); each client makes one untimed warm-up "
+      "release first");
   auto bf = std::make_shared<AttestFlags>();
   auto bench_key = std::make_shared<std::string>();
   auto clients = std::make_shared<int>(32);
