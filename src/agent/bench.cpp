@@ -98,7 +98,9 @@ Result<ReleaseBenchResult> run_release_bench(const ReleaseBenchOptions& o) {
         }
         ready.fetch_add(1, std::memory_order_release);
       }
-      while (!go.load(std::memory_order_acquire)) std::this_thread::sleep_for(std::chrono::microseconds(100));
+      while (!go.load(std::memory_order_acquire)) {
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
       const Clock::time_point end = start + o.duration;
       // Paced: client c's k-th release is due at start + (k * clients + c) / rate.
       const auto period = o.rate > 0 ? std::chrono::duration<double>(static_cast<double>(clients) / o.rate)

@@ -130,7 +130,9 @@ Result<std::vector<PcsCert>> load_certificates(ByteSpan bytes, std::string_view 
   while (!r.empty()) {
     auto e = r.expect(der::kSequence);
     if (!e) return reason::fail(prefix, reason::kMalformed, "neither PEM nor DER certificates");
-    if (out.size() == kMaxCerts) return reason::fail(prefix, reason::kMalformed, "too many certificates");
+    if (out.size() == kMaxCerts) {
+      return reason::fail(prefix, reason::kMalformed, "too many certificates");
+    }
     ASSIGN_OR_RETURN(PcsCert cert, decode_certificate(e->raw, prefix, anchor));
     out.push_back(std::move(cert));
   }
@@ -265,7 +267,7 @@ Result<std::shared_ptr<ParsedCollateral>> parse_collateral(const Collateral& c, 
   // An explicit root_ca item may only restate the pinned root: collateral never adds trust.
   if (const Bytes* root = item(c, "root_ca")) {
     auto cert = Certificate::from_any(*root);
-    if (!cert.ok() || cert->public_key().to_der() != anchor.root.public_key().to_der()) {
+    if (!cert.ok() || !same(cert->public_key().to_der(), anchor.root.spki())) {
       return reason::fail(reason::kRootCaUntrusted, "root_ca collateral is not the pinned root");
     }
   }
@@ -340,10 +342,7 @@ Result<std::shared_ptr<PckInfo>> parse_pck(ByteSpan bytes, const Anchor& anchor)
   if (!contains(ca.subject_cn(), "SGX PCK") || !contains(ca.subject_cn(), "CA")) {
     return reason::fail(reason::kPckChain, reason::kBadName, "intermediate is not an SGX PCK CA");
   }
-  out->leaf_key = leaf.public_key();
-  if (out->leaf_key.type() != crypto::KeyType::kEcP256) {
-    return reason::fail(reason::kPckChain, reason::kMalformed, "PCK key is not P-256");
-  }
+  out->leaf_key = leaf.public_key();  // P-256: PcsCert admits no other key
   auto ext = leaf.extension(kSgxExtensionsOidDer);
   if (!ext) return reason::fail(reason::kPckExtensions, "PCK certificate has no SGX extensions");
   ASSIGN_OR_RETURN(out->ext, parse_pck_extensions(*ext));
