@@ -35,7 +35,10 @@ pass "restart, unseal with a different 3 of 5 keys, secrets intact"
 
 # Wrong key shares: progress resets, server stays sealed, data safe.
 expect_status 204 PUT sys/seal
-BAD=$(printf '%s' "${KEYS[0]}" | sed 's/^\(..\)/ff/')
+# Flip every bit of the first byte (overwriting it with a constant would leave the share intact
+# whenever that byte already had the constant's value: one run in 256).
+BAD=$(printf '%02x%s' "$(( 0x${KEYS[0]:0:2} ^ 0xff ))" "${KEYS[0]:2}")
+[ "$BAD" != "${KEYS[0]}" ] || fail "the corrupted share equals the original"
 expect_status 200 PUT sys/unseal "{\"key\":\"$BAD\"}"
 expect_status 200 PUT sys/unseal "{\"key\":\"${KEYS[1]}\"}"
 out=$(api PUT sys/unseal "{\"key\":\"${KEYS[2]}\"}")
