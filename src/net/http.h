@@ -33,13 +33,21 @@ struct HttpRequest {
   std::string_view header(std::string_view name) const;
 };
 
+// Lets a held response go: OK sends it as it is, an error sends a 500 with the error's message
+// instead. Callable from any thread, without blocking; only the first call counts.
+using Release = std::function<void(Status)>;
+
 struct HttpResponse {
   int status = 200;
   std::vector<Header> headers;  // Content-Type defaults to application/json when a body is set
   std::string body;
+  // A response that may only leave once something else has happened (the writes it reflects
+  // are durable): the server calls `hold` once, right after the handler returns, and sends the
+  // response when the Release it passes is called. The connection answers nothing else meanwhile.
+  std::function<void(Release)> hold;
 };
 
-// Called on a worker thread; may block (e.g. on a durable write). Must not throw.
+// Called on a worker thread (or the I/O thread, see ServerOptions::run_inline); must not throw.
 using Handler = std::function<HttpResponse(HttpRequest&)>;
 
 struct TlsServerConfig {
@@ -66,8 +74,9 @@ struct ServerOptions {
   int worker_threads = 64;  // handlers run here, so blocking handlers never stall I/O
   // Requests for which this returns true run on the connection's I/O thread, with no hand-off
   // to a worker and back (two thread wake-ups, the largest cost of a small request on a VM).
-  // Only for handlers that do not block: no fsync, no network call. Empty: every request goes to
-  // the workers.
+  // Only for handlers that do not block: no fsync (a handler that writes holds its response
+  // until the write is durable instead), no network call. Empty: every request goes to the
+  // workers.
   std::function<bool(const HttpRequest&)> run_inline;
 };
 

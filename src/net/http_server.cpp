@@ -20,10 +20,12 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -121,6 +123,26 @@ struct ServerCore {
   std::unique_ptr<asio::thread_pool> pool;
   std::atomic<size_t> connections{0};
   std::atomic<bool> stopping{false};
+
+  // Responses whose hold has not released them yet: stop() waits for them, since a release
+  // posts into a connection's io_context.
+  std::mutex held_mu;
+  std::condition_variable held_cv;
+  size_t held = 0;  // guarded by held_mu
+
+  void hold_started() {
+    std::lock_guard lock(held_mu);
+    ++held;
+  }
+  void hold_released() {
+    std::lock_guard lock(held_mu);
+    --held;
+    held_cv.notify_all();  // under the lock: stop() may destroy us once it sees zero
+  }
+  bool wait_for_holds(std::chrono::seconds limit) {
+    std::unique_lock lock(held_mu);
+    return held_cv.wait_for(lock, limit, [&] { return held == 0; });
+  }
 };
 
 template <class Stream>
@@ -272,7 +294,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     tcp_layer().expires_never();  // nothing is pending on the socket while the handler runs
     if (core_.options.run_inline && core_.options.run_inline(request_)) {
       response_ = call_handler();
-      write_response();
+      after_handler(/*on_io_thread=*/true);
       return;
     }
     asio::post(*core_.pool, [self = this->shared_from_this()] { self->run_handler(); });
@@ -294,8 +316,46 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   // response_ with the connection's own thread.
   void run_handler() {
     response_ = call_handler();
-    asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
-      self->write_response();
+    after_handler(/*on_io_thread=*/false);
+  }
+
+  // Sends the handler's response now, or once its hold releases it. Runs on the thread that ran
+  // the handler; the response is written on the connection's own thread.
+  void after_handler(bool on_io_thread) {
+    if (!response_.hold) {
+      if (on_io_thread) {
+        write_response();
+      } else {
+        asio::post(stream_.get_executor(),
+                   [self = this->shared_from_this()] { self->write_response(); });
+      }
+      return;
+    }
+    std::function<void(Release)> hold = std::move(response_.hold);
+    response_.hold = nullptr;
+    core_.hold_started();
+    // The Release may be copied; every copy shares this slot, and the first call empties it, so
+    // that once the count drops (and stop() may destroy the contexts) no copy owns the session.
+    struct Slot {
+      std::mutex mu;
+      std::shared_ptr<Session> session;
+    };
+    auto slot = std::make_shared<Slot>();
+    slot->session = this->shared_from_this();
+    hold([slot](Status st) {
+      std::shared_ptr<Session> self;
+      {
+        std::lock_guard lock(slot->mu);
+        self = std::move(slot->session);
+      }
+      if (!self) return;  // released before
+      ServerCore& core = self->core_;
+      auto executor = self->stream_.get_executor();
+      asio::post(executor, [self = std::move(self), st = std::move(st)]() mutable {
+        if (!st.ok()) self->response_ = error_response(500, st.message());
+        self->write_response();
+      });
+      core.hold_released();
     });
   }
 
@@ -522,6 +582,14 @@ class ServerImpl final : public HttpServer {
     // Handlers may be blocked (a slow write); wait for them. Their responses are posted into
     // stopped contexts and dropped below.
     if (core_.pool) core_.pool->join();
+    // Held responses are released by their holder (a storage fsync) and post into the
+    // contexts, which must outlive that. Should one never come, leaking the contexts is safer
+    // than destroying what a late release would use.
+    if (!core_.wait_for_holds(std::chrono::seconds(30))) {
+      LOG_ERROR("net", "responses still held after 30 s at shutdown; leaving their connections");
+      for (auto& ctx : contexts_) (void)ctx.release();
+      contexts_.clear();
+    }
     accept_timer_.reset();
     acceptor_.reset();
     guards_.clear();
