@@ -2,6 +2,8 @@
 // is encrypted before it reaches a Backend, so backends never see plaintext secrets.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -22,7 +24,9 @@ struct Op {
 };
 
 // All methods are thread-safe. A put/delete/transaction that returns OK is durable (on disk
-// backends it survives kill -9 and power loss, subject to the device honouring fsync).
+// backends it survives kill -9 and power loss, subject to the device honouring fsync) unless
+// the calling thread is inside a DeferDurability scope (durability.h): then it is committed and
+// visible, and sync_point()/on_durable() tell when it is durable too.
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -37,17 +41,30 @@ class Backend {
   virtual Status transaction(std::span<const Op> ops) = 0;
   // Name for sys/ and logs: "inmem", "sqlite".
   virtual std::string_view name() const = 0;
+
+  // Deferred durability (durability.h). sync_point(): 0 when everything committed so far is
+  // durable, else a ticket for it. on_durable(ticket, done): calls done(OK) once the ticket is
+  // durable, or done(error) if it never will be; at once if that is already known. Backends
+  // whose writes are durable on return (in-memory) keep these defaults.
+  virtual uint64_t sync_point() { return 0; }
+  virtual void on_durable(uint64_t /*ticket*/, std::function<void(Status)> done) {
+    done(ok_status());
+  }
 };
 
 std::unique_ptr<Backend> open_inmem();
 
 struct SqliteOptions {
   std::string path;
-  // Group commit: concurrent writers share one transaction and one fsync. 0 disables batching.
-  size_t max_batch = 256;
-  // A background checkpoint starts once this many WAL pages (frames) are not yet copied into
-  // the database file (SQLite's own auto-checkpoint default is 1000).
+  // Group commit: the committer commits at most this many queued writes (puts, deletes or
+  // transactions) in one transaction, fsynced once. 0 means 1.
+  size_t max_batch = 1024;
+  // A checkpoint runs once this many WAL pages (frames) are not yet copied into the database
+  // file (SQLite's own auto-checkpoint default is 1000).
   size_t checkpoint_pages = 1000;
+  // Writers wait while the writes queued for the committer hold more than this many bytes of
+  // keys and values (one write always gets in).
+  size_t max_queued_bytes = 64 << 20;
 };
 Result<std::unique_ptr<Backend>> open_sqlite(const SqliteOptions& options);
 

@@ -1,16 +1,22 @@
-// The SQLite backend: one database file in WAL mode; one writer connection, used by whichever
-// writer thread leads the current group commit (concurrent writes share one transaction and one
-// fsync; a lone writer commits on its own thread); a checkpointer thread that copies the WAL
-// into the database file off the commit path; and a small pool of reader connections. The
-// on-disk format and the design are documented in docs/formats/storage-sqlite.md; keep the two
-// in step.
-#include <semaphore.h>
+// The SQLite backend: one database file in WAL mode, opened by a single connection in exclusive
+// locking mode (no shared-memory index, no file locks per transaction, and a page cache that no
+// other connection invalidates), used under a mutex by readers and by one committer thread. A
+// write becomes visible at once through an overlay of writes not yet committed; the committer
+// commits everything queued as one transaction, fsyncs the WAL, and only then reports those
+// writes durable (durability.h). The on-disk format and the design are documented in
+// docs/formats/storage-sqlite.md; keep the two in step.
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <array>
-#include <chrono>
+#include <atomic>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -18,6 +24,7 @@
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "storage/backend.h"
+#include "storage/durability.h"
 #include "storage/keys.h"
 #include "storage/sqlite_testing.h"
 
@@ -26,9 +33,6 @@ namespace {
 
 // docs/formats/storage-sqlite.md, "Versioning": PRAGMA user_version of a Custos database.
 constexpr int kFormatVersion = 1;
-// Readers beyond this wait for a free connection rather than opening more file handles.
-constexpr size_t kMaxReaders = 16;
-constexpr int kBusyTimeoutMs = 10'000;
 constexpr const char* kJournalSizeLimitPragma = "PRAGMA journal_size_limit=67108864";  // 64 MiB
 
 struct DbCloser {
@@ -79,6 +83,9 @@ Status sqlite_error(const std::string& path, std::string_view what, int rc, sqli
   msg.append(what);
   msg.append(": ");
   msg.append(db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+    msg.append(" (another process has it open: only one server may use a database file)");
+  }
   return {code_for(rc), std::move(msg)};
 }
 
@@ -101,14 +108,6 @@ std::string_view column_text(sqlite3_stmt* stmt, int col) {
   return p == nullptr ? std::string_view() : std::string_view(p, n);
 }
 
-// One connection with its statements prepared once (SQLITE_PREPARE_PERSISTENT).
-template <size_t N>
-struct Connection {
-  DbPtr db;
-  std::array<StmtPtr, N> stmts;
-  sqlite3_stmt* stmt(size_t i) const { return stmts[i].get(); }
-};
-
 Result<DbPtr> open_connection(const std::string& path, bool create) {
   sqlite3* raw = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
@@ -116,7 +115,8 @@ Result<DbPtr> open_connection(const std::string& path, bool create) {
   DbPtr db(raw);
   if (rc != SQLITE_OK) return sqlite_error(path, "opening", rc, db.get());
   sqlite3_extended_result_codes(db.get(), 1);
-  sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
+  // No busy timeout: the backend is the file's only user, so a lock held elsewhere means another
+  // process has it open, and waiting would not help.
   // SQLite silently falls back to read-only when the file is write-protected; a secrets store
   // that cannot persist writes must refuse to start instead.
   if (sqlite3_db_readonly(db.get(), "main") == 1) {
@@ -124,19 +124,6 @@ Result<DbPtr> open_connection(const std::string& path, bool create) {
                                "': opening: file is read-only");
   }
   return db;
-}
-
-template <size_t N>
-Status prepare_all(const std::string& path, Connection<N>& conn,
-                   const std::array<const char*, N>& sql) {
-  for (size_t i = 0; i < N; ++i) {
-    sqlite3_stmt* raw = nullptr;
-    int rc =
-        sqlite3_prepare_v3(conn.db.get(), sql[i], -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
-    conn.stmts[i].reset(raw);
-    if (rc != SQLITE_OK) return sqlite_error(path, "preparing statements", rc, conn.db.get());
-  }
-  return ok_status();
 }
 
 Status exec(const std::string& path, sqlite3* db, const char* sql, std::string_view what) {
@@ -159,22 +146,32 @@ Result<std::string> pragma_value(const std::string& path, sqlite3* db, const cha
 }
 
 // Pragmas and schema: docs/formats/storage-sqlite.md.
-Status configure_writer(const std::string& path, sqlite3* db) {
+Status configure(const std::string& path, sqlite3* db) {
+  // Before the first WAL access, so that SQLite keeps the WAL index in this connection's memory
+  // and never takes a file lock per transaction. The file stays locked while we have it open.
+  ASSIGN_OR_RETURN(std::string locking, pragma_value(path, db, "PRAGMA locking_mode=EXCLUSIVE",
+                                                     "setting locking_mode=EXCLUSIVE"));
+  if (locking != "exclusive") {
+    return unavailable("storage: sqlite database '" + path + "': locking_mode is '" + locking +
+                       "', EXCLUSIVE is required");
+  }
   ASSIGN_OR_RETURN(std::string mode,
                    pragma_value(path, db, "PRAGMA journal_mode=WAL", "setting journal_mode=WAL"));
   if (mode != "wal") {
     return unavailable("storage: sqlite database '" + path + "': journal_mode is '" + mode +
                        "', WAL is required");
   }
-  // FULL in WAL mode: every COMMIT fsyncs the WAL before returning, which is what makes an
-  // acknowledged write survive power loss.
-  RETURN_IF_ERROR(exec(path, db, "PRAGMA synchronous=FULL", "setting synchronous=FULL"));
-  // Checkpoints run on the checkpointer thread, never inside a commit (the backend installs a
-  // WAL hook that only signals it).
+  // NORMAL: a COMMIT writes the WAL without an fsync; the committer fsyncs it right after, once
+  // for the whole batch, and reports nothing durable before. WAL mode with NORMAL stays
+  // consistent across a power loss, and checkpoints still sync the WAL and the database file.
+  RETURN_IF_ERROR(exec(path, db, "PRAGMA synchronous=NORMAL", "setting synchronous=NORMAL"));
+  // Checkpoints run on the committer thread between batches, never inside a commit.
   RETURN_IF_ERROR(exec(path, db, "PRAGMA wal_autocheckpoint=0", "setting wal_autocheckpoint"));
-  // When the WAL restarts, a file that grew past this (a long reader held a checkpoint back) is
-  // cut back to it; below it, the file's blocks are kept and overwritten in place.
+  // When the WAL restarts, a file that grew past this is cut back to it; below it, the file's
+  // blocks are kept and overwritten in place.
   RETURN_IF_ERROR(exec(path, db, kJournalSizeLimitPragma, "setting journal_size_limit"));
+  // The one connection serves every read that misses the overlay and the read cache above.
+  RETURN_IF_ERROR(exec(path, db, "PRAGMA cache_size=-8192", "setting cache_size"));  // 8 MiB
   ASSIGN_OR_RETURN(std::string version,
                    pragma_value(path, db, "PRAGMA user_version", "reading user_version"));
   if (version == "0") {
@@ -195,135 +192,104 @@ Status configure_writer(const std::string& path, sqlite3* db) {
   return ok_status();
 }
 
-// The checkpointer's busy handler: in the final checkpoint step (which holds up writers) wait
-// briefly for readers to leave the WAL, then give up; the next cycle retries.
-int checkpoint_busy_handler(void* /*unused*/, int count) {
-  if (count >= 50) return 0;
-  std::this_thread::sleep_for(std::chrono::microseconds(200));
-  return 1;
-}
-
-// The checkpointer's connection. Checkpoints fsync the WAL and then the database file as
-// this connection's synchronous setting says, so it is FULL here too.
-Result<DbPtr> open_checkpointer(const std::string& path) {
-  ASSIGN_OR_RETURN(DbPtr db, open_connection(path, /*create=*/false));
-  RETURN_IF_ERROR(exec(path, db.get(), "PRAGMA synchronous=FULL", "setting synchronous=FULL"));
-  // Reading the header opens the WAL on this connection, so checkpoints find it.
-  ASSIGN_OR_RETURN(std::string version,
-                   pragma_value(path, db.get(), "PRAGMA user_version", "reading user_version"));
-  (void)version;
-  sqlite3_busy_handler(db.get(), &checkpoint_busy_handler, nullptr);
-  return db;
-}
-
-enum WriteStmt : size_t {
+enum Stmt : size_t {
+  kGet,
+  kListBounded,
+  kListOpen,
   kPut,
   kDelete,
   kBegin,
   kCommit,
   kRollback,
-  kSavepoint,
-  kRelease,
-  kRollbackTo,
-  kWriteStmtCount
+  kStmtCount
 };
-constexpr std::array<const char*, kWriteStmtCount> kWriteSql = {
-    "INSERT INTO kv(key, value) VALUES(?1, ?2) "
-    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-    "DELETE FROM kv WHERE key = ?1",
-    // IMMEDIATE takes the write lock up front, so COMMIT cannot fail with SQLITE_BUSY on a
-    // lock upgrade.
-    "BEGIN IMMEDIATE",
-    "COMMIT",
-    "ROLLBACK",
-    "SAVEPOINT request",
-    "RELEASE request",
-    "ROLLBACK TO request",
-};
-
-enum ReadStmt : size_t { kGet, kListBounded, kListOpen, kBeginRead, kEndRead, kReadStmtCount };
-constexpr std::array<const char*, kReadStmtCount> kReadSql = {
+constexpr std::array<const char*, kStmtCount> kSql = {
     "SELECT value FROM kv WHERE key = ?1",
     "SELECT key FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key",
     // For prefixes without a successor string (empty, or all 0xff bytes).
     "SELECT key FROM kv WHERE key >= ?1 ORDER BY key",
-    "BEGIN",
+    "INSERT INTO kv(key, value) VALUES(?1, ?2) "
+    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    "DELETE FROM kv WHERE key = ?1",
+    "BEGIN IMMEDIATE",
     "COMMIT",
+    "ROLLBACK",
 };
 
-using WriteConn = Connection<kWriteStmtCount>;
-using ReadConn = Connection<kReadStmtCount>;
-
-// A view of one op for the duration of a request; the writer owns the bytes and is blocked
-// until the request completes.
-struct OpRef {
-  Op::Kind kind = Op::Kind::kPut;
-  std::string_view key;
-  ByteSpan value;
+// The connection with its statements, prepared once (SQLITE_PREPARE_PERSISTENT).
+struct Connection {
+  DbPtr db;
+  std::array<StmtPtr, kStmtCount> stmts;
+  sqlite3_stmt* stmt(Stmt s) const { return stmts[s].get(); }
 };
 
-// One unit of the group commit: a single put/delete or a whole transaction(), whose ops all
-// apply or none do and whose status is reported to its writer alone; or the checkpointer's
-// request to finish a checkpoint while no write is in progress.
-struct Request {
-  Request() { sem_init(&wake, 0, 0); }
-  ~Request() { sem_destroy(&wake); }
-  Request(const Request&) = delete;
-  Request& operator=(const Request&) = delete;
-
-  std::span<const OpRef> ops;
-  bool checkpoint = false;
-  // Written by another thread before it posts `wake`, read by the request's thread after it
-  // has been woken (the semaphore orders them).
-  Status status;
-  bool done = false;  // status is final
-  bool lead = false;  // this request's thread now leads the next batch
-  // A request is woken exactly once: done, or handed the lead. A POSIX semaphore rather than
-  // a mutex and condition variable: the waker takes no lock its wakee then has to wait for,
-  // and glibc's sem_post does not touch the semaphore once the waiter can return and destroy
-  // it (the request lives on its writer's stack).
-  sem_t wake;
-};
-
-void wake(Request& r, bool Request::*flag) {
-  r.*flag = true;
-  sem_post(&r.wake);
-}
-
-void wait_woken(Request& r) {
-  while (sem_wait(&r.wake) != 0) {
-    // EINTR: a signal handler ran; keep waiting.
+Result<Connection> open_and_prepare(const std::string& path) {
+  Connection conn;
+  ASSIGN_OR_RETURN(conn.db, open_connection(path, /*create=*/true));
+  RETURN_IF_ERROR(configure(path, conn.db.get()));
+  for (size_t i = 0; i < kStmtCount; ++i) {
+    sqlite3_stmt* raw = nullptr;
+    int rc =
+        sqlite3_prepare_v3(conn.db.get(), kSql[i], -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+    conn.stmts[i].reset(raw);
+    if (rc != SQLITE_OK) return sqlite_error(path, "preparing statements", rc, conn.db.get());
   }
+  return conn;
 }
+
+using Value = std::shared_ptr<const Bytes>;
+
+// A put, delete or transaction() waiting for the committer. Its values are shared with the
+// overlay, which serves them to readers until the commit.
+struct Pending {
+  struct PendingOp {
+    Op::Kind kind;
+    std::string key;
+    Value value;  // kPut only
+  };
+  uint64_t seq = 0;
+  std::vector<PendingOp> ops;
+  size_t bytes = 0;
+};
+
+struct OverlayEntry {
+  uint64_t seq = 0;  // the write that set it
+  Value value;       // null: deleted
+};
 
 class SqliteBackend final : public Backend {
  public:
-  SqliteBackend(std::string path, const SqliteOptions& options, WriteConn writer,
-                std::unique_ptr<ReadConn> first_reader, DbPtr checkpointer, SqliteTestHooks hooks)
+  SqliteBackend(std::string path, const SqliteOptions& options, Connection conn,
+                SqliteTestHooks hooks)
       : path_(std::move(path)),
         max_batch_(options.max_batch == 0 ? 1 : options.max_batch),
         checkpoint_pages_(options.checkpoint_pages == 0 ? 1 : options.checkpoint_pages),
+        max_queued_bytes_(options.max_queued_bytes == 0 ? 1 : options.max_queued_bytes),
         hooks_(std::move(hooks)),
-        writer_(std::move(writer)),
-        checkpointer_db_(std::move(checkpointer)) {
-    idle_readers_.push_back(std::move(first_reader));
-    open_readers_ = 1;
-    // Replaces SQLite's inline auto-checkpoint: commits only signal the checkpointer thread.
-    sqlite3_wal_hook(writer_.db.get(), &SqliteBackend::wal_hook, this);
-    checkpointer_ = std::thread([this] { checkpointer_loop(); });
+        conn_(std::move(conn)) {
+    // Records the WAL's size after each commit, for the checkpoint decision.
+    sqlite3_wal_hook(conn_.db.get(), &SqliteBackend::wal_hook, this);
+    syncer_ = std::thread([this] { syncer_loop(); });
+    committer_ = std::thread([this] { committer_loop(); });
   }
 
   ~SqliteBackend() override {
     {
-      std::lock_guard lock(queue_mu_);
+      std::lock_guard lock(mu_);
       stopping_ = true;
     }
+    work_cv_.notify_all();
+    space_cv_.notify_all();
+    // The committer commits everything still queued before it returns, then the syncer makes
+    // it durable.
+    committer_.join();
     {
-      std::lock_guard lock(ckpt_mu_);
-      ckpt_stopping_ = true;
+      std::lock_guard lock(sync_mu_);
+      sync_stopping_ = true;
     }
-    ckpt_cv_.notify_one();
-    checkpointer_.join();
+    sync_cv_.notify_all();
+    syncer_.join();
+    if (wal_fd_ >= 0) ::close(wal_fd_);
   }
 
   SqliteBackend(const SqliteBackend&) = delete;
@@ -331,13 +297,24 @@ class SqliteBackend final : public Backend {
 
   Result<std::optional<Bytes>> get(std::string_view key) override {
     RETURN_IF_ERROR(internal::validate_key(key));
-    ASSIGN_OR_RETURN(ReaderLease lease, acquire_reader());
-    sqlite3_stmt* stmt = lease->stmt(kGet);
+    {
+      std::lock_guard lock(mu_);
+      RETURN_IF_ERROR(usable_locked());
+      // A write not yet committed: whatever SQLite holds for the key is older.
+      if (auto it = overlay_.find(key); it != overlay_.end()) {
+        if (!it->second.value) return std::optional<Bytes>();
+        return std::optional<Bytes>(*it->second.value);
+      }
+    }
+    // Not in the overlay: either never written since the last commit of the key, or committed
+    // (the committer removes an entry only after its commit), so SQLite has the latest value.
+    std::lock_guard conn_lock(conn_mu_);
+    sqlite3_stmt* stmt = conn_.stmt(kGet);
     auto reset = reset_on_exit(stmt);
     bind_text(stmt, 1, key);
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_DONE) return std::optional<Bytes>();
-    if (rc != SQLITE_ROW) return sqlite_error(path_, "get", rc, lease->db.get());
+    if (rc != SQLITE_ROW) return sqlite_error(path_, "get", rc, conn_.db.get());
     const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(stmt, 0));
     auto n = static_cast<size_t>(sqlite3_column_bytes(stmt, 0));
     if (p == nullptr) return std::optional<Bytes>(Bytes());
@@ -346,52 +323,47 @@ class SqliteBackend final : public Backend {
 
   Status put(std::string_view key, ByteSpan value) override {
     RETURN_IF_ERROR(internal::validate_key(key));
-    const OpRef op{Op::Kind::kPut, key, value};
-    Request request;
-    request.ops = std::span<const OpRef>(&op, 1);
-    return submit(request);
+    Pending p;
+    p.ops.push_back({Op::Kind::kPut, std::string(key),
+                     std::make_shared<const Bytes>(value.begin(), value.end())});
+    return write(std::move(p));
   }
 
   Status del(std::string_view key) override {
     RETURN_IF_ERROR(internal::validate_key(key));
-    const OpRef op{Op::Kind::kDelete, key, {}};
-    Request request;
-    request.ops = std::span<const OpRef>(&op, 1);
-    return submit(request);
+    Pending p;
+    p.ops.push_back({Op::Kind::kDelete, std::string(key), nullptr});
+    return write(std::move(p));
   }
 
   Status transaction(std::span<const Op> ops) override {
     if (ops.empty()) return ok_status();
-    std::vector<OpRef> refs;
-    refs.reserve(ops.size());
+    // Every key is checked before anything is applied: all or nothing.
+    for (const Op& op : ops) RETURN_IF_ERROR(internal::validate_key(op.key));
+    Pending p;
+    p.ops.reserve(ops.size());
     for (const Op& op : ops) {
-      RETURN_IF_ERROR(internal::validate_key(op.key));
-      refs.push_back({op.kind, op.key, op.value});
+      p.ops.push_back(
+          {op.kind, op.key,
+           op.kind == Op::Kind::kPut ? std::make_shared<const Bytes>(op.value) : nullptr});
     }
-    Request request;
-    request.ops = refs;
-    return submit(request);
+    return write(std::move(p));
   }
 
   Result<std::vector<std::string>> list(std::string_view prefix) override {
-    ASSIGN_OR_RETURN(ReaderLease lease, acquire_reader());
-    sqlite3* db = lease->db.get();
-    // One read transaction across all the seeks below, so the listing is one snapshot even
-    // while commits land between them.
+    // A listing folds many keys into children, which the overlay cannot answer alone (a delete
+    // there may or may not empty a folder): wait until everything visible now is committed.
     {
-      sqlite3_stmt* begin = lease->stmt(kBeginRead);
-      auto reset = reset_on_exit(begin);
-      int rc = sqlite3_step(begin);
-      if (rc != SQLITE_DONE) return sqlite_error(path_, "list", rc, db);
+      std::unique_lock lock(mu_);
+      const uint64_t want = applied_.load(std::memory_order_relaxed);
+      committed_cv_.wait(lock, [&] { return committed_ >= want || !failed_.ok(); });
+      RETURN_IF_ERROR(usable_locked());
     }
-    auto end_read = Cleanup([&lease] {
-      sqlite3_stmt* end = lease->stmt(kEndRead);
-      sqlite3_step(end);
-      sqlite3_reset(end);
-    });
-
+    // The connection is ours until the listing ends, so its seeks see one state.
+    std::lock_guard conn_lock(conn_mu_);
+    sqlite3* db = conn_.db.get();
     std::optional<std::string> upper = internal::prefix_successor(prefix);
-    sqlite3_stmt* stmt = lease->stmt(upper ? kListBounded : kListOpen);
+    sqlite3_stmt* stmt = conn_.stmt(upper ? kListBounded : kListOpen);
     auto reset = reset_on_exit(stmt);
     std::vector<std::string> out;
     std::string lower(prefix);
@@ -423,326 +395,380 @@ class SqliteBackend final : public Backend {
 
   std::string_view name() const override { return "sqlite"; }
 
- private:
-  // ---- readers ----
-
-  class ReaderLease {
-   public:
-    ReaderLease(SqliteBackend* owner, std::unique_ptr<ReadConn> conn)
-        : owner_(owner), conn_(std::move(conn)) {}
-    ReaderLease(ReaderLease&& other) noexcept = default;
-    ReaderLease& operator=(ReaderLease&&) = delete;
-    ReaderLease(const ReaderLease&) = delete;
-    ReaderLease& operator=(const ReaderLease&) = delete;
-    ~ReaderLease() {
-      if (conn_) owner_->release_reader(std::move(conn_));
-    }
-    ReadConn* operator->() const { return conn_.get(); }
-
-   private:
-    SqliteBackend* owner_;
-    std::unique_ptr<ReadConn> conn_;
-  };
-
-  Result<ReaderLease> acquire_reader() {
-    {
-      std::unique_lock lock(readers_mu_);
-      readers_cv_.wait(lock, [&] { return !idle_readers_.empty() || open_readers_ < kMaxReaders; });
-      if (!idle_readers_.empty()) {
-        std::unique_ptr<ReadConn> conn = std::move(idle_readers_.back());
-        idle_readers_.pop_back();
-        return ReaderLease(this, std::move(conn));
-      }
-      ++open_readers_;
-    }
-    // Opened outside the lock: opening touches the file system.
-    auto conn = open_reader(path_);
-    if (!conn.ok()) {
-      {
-        std::lock_guard lock(readers_mu_);
-        --open_readers_;
-      }
-      readers_cv_.notify_one();
-      return conn.status();
-    }
-    return ReaderLease(this, std::move(conn).value());
+  uint64_t sync_point() override {
+    uint64_t applied = applied_.load(std::memory_order_acquire);
+    return applied > durable_.load(std::memory_order_acquire) ? applied : 0;
   }
 
-  void release_reader(std::unique_ptr<ReadConn> conn) {
-    {
-      std::lock_guard lock(readers_mu_);
-      idle_readers_.push_back(std::move(conn));
-    }
-    readers_cv_.notify_one();
-  }
-
- public:
-  static Result<std::unique_ptr<ReadConn>> open_reader(const std::string& path) {
-    auto conn = std::make_unique<ReadConn>();
-    ASSIGN_OR_RETURN(conn->db, open_connection(path, /*create=*/false));
-    // A reader that tried to write would take the write lock behind the writers' back.
-    RETURN_IF_ERROR(exec(path, conn->db.get(), "PRAGMA query_only=1", "setting query_only"));
-    RETURN_IF_ERROR(prepare_all(path, *conn, kReadSql));
-    return conn;
+  void on_durable(uint64_t ticket, DurableCallback done) override {
+    tracker_.on_durable(ticket, std::move(done));
   }
 
  private:
-  // ---- group commit (docs/formats/storage-sqlite.md, "Group commit") ----
+  // ---- writes (docs/formats/storage-sqlite.md, "Write path") ----
 
-  // Queues `request` and returns its result. The thread whose request is at the head of the
-  // queue when no batch is in progress leads the next batch itself, on its own thread: it
-  // commits its own request and those queued behind it, then hands the lead to the next queued
-  // thread. A lone writer thus commits without any thread hand-off; under load, requests that
-  // queue while one batch commits share the next COMMIT and its fsync.
-  Status submit(Request& request) {
+  // Makes `p` visible in the overlay and queues it for the next commit. A lone writer (nothing
+  // else queued, no commit running) commits and fsyncs on its own thread, so one client's write
+  // costs no thread hand-off; otherwise the committer and syncer threads do, batching everything
+  // queued. Returns once the write is durable, or as soon as it is visible inside a
+  // DeferDurability scope.
+  Status write(Pending p) {
+    for (const auto& op : p.ops) p.bytes += op.key.size() + (op.value ? op.value->size() : 0);
+    uint64_t seq = 0;
     bool lead = false;
     {
-      std::lock_guard lock(queue_mu_);
+      std::unique_lock lock(mu_);
+      // Back-pressure: writers wait while the queue holds too much (a slow disk), but the
+      // queue always takes one request, however large.
+      space_cv_.wait(lock, [&] {
+        return !failed_.ok() || stopping_ || queued_bytes_ == 0 ||
+               queued_bytes_ + p.bytes <= max_queued_bytes_;
+      });
+      RETURN_IF_ERROR(usable_locked());
       if (stopping_) return unavailable("storage: sqlite backend is shutting down");
-      queue_.push_back(&request);
-      if (hooks_.on_enqueue && !request.checkpoint) hooks_.on_enqueue();
-      // With no batch in progress the queue was empty: this request is its head.
-      lead = !leading_;
-      leading_ = true;
-    }
-    if (!lead) {
-      wait_woken(request);
-      if (request.done) return std::move(request.status);
-    }
-
-    // Leading: this request is at the head of the queue and no other batch is in progress.
-    std::vector<Request*> batch;
-    {
-      std::lock_guard lock(queue_mu_);
-      // A checkpoint request runs alone; write batches stop in front of one.
-      do {
-        batch.push_back(queue_.front());
-        queue_.pop_front();
-      } while (!batch.front()->checkpoint && !queue_.empty() && batch.size() < max_batch_ &&
-               !queue_.front()->checkpoint);
-    }
-    if (request.checkpoint) {
-      finish_checkpoint();
-    } else {
-      commit_batch(batch);
-    }
-    Request* next = nullptr;
-    {
-      std::lock_guard lock(queue_mu_);
-      if (queue_.empty()) {
-        leading_ = false;
-      } else {
-        next = queue_.front();
+      seq = applied_.load(std::memory_order_relaxed) + 1;
+      p.seq = seq;
+      for (const auto& op : p.ops) overlay_.insert_or_assign(op.key, OverlayEntry{seq, op.value});
+      queued_bytes_ += p.bytes;
+      queue_.push_back(std::move(p));
+      // Published under the lock, after the overlay holds the write: a sync_point() that
+      // includes `seq` is taken after the write is visible.
+      applied_.store(seq, std::memory_order_release);
+      // Lone: nothing else queued, no commit, checkpoint or fsync running or due. A writer that
+      // would wait for an fsync in progress anyway leaves its commit to the committer, to batch.
+      if (!committing_ && queue_.size() == 1 && !checkpoint_due_ &&
+          !sync_running_.load(std::memory_order_acquire)) {
+        committing_ = true;
+        lead = true;
+      } else if (!committing_ && committer_idle_) {
+        work_cv_.notify_one();
       }
     }
-    // The next batch's commit is what everyone queued is waiting for: hand the lead on first.
-    if (next != nullptr) wake(*next, &Request::lead);
-    for (Request* r : batch) {
-      if (r != &request) wake(*r, &Request::done);
+    if (lead) {
+      Committed c = commit_queued();
+      if (c.st.ok()) request_sync(c.last, /*inline_ok=*/!c.more);
     }
-    return std::move(request.status);
+    if (DeferDurability::active()) return ok_status();
+    Status st = tracker_.wait(seq);
+    if (st.ok()) return st;
+    return failure_status(st);
   }
 
-  bool in_transaction() const { return sqlite3_get_autocommit(writer_.db.get()) == 0; }
+  // mu_ held. After a failure the backend answers nothing (see failure_status()).
+  Status usable_locked() const { return failed_.ok() ? ok_status() : failure_status(failed_); }
 
-  Status step_writer(WriteStmt which, std::string_view what) {
-    sqlite3_stmt* stmt = writer_.stmt(which);
+  Status failure_status(const Status& cause) const {
+    return {cause.code(), "storage: sqlite database '" + path_ +
+                              "' stopped after a failed write and refuses reads and writes until "
+                              "the server restarts: " +
+                              cause.message()};
+  }
+
+  struct Committed {
+    Status st;
+    uint64_t last = 0;  // the latest write committed
+    bool more = false;  // more writes were queued meanwhile
+  };
+
+  // Called holding the commit turn (committing_), which it gives up: commits up to max_batch_
+  // queued writes as one transaction, then drops them from the overlay (SQLite has them now).
+  Committed commit_queued() {
+    std::vector<Pending> batch;
+    {
+      std::lock_guard lock(mu_);
+      while (!queue_.empty() && batch.size() < max_batch_) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    Committed c;
+    if (batch.empty()) {
+      end_commit_turn(c);
+      return c;
+    }
+    c.st = commit(batch);
+    c.last = batch.back().seq;
+    if (!c.st.ok()) {
+      fail(c.st);
+      end_commit_turn(c);
+      return c;
+    }
+    {
+      std::lock_guard lock(mu_);
+      committed_ = c.last;
+      // An entry a later write replaced stays.
+      for (const Pending& p : batch) {
+        queued_bytes_ -= p.bytes;
+        for (const auto& op : p.ops) {
+          auto it = overlay_.find(op.key);
+          if (it != overlay_.end() && it->second.seq <= c.last) overlay_.erase(it);
+        }
+      }
+    }
+    space_cv_.notify_all();
+    committed_cv_.notify_all();
+    end_commit_turn(c);
+    return c;
+  }
+
+  // Gives up the commit turn; the committer thread takes over what was queued meanwhile, and
+  // any checkpoint that is due.
+  void end_commit_turn(Committed& c) {
+    std::lock_guard lock(mu_);
+    committing_ = false;
+    c.more = !queue_.empty();
+    if ((c.more || checkpoint_due_) && committer_idle_) work_cv_.notify_one();
+  }
+
+  void committer_loop() {
+    for (;;) {
+      bool checkpoint = false;
+      {
+        std::unique_lock lock(mu_);
+        committer_idle_ = true;
+        work_cv_.wait(lock, [&] {
+          return !committing_ && (!queue_.empty() || checkpoint_due_ || stopping_);
+        });
+        committer_idle_ = false;
+        if (queue_.empty() && !checkpoint_due_) return;  // stopping, with everything committed
+        committing_ = true;
+        // A due checkpoint goes before the next batch, so a steady stream of writes cannot
+        // put it off for ever.
+        checkpoint = checkpoint_due_;
+      }
+      if (checkpoint) {
+        // The commit turn keeps writers off the connection between batches, not readers.
+        checkpoint_now();
+        std::lock_guard lock(mu_);
+        checkpoint_due_ = false;
+        committing_ = false;
+        continue;
+      }
+      Committed c = commit_queued();
+      if (c.st.ok()) request_sync(c.last, /*inline_ok=*/!c.more);
+    }
+  }
+
+  // ---- the WAL's fsync (docs/formats/storage-sqlite.md, "Deferred durability") ----
+
+  // After a commit through `last`. With nothing else queued, the committing thread runs the
+  // fsync itself (a lone writer then costs no thread hand-off); otherwise the syncer thread
+  // does, while the next batch commits. An fsync covers every commit that completed before it
+  // started; one running now is followed by another for `last`.
+  void request_sync(uint64_t last, bool inline_ok) {
+    std::unique_lock lock(sync_mu_);
+    sync_committed_ = std::max(sync_committed_, last);
+    if (syncing_) return;
+    if (inline_ok) {
+      run_sync(lock);
+    } else {
+      sync_cv_.notify_one();
+    }
+  }
+
+  // sync_mu_ held on entry and on return; released during the fsync.
+  void run_sync(std::unique_lock<std::mutex>& lock) {
+    syncing_ = true;
+    sync_running_.store(true, std::memory_order_release);
+    const uint64_t target = sync_committed_;
+    lock.unlock();
+    Status st = sync_wal();
+    if (st.ok()) {
+      durable_.store(target, std::memory_order_release);
+      tracker_.durable_through(target);
+    } else {
+      fail(st);
+    }
+    lock.lock();
+    syncing_ = false;
+    sync_running_.store(false, std::memory_order_release);
+    synced_ = target;
+    if (!st.ok()) sync_failed_ = true;
+    // Commits that landed during this fsync need the next one. Otherwise the syncer is not
+    // woken: a lone writer's fsync must not cost it a thread switch.
+    if (sync_committed_ > synced_ && !sync_failed_) sync_cv_.notify_one();
+  }
+
+  void syncer_loop() {
+    std::unique_lock lock(sync_mu_);
+    for (;;) {
+      sync_cv_.wait(lock, [&] {
+        return sync_stopping_ || (!syncing_ && !sync_failed_ && sync_committed_ > synced_);
+      });
+      if (!syncing_ && !sync_failed_ && sync_committed_ > synced_) {
+        run_sync(lock);
+        continue;
+      }
+      if (sync_stopping_ && !syncing_) return;
+    }
+  }
+
+  // One transaction for the whole batch: all of it commits, or none.
+  Status commit(const std::vector<Pending>& batch) {
+    std::lock_guard conn_lock(conn_mu_);
+    RETURN_IF_ERROR(step(kBegin, "begin"));
+    Status st;
+    for (const Pending& p : batch) {
+      for (const auto& op : p.ops) {
+        st = apply_op(op);
+        if (!st.ok()) break;
+      }
+      if (!st.ok()) break;
+    }
+    if (st.ok() && hooks_.before_commit) st = hooks_.before_commit(batch.size());
+    if (st.ok()) st = step(kCommit, "commit");
+    if (!st.ok()) {
+      if (sqlite3_get_autocommit(conn_.db.get()) == 0) (void)step(kRollback, "rollback");
+      return st;
+    }
+    // A checkpoint is due once checkpoint_pages_ frames are past what the last one copied.
+    if (wal_frames_ < ckpt_base_) ckpt_base_ = 0;  // the WAL restarted
+    if (static_cast<size_t>(wal_frames_ - ckpt_base_) >= checkpoint_pages_) {
+      std::lock_guard lock(mu_);
+      checkpoint_due_ = true;
+    }
+    return st;
+  }
+
+  Status apply_op(const Pending::PendingOp& op) {
+    if (op.kind == Op::Kind::kPut) {
+      sqlite3_stmt* stmt = conn_.stmt(kPut);
+      bind_text(stmt, 1, op.key);
+      bind_blob(stmt, 2, *op.value);
+      return step(kPut, "put");
+    }
+    bind_text(conn_.stmt(kDelete), 1, op.key);
+    return step(kDelete, "delete");
+  }
+
+  // conn_mu_ held.
+  Status step(Stmt which, std::string_view what) {
+    sqlite3_stmt* stmt = conn_.stmt(which);
     auto reset = reset_on_exit(stmt);
     int rc = sqlite3_step(stmt);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-      return sqlite_error(path_, what, rc, writer_.db.get());
-    }
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return sqlite_error(path_, what, rc, conn_.db.get());
     return ok_status();
   }
 
-  Status apply_op(const OpRef& op) {
-    if (hooks_.before_op) RETURN_IF_ERROR(hooks_.before_op(op.key));
-    if (op.kind == Op::Kind::kPut) {
-      sqlite3_stmt* stmt = writer_.stmt(kPut);
-      bind_text(stmt, 1, op.key);
-      bind_blob(stmt, 2, op.value);
-      return step_writer(kPut, "put");
+  // A failed commit or fsync stops the backend: what was visible may not be durable, and what
+  // later writes read may depend on it, so nothing after the last durable point is kept.
+  void fail(const Status& st) {
+    LOG_ERROR("storage", st.message());
+    {
+      std::lock_guard lock(mu_);
+      if (failed_.ok()) failed_ = st;
+      overlay_.clear();
+      queue_.clear();
+      queued_bytes_ = 0;
     }
-    bind_text(writer_.stmt(kDelete), 1, op.key);
-    return step_writer(kDelete, "delete");
+    space_cv_.notify_all();
+    committed_cv_.notify_all();
+    tracker_.fail(st);
   }
 
-  Status commit() {
-    if (hooks_.before_commit) {
-      // The hook sees the request count of the transaction being committed.
-      RETURN_IF_ERROR(hooks_.before_commit(pending_requests_));
+  // The WAL's fsync, through a descriptor of our own (SQLite keeps its own private). One runs at
+  // a time (run_sync()). The directory is synced once per WAL file, so that the file
+  // itself survives a power loss; a WAL that was replaced (SQLite only does that when the
+  // connection closes) is reopened.
+  Status sync_wal() {
+    if (hooks_.before_sync) RETURN_IF_ERROR(hooks_.before_sync());
+    struct stat st {};
+    if (wal_fd_ >= 0 && (::fstat(wal_fd_, &st) != 0 || st.st_nlink == 0)) {
+      ::close(wal_fd_);
+      wal_fd_ = -1;
     }
-    return step_writer(kCommit, "commit");
+    if (wal_fd_ < 0) {
+      const std::string wal = path_ + "-wal";
+      wal_fd_ = ::open(wal.c_str(), O_RDONLY | O_CLOEXEC);
+      if (wal_fd_ < 0) return errno_error("opening the WAL to sync it");
+      std::string dir = path_.substr(0, path_.find_last_of('/') + 1);
+      if (dir.empty()) dir = ".";
+      int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dfd < 0) return errno_error("opening the database directory to sync it");
+      int rc = ::fsync(dfd);
+      int saved = errno;
+      ::close(dfd);
+      if (rc != 0) return errno_error("syncing the database directory", saved);
+    }
+    if (::fdatasync(wal_fd_) != 0) return errno_error("fdatasync of the WAL");
+    return ok_status();
   }
 
-  void rollback_if_open() {
-    if (in_transaction()) (void)step_writer(kRollback, "rollback");
-  }
-
-  // One request inside a shared transaction. A multi-op request is fenced by a SAVEPOINT so
-  // its failure undoes only its own ops; a single statement is already atomic on its own.
-  Status apply_in_batch(const Request& r) {
-    if (r.ops.size() == 1) return apply_op(r.ops[0]);
-    RETURN_IF_ERROR(step_writer(kSavepoint, "savepoint"));
-    for (const OpRef& op : r.ops) {
-      Status s = apply_op(op);
-      if (!s.ok()) {
-        if (in_transaction()) {
-          (void)step_writer(kRollbackTo, "rollback to savepoint");
-          (void)step_writer(kRelease, "release savepoint");
-        }
-        return s;
-      }
-    }
-    return step_writer(kRelease, "release savepoint");
-  }
-
-  // A request in a transaction of its own: the fallback when a shared one fails as a whole.
-  void commit_alone(Request& r) {
-    pending_requests_ = 1;
-    Status s = step_writer(kBegin, "begin");
-    for (size_t i = 0; s.ok() && i < r.ops.size(); ++i) s = apply_op(r.ops[i]);
-    if (s.ok()) s = commit();
-    if (!s.ok()) rollback_if_open();
-    r.status = std::move(s);
-  }
-
-  // Runs `batch` as one transaction: one COMMIT, one fsync. Each request gets its own status.
-  // If the transaction as a whole cannot commit (an I/O error, or an error that made SQLite roll
-  // everything back), nothing of it is on disk, so every request is retried alone and gets the
-  // result it would have had without its neighbours.
-  void commit_batch(std::vector<Request*>& batch) {
-    if (batch.size() == 1) {
-      commit_alone(*batch[0]);
-      return;
-    }
-    pending_requests_ = batch.size();
-    bool whole_ok = step_writer(kBegin, "begin").ok();
-    for (size_t i = 0; whole_ok && i < batch.size(); ++i) {
-      batch[i]->status = apply_in_batch(*batch[i]);
-      // A failed op normally undoes only itself; some errors (I/O, disk full) end the whole
-      // transaction, which the connection reports by dropping back to autocommit.
-      if (!in_transaction()) whole_ok = false;
-    }
-    if (whole_ok) whole_ok = commit().ok();
-    if (whole_ok) return;
-    rollback_if_open();
-    for (Request* r : batch) commit_alone(*r);
+  Status errno_error(std::string_view what, int err = errno) const {
+    return unavailable("storage: sqlite database '" + path_ + "': " + std::string(what) + ": " +
+                       std::strerror(err));
   }
 
   // ---- checkpoints (docs/formats/storage-sqlite.md, "Checkpoints and WAL size") ----
 
-  // SQLite calls this on the leading writer's thread after each commit, with the WAL's size in
-  // frames. It only decides whether the checkpointer should run.
   static int wal_hook(void* self, sqlite3* /*db*/, const char* /*name*/, int frames) {
-    static_cast<SqliteBackend*>(self)->on_wal_commit(frames);
+    static_cast<SqliteBackend*>(self)->wal_frames_ = frames;  // committer thread, conn_mu_ held
     return SQLITE_OK;
   }
 
-  void on_wal_commit(int frames) {
-    std::lock_guard lock(ckpt_mu_);
-    last_frames_ = frames;
-    maybe_want_checkpoint();
-    if (ckpt_wanted_) ckpt_cv_.notify_one();
-  }
-
-  // Guarded by ckpt_mu_. A checkpoint is due once the WAL holds checkpoint_pages_ frames past
-  // the point the last one reached.
-  void maybe_want_checkpoint() {
-    if (last_frames_ < ckpt_base_) ckpt_base_ = 0;  // the WAL was restarted from its beginning
-    if (!ckpt_running_ && static_cast<size_t>(last_frames_ - ckpt_base_) >= checkpoint_pages_) {
-      ckpt_wanted_ = true;
-    }
-  }
-
-  void checkpointer_loop() {
-    std::unique_lock lock(ckpt_mu_);
-    for (;;) {
-      ckpt_cv_.wait(lock, [&] { return ckpt_stopping_ || ckpt_wanted_; });
-      if (ckpt_stopping_) return;
-      ckpt_wanted_ = false;
-      ckpt_running_ = true;
-      lock.unlock();
-      int copied = run_checkpoint();
-      lock.lock();
-      ckpt_running_ = false;
-      // After a failure, wait for another checkpoint_pages_ frames before retrying.
-      ckpt_base_ = copied >= 0 ? copied : last_frames_;
-      // Commits during the checkpoint may already have made the next one due.
-      maybe_want_checkpoint();
-    }
-  }
-
-  // One checkpoint cycle on the checkpointer's own connection; returns the number of WAL frames
-  // known to be copied into the database file, or -1 on error.
-  int run_checkpoint() {
-    // 1. The bulk of the work, concurrently with commits: copy every frame no reader still
-    //    needs into the database file and fsync it. PASSIVE never waits for a lock.
+  // The committer thread, holding the commit turn: copies the WAL into the database file
+  // (SQLite fsyncs both). With no other connection the copy is complete, and the next commit
+  // restarts the WAL at its first frame, overwriting blocks the file already has.
+  void checkpoint_now() {
+    std::lock_guard conn_lock(conn_mu_);
     int log = 0;
     int copied = 0;
-    int rc = sqlite3_wal_checkpoint_v2(checkpointer_db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
-                                       &log, &copied);
-    if (hooks_.after_checkpoint) hooks_.after_checkpoint(false, log, copied);
+    int rc = sqlite3_wal_checkpoint_v2(conn_.db.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log,
+                                       &copied);
+    if (hooks_.after_checkpoint) hooks_.after_checkpoint(log, copied);
     if (rc != SQLITE_OK) {
-      LOG_WARN("storage", sqlite_error(path_, "checkpoint", rc, checkpointer_db_.get()).message());
-      return -1;
+      // The frames stay in the WAL, which is durable; retry after as many frames again.
+      LOG_WARN("storage", sqlite_error(path_, "checkpoint", rc, conn_.db.get()).message());
+      ckpt_base_ = wal_frames_;
+      return;
     }
-    // 2. With the writers held off (a checkpoint request leads alone), copy the few frames
-    //    committed meanwhile and wait briefly for readers still on old frames. The WAL is then
-    //    fully copied and unused, so the next commit restarts it from its first frame, reusing
-    //    the file's blocks instead of appending to it.
-    Request request;
-    request.checkpoint = true;
-    if (!submit(request).ok()) return copied;
-    return tail_copied_;
-  }
-
-  // Runs on the checkpointer thread while it leads the queue (no write is in progress).
-  void finish_checkpoint() {
-    int log = 0;
-    int copied = 0;
-    int rc = sqlite3_wal_checkpoint_v2(checkpointer_db_.get(), nullptr, SQLITE_CHECKPOINT_RESTART,
-                                       &log, &copied);
-    if (hooks_.after_checkpoint) hooks_.after_checkpoint(true, log, copied);
-    // SQLITE_BUSY: a reader stayed on old frames past the busy handler; the next cycle retries.
-    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-      LOG_WARN("storage", sqlite_error(path_, "checkpoint", rc, checkpointer_db_.get()).message());
-    }
-    tail_copied_ = rc == SQLITE_OK || rc == SQLITE_BUSY ? copied : -1;
+    ckpt_base_ = copied;
   }
 
   const std::string path_;
   const size_t max_batch_;
   const size_t checkpoint_pages_;
+  const size_t max_queued_bytes_;
   const SqliteTestHooks hooks_;
 
-  // Used only by the thread leading the current batch (and the constructor).
-  WriteConn writer_;
-  size_t pending_requests_ = 0;
+  // The connection: reads and the committer's transactions and checkpoints take turns.
+  std::mutex conn_mu_;
+  Connection conn_;     // guarded by conn_mu_
+  int wal_frames_ = 0;  // guarded by conn_mu_: WAL size after the latest commit
+  int ckpt_base_ = 0;   // guarded by conn_mu_: WAL frames the last checkpoint copied
 
-  std::mutex queue_mu_;
-  std::deque<Request*> queue_;  // guarded by queue_mu_: waiting, not yet in a batch
-  bool leading_ = false;        // guarded by queue_mu_: some thread leads (or is handed) a batch
-  bool stopping_ = false;       // guarded by queue_mu_
+  std::mutex mu_;
+  std::condition_variable work_cv_;       // the committer has work, or must stop
+  std::condition_variable space_cv_;      // the queue shrank
+  std::condition_variable committed_cv_;  // committed_ moved (or the backend failed)
+  std::map<std::string, OverlayEntry, std::less<>> overlay_;  // guarded by mu_
+  std::deque<Pending> queue_;                                 // guarded by mu_
+  size_t queued_bytes_ = 0;                                   // guarded by mu_
+  uint64_t committed_ = 0;       // guarded by mu_: writes through this one are in SQLite
+  bool committing_ = false;      // guarded by mu_: some thread has the commit turn
+  bool checkpoint_due_ = false;  // guarded by mu_
+  bool committer_idle_ = false;  // guarded by mu_
+  bool stopping_ = false;        // guarded by mu_
+  Status failed_;                // guarded by mu_: the failure that stopped the backend
+  // Written under mu_, read without it by sync_point().
+  std::atomic<uint64_t> applied_{0};  // the latest write made visible
+  std::atomic<uint64_t> durable_{0};  // writes through this one are durable
 
-  std::mutex readers_mu_;
-  std::condition_variable readers_cv_;
-  std::vector<std::unique_ptr<ReadConn>> idle_readers_;  // guarded by readers_mu_
-  size_t open_readers_ = 0;                              // idle + leased; guarded by readers_mu_
+  DurabilityTracker tracker_;
 
-  // Used only by the checkpointer thread.
-  DbPtr checkpointer_db_;
-  int tail_copied_ = 0;
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  uint64_t sync_committed_ = 0;  // guarded by sync_mu_: commits through this one are written
+  uint64_t synced_ = 0;          // guarded by sync_mu_: the last fsync covered commits to here
+  bool syncing_ = false;         // guarded by sync_mu_: an fsync runs (outside the lock)
+  std::atomic<bool> sync_running_{false};  // syncing_, for writers deciding whether to lead
+  bool sync_failed_ = false;               // guarded by sync_mu_
+  bool sync_stopping_ = false;             // guarded by sync_mu_
+  int wal_fd_ = -1;                        // used by whoever runs the fsync (one at a time)
 
-  std::mutex ckpt_mu_;
-  std::condition_variable ckpt_cv_;
-  bool ckpt_wanted_ = false;    // guarded by ckpt_mu_
-  bool ckpt_running_ = false;   // guarded by ckpt_mu_
-  bool ckpt_stopping_ = false;  // guarded by ckpt_mu_
-  int last_frames_ = 0;         // guarded by ckpt_mu_: WAL size after the latest commit
-  int ckpt_base_ = 0;           // guarded by ckpt_mu_: WAL frames the last checkpoint reached
-
-  std::thread checkpointer_;  // last: started once every member above exists
+  // Last: started once every member above exists.
+  std::thread syncer_;
+  std::thread committer_;
 };
 
 }  // namespace
@@ -751,21 +777,14 @@ Result<std::unique_ptr<Backend>> open_sqlite_with_hooks(const SqliteOptions& opt
                                                         SqliteTestHooks hooks) {
   const std::string& path = options.path;
   if (path.empty()) return invalid_argument("storage: sqlite database path is empty");
-  // SQLite's memory statistics take a process-wide mutex on every allocation, which all
-  // connections then contend on; nothing reads them. The setting only takes before SQLite
-  // initializes (otherwise the call fails harmlessly), hence once, before the first open.
+  // SQLite's memory statistics take a process-wide mutex on every allocation; nothing reads
+  // them. The setting only takes before SQLite initializes (otherwise the call fails
+  // harmlessly), hence once, before the first open.
   static std::once_flag memstatus_off;
   std::call_once(memstatus_off, [] { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
-  WriteConn writer;
-  ASSIGN_OR_RETURN(writer.db, open_connection(path, /*create=*/true));
-  RETURN_IF_ERROR(configure_writer(path, writer.db.get()));
-  RETURN_IF_ERROR(prepare_all(path, writer, kWriteSql));
-  // One reader up front, so a file that readers cannot use fails here rather than on first get.
-  ASSIGN_OR_RETURN(std::unique_ptr<ReadConn> reader, SqliteBackend::open_reader(path));
-  ASSIGN_OR_RETURN(DbPtr checkpointer, open_checkpointer(path));
+  ASSIGN_OR_RETURN(Connection conn, open_and_prepare(path));
   return std::unique_ptr<Backend>(
-      std::make_unique<SqliteBackend>(path, options, std::move(writer), std::move(reader),
-                                      std::move(checkpointer), std::move(hooks)));
+      std::make_unique<SqliteBackend>(path, options, std::move(conn), std::move(hooks)));
 }
 
 Result<std::unique_ptr<Backend>> open_sqlite(const SqliteOptions& options) {

@@ -1,7 +1,7 @@
 // KV v2 mutations are atomic storage transactions serialized per secret path: concurrent
 // check-and-set writers to one secret never both succeed, writers to different secrets all do,
 // and a transaction that fails leaves neither its version record nor its metadata behind.
-// Run against SQLite (group commit, fault injection) and the in-memory backend.
+// Run against SQLite (batched commits, fault injection) and the in-memory backend.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -26,29 +26,41 @@ using boost::json::object;
 class KvV2Concurrency : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
-    if (GetParam()) {
-      storage::SqliteTestHooks hooks;
-      // Fails, while armed, any op on a key with the armed suffix, the way a SQLite error
-      // would: the whole request (transaction) must then be rolled back.
-      hooks.before_op = [this](std::string_view key) -> Status {
-        std::lock_guard lock(fail_mu_);
-        if (!fail_suffix_.empty() && key.ends_with(fail_suffix_)) {
-          return Status(Code::kUnavailable, "injected storage failure");
-        }
-        return ok_status();
-      };
-      auto r = storage::open_sqlite_with_hooks({.path = dir_.file("kv.db")}, std::move(hooks));
-      ASSERT_TRUE(r.ok()) << r.status().to_string();
-      backend_ = std::move(r).value();
-    } else {
-      backend_ = storage::open_inmem();
-    }
+    open_backend();
     core_ = std::make_unique<Core>(*backend_, clock_, CoreConfig{});
     auto init = core_->initialize(1, 1);
     ASSERT_TRUE(init.ok()) << init.status().to_string();
     root_ = init->root_token;
-    ASSERT_TRUE(core_->unseal(hex_encode(init->shares[0].span()), false).ok());
+    unseal_key_ = hex_encode(init->shares[0].span());
+    ASSERT_TRUE(core_->unseal(unseal_key_, false).ok());
     ASSERT_TRUE(call(Operation::kUpdate, "sys/mounts/secret", object{{"type", "kv-v2"}}).ok());
+  }
+
+  void open_backend() {
+    if (!GetParam()) {
+      backend_ = storage::open_inmem();
+      return;
+    }
+    storage::SqliteTestHooks hooks;
+    // Fails, while armed, every COMMIT, as an I/O error would: the write must not be applied
+    // in part, and the backend stops until it is reopened.
+    hooks.before_commit = [this](size_t) -> Status {
+      if (fail_commits_.load()) return Status(Code::kUnavailable, "injected storage failure");
+      return ok_status();
+    };
+    auto r = storage::open_sqlite_with_hooks({.path = dir_.file("kv.db")}, std::move(hooks));
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    backend_ = std::move(r).value();
+  }
+
+  // As a restart does: a new backend on the same file, a new core, unsealed.
+  void reopen() {
+    core_.reset();
+    backend_.reset();
+    fail_commits_ = false;
+    open_backend();
+    core_ = std::make_unique<Core>(*backend_, clock_, CoreConfig{});
+    ASSERT_TRUE(core_->unseal(unseal_key_, false).ok());
   }
 
   Result<Response> call(Operation op, const std::string& path, object data = {}) {
@@ -85,18 +97,13 @@ class KvV2Concurrency : public ::testing::TestWithParam<bool> {
     return out;
   }
 
-  void fail_ops_on(std::string suffix) {
-    std::lock_guard lock(fail_mu_);
-    fail_suffix_ = std::move(suffix);
-  }
-
   storage::testing::TempDir dir_;
   FakeClock clock_{from_unix_seconds(1'800'000'000)};
   std::unique_ptr<storage::Backend> backend_;
   std::unique_ptr<Core> core_;
   std::string root_;
-  std::mutex fail_mu_;
-  std::string fail_suffix_;  // guarded by fail_mu_
+  std::string unseal_key_;
+  std::atomic<bool> fail_commits_{false};
 };
 
 TEST_P(KvV2Concurrency, CasWritersToOneSecretNeverBothSucceed) {
@@ -159,10 +166,10 @@ TEST_P(KvV2Faults, FailedWriteLeavesNeitherVersionNorMetadata) {
   ASSERT_TRUE(write("app", object{{"v", 1}}).ok());
   ASSERT_TRUE(call(Operation::kUpdate, "secret/metadata/app", object{{"max_versions", 1}}).ok());
 
-  // A write puts ver/2/app, deletes the trimmed ver/1/app and puts meta/app: the last op fails.
-  fail_ops_on("/meta/app");
+  // A write puts ver/2/app, deletes the trimmed ver/1/app and puts meta/app in one transaction.
+  fail_commits_ = true;
   EXPECT_FALSE(write("app", object{{"v", 2}}).ok());
-  fail_ops_on("");
+  ASSERT_NO_FATAL_FAILURE(reopen());
   EXPECT_TRUE(stored_below("ver/2/").empty()) << "version 2 written without its metadata";
   EXPECT_EQ(stored_below("ver/1/"), std::vector<std::string>{"app"}) << "trim applied alone";
   EXPECT_EQ(current_version("app"), 1);
@@ -170,14 +177,16 @@ TEST_P(KvV2Faults, FailedWriteLeavesNeitherVersionNorMetadata) {
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(r->data->at("data").as_object().at("v").as_int64(), 1);
 
-  // Destroy deletes ver/1/app and marks it destroyed in meta/app: the meta op fails.
-  fail_ops_on("/meta/app");
+  // Destroy deletes ver/1/app and marks it destroyed in meta/app.
+  fail_commits_ = true;
   EXPECT_FALSE(
       call(Operation::kUpdate, "secret/destroy/app", object{{"versions", boost::json::array{1}}})
           .ok());
-  // Metadata delete deletes every version and then meta/app: the meta op fails.
+  ASSERT_NO_FATAL_FAILURE(reopen());
+  // Metadata delete deletes every version and then meta/app.
+  fail_commits_ = true;
   EXPECT_FALSE(call(Operation::kDelete, "secret/metadata/app").ok());
-  fail_ops_on("");
+  ASSERT_NO_FATAL_FAILURE(reopen());
   EXPECT_EQ(stored_below("ver/1/"), std::vector<std::string>{"app"});
   r = call(Operation::kRead, "secret/data/app");
   ASSERT_TRUE(r.ok()) << r.status().to_string();

@@ -12,6 +12,7 @@
 
 #include "storage/backend.h"
 #include "storage/cache.h"
+#include "storage/durability.h"
 #include "storage/temp_dir.h"
 
 namespace custos::storage {
@@ -34,17 +35,53 @@ std::unique_ptr<Backend> open_sqlite_or_die(const TempDir& dir, size_t max_batch
   return std::move(r).value();
 }
 
+// Makes every write inside a DeferDurability scope, as the HTTP API does: it returns once
+// visible and becomes durable later. No reader may be able to tell the difference.
+class Deferring final : public Backend {
+ public:
+  explicit Deferring(std::unique_ptr<Backend> inner) : inner_(std::move(inner)) {}
+  Result<std::optional<Bytes>> get(std::string_view key) override { return inner_->get(key); }
+  Status put(std::string_view key, ByteSpan value) override {
+    DeferDurability defer;
+    return inner_->put(key, value);
+  }
+  Status del(std::string_view key) override {
+    DeferDurability defer;
+    return inner_->del(key);
+  }
+  Result<std::vector<std::string>> list(std::string_view prefix) override {
+    return inner_->list(prefix);
+  }
+  Status transaction(std::span<const Op> ops) override {
+    DeferDurability defer;
+    return inner_->transaction(ops);
+  }
+  std::string_view name() const override { return inner_->name(); }
+
+ private:
+  std::unique_ptr<Backend> inner_;
+};
+
 std::vector<BackendKind> all_backends() {
   return {
       {"inmem", "inmem", [](const TempDir&) { return open_inmem(); }},
-      {"sqlite", "sqlite", [](const TempDir& dir) { return open_sqlite_or_die(dir, 256); }},
+      {"sqlite", "sqlite", [](const TempDir& dir) { return open_sqlite_or_die(dir, 1024); }},
+      {"sqlite_deferred", "sqlite",
+       [](const TempDir& dir) {
+         return std::make_unique<Deferring>(open_sqlite_or_die(dir, 1024));
+       }},
+      {"sqlite_deferred_cached", "sqlite",
+       [](const TempDir& dir) {
+         return std::make_unique<Deferring>(with_read_cache(open_sqlite_or_die(dir, 1024), 64));
+       }},
       // Batching disabled: every request commits alone; the contract must not change.
       {"sqlite_unbatched", "sqlite", [](const TempDir& dir) { return open_sqlite_or_die(dir, 0); }},
       // The read cache in front of a backend must not change the contract either; the tiny one
       // evicts all the time.
       {"sqlite_cached", "sqlite",
-       [](const TempDir& dir) { return with_read_cache(open_sqlite_or_die(dir, 256), 131072); }},
-      {"inmem_cached_tiny", "inmem", [](const TempDir&) { return with_read_cache(open_inmem(), 16); }},
+       [](const TempDir& dir) { return with_read_cache(open_sqlite_or_die(dir, 1024), 131072); }},
+      {"inmem_cached_tiny", "inmem",
+       [](const TempDir&) { return with_read_cache(open_inmem(), 16); }},
   };
 }
 
