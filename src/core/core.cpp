@@ -471,13 +471,13 @@ Result<std::shared_ptr<Core::Mounted>> Core::instantiate(const MountEntry& entry
 }
 
 bool Core::never_blocks(const std::string& path, Operation op) const {
-  if (op != Operation::kRead && op != Operation::kList) return false;
-  if (path == "sys/health" || path == "sys/seal-status") return true;
+  if (path == "sys/health" || path == "sys/seal-status") return op == Operation::kRead;
   if (path.starts_with("sys/") || path.starts_with("auth/")) return false;
   std::string rel;
   auto m = route(path, rel);
-  // KV engines (v1 and v2) read through the barrier only; other engines may call out (database,
-  // PKI issue on read paths) or write (leases), so they stay on the workers.
+  // KV engines (v1 and v2) only read and write through the barrier; other engines may call out
+  // (database, PKI issue on read paths) or spend long on the CPU (key generation), so they stay
+  // on the workers.
   return m.ok() && (*m)->entry.type == "kv";
 }
 

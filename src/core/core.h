@@ -78,9 +78,10 @@ class Core {
   const Clock& clock() const { return clock_; }
   Barrier& barrier() { return barrier_; }
   // True when a request with this path (after /v1/) and operation never waits on a disk flush
-  // or the network, so the transport may run it on its I/O thread: reads of KV mounts and the
-  // seal-status/health endpoints. Such a read still counts a use of a token created with
-  // num_uses (a durable write), which then briefly holds that I/O thread; nothing waits on it.
+  // or the network, provided its caller defers durability (storage::DeferDurability, as
+  // http::Api does), so the transport may run it on its I/O thread: any operation on a KV mount,
+  // and reading seal-status/health. Its writes (and a use counted on a num_uses token) wait
+  // only for the commit, never for the fsync.
   bool never_blocks(const std::string& path, Operation op) const;
   // The ACL decision handle() makes, for routes outside the Vault API (the key broker's admin
   // calls): the token's cached ACL, most specific path wins, deny overrides, deny by default.

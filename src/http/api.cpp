@@ -1,12 +1,25 @@
 #include "http/api.h"
 
 #include <boost/json.hpp>
+#include <optional>
 
 #include "base/log.h"
 #include "crypto/random.h"
+#include "storage/durability.h"
 
 namespace custos::http {
 namespace {
+
+// Vault's method -> operation mapping, before ?list=true and the create/update split Core
+// makes. nullopt: not a method of the API.
+std::optional<core::Operation> operation_for(std::string_view method) {
+  if (method == "GET" || method == "HEAD") return core::Operation::kRead;
+  if (method == "LIST") return core::Operation::kList;
+  if (method == "POST" || method == "PUT") return core::Operation::kUpdate;
+  if (method == "DELETE") return core::Operation::kDelete;
+  if (method == "PATCH") return core::Operation::kPatch;
+  return std::nullopt;
+}
 
 int hex_digit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -133,6 +146,35 @@ void Api::add_route(std::string prefix, RouteHandler handler) {
 }
 
 net::HttpResponse Api::handle(net::HttpRequest& req) {
+  // Writes made for this request do not wait for their fsync; its answer does (below).
+  storage::DeferDurability defer;
+  net::HttpResponse resp = route(req);
+  hold_until_durable(resp);
+  return resp;
+}
+
+// Everything the answer may reflect (this request's writes, or other requests' writes it read)
+// was committed before this point; the answer leaves once all of that is durable, so no client
+// is ever told of a write a crash could still undo. With nothing pending (no write in flight)
+// it leaves at once.
+void Api::hold_until_durable(net::HttpResponse& resp) {
+  storage::Backend& backend = core_.barrier().physical();
+  uint64_t ticket = backend.sync_point();
+  if (ticket == 0) return;
+  resp.hold = [&backend, ticket](net::Release release) {
+    backend.on_durable(ticket, [release = std::move(release)](Status st) {
+      if (!st.ok()) {
+        LOG_ERROR("http", "a response was withheld: the writes it reflects are not durable: "
+                              << st.message());
+        release(internal_error("storage failure: the write could not be made durable"));
+        return;
+      }
+      release(ok_status());
+    });
+  };
+}
+
+net::HttpResponse Api::route(net::HttpRequest& req) {
   std::string_view target = req.target;
   size_t q = target.find('?');
   std::string_view raw_path = target.substr(0, q);
@@ -156,15 +198,8 @@ bool Api::can_run_inline(const net::HttpRequest& req) const {
   if (path.find('%') != std::string_view::npos || path.find("..") != std::string_view::npos) {
     return false;
   }
-  core::Operation op;
-  if (req.method == "GET" || req.method == "HEAD") {
-    op = core::Operation::kRead;
-  } else if (req.method == "LIST") {
-    op = core::Operation::kList;
-  } else {
-    return false;
-  }
-  return core_.never_blocks(std::string(path), op);
+  std::optional<core::Operation> op = operation_for(req.method);
+  return op && core_.never_blocks(std::string(path), *op);
 }
 
 net::HttpResponse Api::handle_vault(net::HttpRequest& http, std::string_view raw_path,
@@ -200,20 +235,12 @@ net::HttpResponse Api::handle_vault(net::HttpRequest& http, std::string_view raw
     query.remove_prefix(amp + 1);
   }
 
-  if (m == "GET" || m == "HEAD") {
-    req.op = list_query ? core::Operation::kList : core::Operation::kRead;
-  } else if (m == "LIST") {
-    req.op = core::Operation::kList;
-  } else if (m == "POST" || m == "PUT") {
-    req.op = core::Operation::kUpdate;
-    req.http_put_or_post = true;
-  } else if (m == "DELETE") {
-    req.op = core::Operation::kDelete;
-  } else if (m == "PATCH") {
-    req.op = core::Operation::kPatch;
-  } else {
+  std::optional<core::Operation> op = operation_for(m);
+  if (!op) {
     return error_response(405, "unsupported HTTP method " + (m.size() <= 16 ? m : m.substr(0, 16)));
   }
+  req.op = *op == core::Operation::kRead && list_query ? core::Operation::kList : *op;
+  req.http_put_or_post = m == "POST" || m == "PUT";
 
   if (!http.body.empty()) {
     boost::system::error_code ec;

@@ -27,12 +27,17 @@ class Api {
   // Registers a handler for every request whose path starts with `prefix` ("/kbs/v0/").
   void add_route(std::string prefix, RouteHandler handler);
 
+  // Every response, of /v1/ and of the extra routes, is held until the writes it may reflect
+  // are durable (storage/durability.h).
   net::HttpResponse handle(net::HttpRequest& req);
-  // For net::ServerOptions::run_inline: a Vault API read that Core says never blocks (KV reads,
-  // health). Anything unusual (another prefix, escapes in the path) answers false.
+  // For net::ServerOptions::run_inline: a Vault API request that Core says never blocks once its
+  // durability is deferred (anything on a KV mount, health). Anything unusual (another prefix,
+  // escapes in the path, an unknown method) answers false.
   bool can_run_inline(const net::HttpRequest& req) const;
 
  private:
+  net::HttpResponse route(net::HttpRequest& req);
+  void hold_until_durable(net::HttpResponse& resp);
   net::HttpResponse handle_vault(net::HttpRequest& req, std::string_view path,
                                  std::string_view query);
 

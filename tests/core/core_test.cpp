@@ -68,8 +68,9 @@ TEST_F(CoreTest, InitLeavesServerSealedAndUnsealNeedsThreshold) {
   EXPECT_FALSE(s3->sealed);
 }
 
-// never_blocks decides which requests the transport may run on its I/O thread.
-TEST_F(CoreTest, OnlyKvReadsAndSealStatusNeverBlock) {
+// never_blocks decides which requests the transport may run on its I/O thread (their writes
+// do not wait for an fsync there: http::Api defers durability to the answer).
+TEST_F(CoreTest, OnlyKvRequestsAndSealStatusNeverBlock) {
   init_unseal();
   ASSERT_TRUE(call(Operation::kUpdate, "sys/mounts/kv1", object{{"type", "kv"}}).ok());
   ASSERT_TRUE(call(Operation::kUpdate, "sys/mounts/kv2",
@@ -79,13 +80,16 @@ TEST_F(CoreTest, OnlyKvReadsAndSealStatusNeverBlock) {
   EXPECT_TRUE(core_->never_blocks("kv1/app", Operation::kRead));
   EXPECT_TRUE(core_->never_blocks("kv2/data/app", Operation::kRead));
   EXPECT_TRUE(core_->never_blocks("kv2/metadata/", Operation::kList));
+  EXPECT_TRUE(core_->never_blocks("kv2/data/app", Operation::kUpdate));
+  EXPECT_TRUE(core_->never_blocks("kv2/data/app", Operation::kPatch));
+  EXPECT_TRUE(core_->never_blocks("kv1/app", Operation::kDelete));
   EXPECT_TRUE(core_->never_blocks("sys/health", Operation::kRead));
   EXPECT_TRUE(core_->never_blocks("sys/seal-status", Operation::kRead));
-  // Writes flush to disk; other engines and system paths may write or call out.
-  EXPECT_FALSE(core_->never_blocks("kv2/data/app", Operation::kUpdate));
-  EXPECT_FALSE(core_->never_blocks("kv1/app", Operation::kDelete));
+  // Other engines and system paths may call out or spend long on the CPU.
   EXPECT_FALSE(core_->never_blocks("transit/keys/k", Operation::kRead));
+  EXPECT_FALSE(core_->never_blocks("transit/keys/k", Operation::kUpdate));
   EXPECT_FALSE(core_->never_blocks("sys/mounts", Operation::kRead));
+  EXPECT_FALSE(core_->never_blocks("sys/seal-status", Operation::kUpdate));
   EXPECT_FALSE(core_->never_blocks("auth/token/lookup-self", Operation::kRead));
   EXPECT_FALSE(core_->never_blocks("nomount/x", Operation::kRead));
   ASSERT_TRUE(core_->seal().ok());
