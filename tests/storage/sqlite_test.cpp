@@ -168,12 +168,11 @@ void wait_until_visible(Backend& b, uint64_t writes) {
   while (b.sync_point() < writes) std::this_thread::yield();
 }
 
-// The first COMMIT (a lone writer's, on its own thread) waits until `total` writes are visible,
-// so everything queued meanwhile is waiting for the next commit: the committer takes it all.
-TEST(SqliteCommit, QueuedWritesShareOneCommitAndFewFsyncs) {
-  TempDir dir;
-  constexpr int kWriters = 32;
-  Recorder rec;
+// Makes batching deterministic: a lone writer commits first, on its own thread, and its COMMIT
+// waits until `writers` more writes are visible (queued), so all of them wait for the next
+// commit and the committer takes them in batches of at most max_batch. Returns the writers'
+// failures; the recorder has every COMMIT's size and every fsync.
+int run_queued_writers(const SqliteOptions& options, int writers, Recorder& rec) {
   Backend* backend = nullptr;
   SqliteTestHooks hooks;
   hooks.before_commit = [&](size_t writes) {
@@ -183,7 +182,7 @@ TEST(SqliteCommit, QueuedWritesShareOneCommitAndFewFsyncs) {
       rec.commits.push_back(writes);
       first = rec.commits.size() == 1;
     }
-    if (first) wait_until_visible(*backend, kWriters + 1);
+    if (first) wait_until_visible(*backend, static_cast<uint64_t>(writers) + 1);
     return ok_status();
   };
   hooks.before_sync = [&] {
@@ -191,59 +190,43 @@ TEST(SqliteCommit, QueuedWritesShareOneCommitAndFewFsyncs) {
     rec.sync_threads.push_back(std::this_thread::get_id());
     return ok_status();
   };
-  auto r = open_sqlite_with_hooks({.path = dir.file("kv.db")}, std::move(hooks));
-  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  auto r = open_sqlite_with_hooks(options, std::move(hooks));
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+  if (!r.ok()) return writers;
   backend = r->get();
   Backend& b = **r;
   std::thread lead([&] { EXPECT_TRUE(b.put("lead", as_bytes("v")).ok()); });
   while (rec.commit_sizes().empty()) std::this_thread::yield();
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
-  for (int t = 0; t < kWriters; ++t) {
+  for (int t = 0; t < writers; ++t) {
     threads.emplace_back([&, t] {
       if (!b.put("k/" + std::to_string(t), as_bytes("v")).ok()) failures.fetch_add(1);
     });
   }
   for (auto& t : threads) t.join();
   lead.join();
-  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(b.list("k/")->size(), static_cast<size_t>(writers));
+  EXPECT_EQ(b.sync_point(), 0u) << "everything acknowledged is durable";
+  return failures.load();
+}
+
+TEST(SqliteCommit, QueuedWritesShareOneCommitAndFewFsyncs) {
+  TempDir dir;
+  constexpr int kWriters = 32;
+  Recorder rec;
+  EXPECT_EQ(run_queued_writers({.path = dir.file("kv.db")}, kWriters, rec), 0);
   EXPECT_EQ(rec.commit_sizes(), (std::vector<size_t>{1, kWriters}));
   // Far fewer fsyncs than writes: one may cover the lead and the batch, or each gets its own
   // (one more if the batch's commit ended while the lead's fsync ran).
   EXPECT_GE(rec.syncs(), 1u);
   EXPECT_LE(rec.syncs(), 3u);
-  EXPECT_EQ(b.list("k/")->size(), static_cast<size_t>(kWriters));
-  EXPECT_EQ(b.sync_point(), 0u) << "everything acknowledged is durable";
 }
 
 TEST(SqliteCommit, BatchesRespectMaxBatch) {
   TempDir dir;
-  constexpr int kWriters = 30;
   Recorder rec;
-  Backend* backend = nullptr;
-  SqliteTestHooks hooks;
-  hooks.before_commit = [&](size_t writes) {
-    bool first = false;
-    {
-      std::lock_guard lock(rec.mu);
-      rec.commits.push_back(writes);
-      first = rec.commits.size() == 1;
-    }
-    if (first) wait_until_visible(*backend, kWriters + 1);
-    return ok_status();
-  };
-  auto r = open_sqlite_with_hooks({.path = dir.file("kv.db"), .max_batch = 8}, std::move(hooks));
-  ASSERT_TRUE(r.ok()) << r.status().to_string();
-  backend = r->get();
-  std::thread lead([&] { EXPECT_TRUE((*r)->put("lead", as_bytes("v")).ok()); });
-  while (rec.commit_sizes().empty()) std::this_thread::yield();
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kWriters; ++t) {
-    threads.emplace_back(
-        [&, t] { EXPECT_TRUE((*r)->put("k/" + std::to_string(t), as_bytes("v")).ok()); });
-  }
-  for (auto& t : threads) t.join();
-  lead.join();
+  EXPECT_EQ(run_queued_writers({.path = dir.file("kv.db"), .max_batch = 8}, 30, rec), 0);
   EXPECT_EQ(rec.commit_sizes(), (std::vector<size_t>{1, 8, 8, 8, 6}));
 }
 
