@@ -474,14 +474,15 @@ class SqliteBackend final : public Backend {
   // queued writes as one transaction, then drops them from the overlay (SQLite has them now).
   Committed commit_queued() {
     std::vector<Pending> batch;
+    Committed c;
     {
       std::lock_guard lock(mu_);
-      while (!queue_.empty() && batch.size() < max_batch_) {
+      c.st = failed_;  // a stopped backend commits nothing more
+      while (c.st.ok() && !queue_.empty() && batch.size() < max_batch_) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
     }
-    Committed c;
     if (batch.empty()) {
       end_commit_turn(c);
       return c;
@@ -496,8 +497,10 @@ class SqliteBackend final : public Backend {
     {
       std::lock_guard lock(mu_);
       committed_ = c.last;
-      // An entry a later write replaced stays.
+      // An entry a later write replaced stays. (If the backend stopped meanwhile, fail() has
+      // emptied the overlay and the byte count already.)
       for (const Pending& p : batch) {
+        if (!failed_.ok()) break;
         queued_bytes_ -= p.bytes;
         for (const auto& op : p.ops) {
           auto it = overlay_.find(op.key);
@@ -533,8 +536,9 @@ class SqliteBackend final : public Backend {
         if (queue_.empty() && !checkpoint_due_) return;  // stopping, with everything committed
         committing_ = true;
         // A due checkpoint goes before the next batch, so a steady stream of writes cannot
-        // put it off for ever.
-        checkpoint = checkpoint_due_;
+        // put it off for ever. A stopped backend touches the file no more.
+        checkpoint = checkpoint_due_ && failed_.ok();
+        if (!failed_.ok()) checkpoint_due_ = false;
       }
       if (checkpoint) {
         // The commit turn keeps writers off the connection between batches, not readers.
