@@ -446,7 +446,8 @@ class SqliteBackend final : public Backend {
     }
     if (lead) {
       Committed c = commit_queued();
-      if (c.st.ok()) request_sync(c.last, /*inline_ok=*/!c.more);
+      if (!c.st.ok()) return failure_status(c.st);
+      request_sync(c.last, /*inline_ok=*/!c.more);
     }
     if (DeferDurability::active()) return ok_status();
     Status st = tracker_.wait(seq);
