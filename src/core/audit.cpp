@@ -25,6 +25,9 @@ struct Recount {
   std::atomic<size_t>& count;
   ~Recount() { count.store(devices.size(), std::memory_order_release); }
 };
+// Spelled out: clang 14 (make fuzz) has no class template argument deduction for aggregates.
+template <class Map>
+Recount(const Map&, std::atomic<size_t>&) -> Recount<Map>;
 }  // namespace
 namespace {
 
