@@ -1,9 +1,10 @@
 // The SQLite backend: one database file in WAL mode, opened by a single connection in exclusive
 // locking mode (no shared-memory index, no file locks per transaction, and a page cache that no
-// other connection invalidates), used under a mutex by readers and by one committer thread. A
-// write becomes visible at once through an overlay of writes not yet committed; the committer
-// commits everything queued as one transaction, fsyncs the WAL, and only then reports those
-// writes durable (durability.h). The on-disk format and the design are documented in
+// other connection invalidates), used under a mutex by readers and by whoever commits. A write
+// becomes visible at once through an overlay of writes not yet committed; the committer thread
+// commits everything queued as one transaction and the syncer thread fsyncs the WAL while the
+// next batch commits (a lone writer does both on its own thread); only then are those writes
+// reported durable (durability.h). The on-disk format and the design are documented in
 // docs/formats/storage-sqlite.md; keep the two in step.
 #include <fcntl.h>
 #include <sqlite3.h>
