@@ -154,7 +154,7 @@ net::HttpResponse Api::handle(net::HttpRequest& req) {
 }
 
 // Everything the answer may reflect (this request's writes, or other requests' writes it read)
-// was committed before this point; the answer leaves once all of that is durable, so no client
+// was visible before this point; the answer leaves once all of that is durable, so no client
 // is ever told of a write a crash could still undo. With nothing pending (no write in flight)
 // it leaves at once.
 void Api::hold_until_durable(net::HttpResponse& resp) {

@@ -25,8 +25,8 @@ struct Op {
 
 // All methods are thread-safe. A put/delete/transaction that returns OK is durable (on disk
 // backends it survives kill -9 and power loss, subject to the device honouring fsync) unless
-// the calling thread is inside a DeferDurability scope (durability.h): then it is committed and
-// visible, and sync_point()/on_durable() tell when it is durable too.
+// the calling thread is inside a DeferDurability scope (durability.h): then it is visible to
+// every later read, and sync_point()/on_durable() tell when it is durable too.
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -42,8 +42,8 @@ class Backend {
   // Name for sys/ and logs: "inmem", "sqlite".
   virtual std::string_view name() const = 0;
 
-  // Deferred durability (durability.h). sync_point(): 0 when everything committed so far is
-  // durable, else a ticket for it. on_durable(ticket, done): calls done(OK) once the ticket is
+  // Deferred durability (durability.h). sync_point(): 0 when every write visible so far is
+  // durable, else a ticket for all of them. on_durable(ticket, done): calls done(OK) once the ticket is
   // durable, or done(error) if it never will be; at once if that is already known. Backends
   // whose writes are durable on return (in-memory) keep these defaults.
   virtual uint64_t sync_point() { return 0; }
@@ -56,8 +56,8 @@ std::unique_ptr<Backend> open_inmem();
 
 struct SqliteOptions {
   std::string path;
-  // Group commit: the committer commits at most this many queued writes (puts, deletes or
-  // transactions) in one transaction, fsynced once. 0 means 1.
+  // Batched commits: at most this many queued writes (puts, deletes or transactions) go into one
+  // transaction. 0 means 1.
   size_t max_batch = 1024;
   // A checkpoint runs once this many WAL pages (frames) are not yet copied into the database
   // file (SQLite's own auto-checkpoint default is 1000).
