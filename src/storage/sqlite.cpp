@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -33,7 +34,14 @@ namespace custos::storage {
 namespace {
 
 // docs/formats/storage-sqlite.md, "Versioning": PRAGMA user_version of a Custos database.
-constexpr int kFormatVersion = 1;
+// Version 1 stored the table WITHOUT ROWID; version 2 is an ordinary rowid table (values of a
+// few hundred bytes and more, which are most of ours, fit its leaves; see the format doc).
+constexpr int kFormatVersion = 2;
+constexpr const char* kCreateTable =
+    "CREATE TABLE kv ("
+    "  key TEXT PRIMARY KEY NOT NULL,"
+    "  value BLOB NOT NULL"
+    ");";
 constexpr const char* kJournalSizeLimitPragma = "PRAGMA journal_size_limit=67108864";  // 64 MiB
 
 struct DbCloser {
@@ -175,17 +183,30 @@ Status configure(const std::string& path, sqlite3* db) {
   RETURN_IF_ERROR(exec(path, db, "PRAGMA cache_size=-8192", "setting cache_size"));  // 8 MiB
   ASSIGN_OR_RETURN(std::string version,
                    pragma_value(path, db, "PRAGMA user_version", "reading user_version"));
-  if (version == "0") {
-    RETURN_IF_ERROR(exec(path, db,
-                         "BEGIN IMMEDIATE;"
-                         "CREATE TABLE IF NOT EXISTS kv ("
-                         "  key TEXT PRIMARY KEY NOT NULL,"
-                         "  value BLOB NOT NULL"
-                         ") WITHOUT ROWID;"
-                         "PRAGMA user_version=1;"
-                         "COMMIT;",
-                         "creating schema"));
-  } else if (version != std::to_string(kFormatVersion)) {
+  // user_version is an integer pragma: SQLite always answers digits.
+  const int format = std::atoi(version.c_str());
+  if (format == 0) {
+    const std::string sql = std::string("BEGIN IMMEDIATE;") + kCreateTable +
+                            "PRAGMA user_version=" + std::to_string(kFormatVersion) + ";COMMIT;";
+    RETURN_IF_ERROR(exec(path, db, sql.c_str(), "creating schema"));
+  } else if (format == 1) {
+    // Copies the WITHOUT ROWID table into a rowid table, all in one transaction: a crash
+    // leaves either format, complete, and a version-1 file is migrated again at the next open.
+    const std::string sql = std::string("BEGIN IMMEDIATE;") +
+                            "ALTER TABLE kv RENAME TO kv_format1;" + kCreateTable +
+                            "INSERT INTO kv(key, value) SELECT key, value FROM kv_format1 ORDER BY "
+                            "key;"
+                            "DROP TABLE kv_format1;"
+                            "PRAGMA user_version=" +
+                            std::to_string(kFormatVersion) + ";COMMIT;";
+    Status st = exec(path, db, sql.c_str(), "migrating from format version 1");
+    if (!st.ok()) {
+      (void)sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+      return st;
+    }
+    LOG_INFO("storage", "sqlite database '" << path << "' migrated from format version 1 to "
+                                            << kFormatVersion);
+  } else if (format != kFormatVersion) {
     return failed_precondition("storage: sqlite database '" + path + "': format version " +
                                version + " is not supported (expected " +
                                std::to_string(kFormatVersion) + ")");

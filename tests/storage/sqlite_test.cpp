@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -92,6 +93,90 @@ TEST(Sqlite, MissingDirectoryIsAClearError) {
 
 TEST(Sqlite, EmptyPathIsRejected) {
   EXPECT_EQ(open_sqlite({.path = ""}).status().code(), Code::kInvalidArgument);
+}
+
+// Runs SQL on a file with a plain connection, as an older Custos (or an operator) left it.
+void run_sql(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  EXPECT_EQ(rc, SQLITE_OK) << (err != nullptr ? err : "");
+  sqlite3_free(err);
+  sqlite3_close(db);
+}
+
+std::string query_text(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  std::string out;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
+      sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != nullptr) {
+    out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return out;
+}
+
+// Format version 1 kept the table WITHOUT ROWID; opening such a file migrates it, in place and
+// losing nothing, to the rowid table of version 2 (docs/formats/storage-sqlite.md, "Versioning").
+TEST(Sqlite, FormatVersion1IsMigratedWithEveryRow) {
+  TempDir dir;
+  const std::string path = dir.file("kv.db");
+  std::string sql =
+      "PRAGMA journal_mode=WAL;"
+      "CREATE TABLE kv (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;"
+      "PRAGMA user_version=1;"
+      "INSERT INTO kv VALUES('sys/a', x'01'), ('sys/b/c', x''), ('z', x'00ff');";
+  // Enough rows, some larger than a WITHOUT ROWID leaf keeps inline, to span many pages.
+  for (int i = 0; i < 300; ++i) {
+    sql += "INSERT INTO kv VALUES('data/" + std::to_string(i) + "', randomblob(" +
+           std::to_string(100 + i * 7) + "));";
+  }
+  run_sql(path, sql);
+  const std::string before =
+      query_text(path,
+                 "SELECT hex(dump) FROM (SELECT group_concat(key || hex(value), ',') AS dump "
+                 "FROM (SELECT key, value FROM kv ORDER BY key))");
+  ASSERT_FALSE(before.empty());
+  {
+    auto b = must_open(path);
+    ASSERT_NE(b, nullptr);
+    EXPECT_EQ(get_string(*b, "sys/a"), std::string("\x01", 1));
+    EXPECT_EQ(get_string(*b, "sys/b/c"), std::string());
+    EXPECT_EQ(get_string(*b, "z"), std::string("\x00\xff", 2));
+    auto listed = b->list("sys/");
+    ASSERT_TRUE(listed.ok());
+    EXPECT_EQ(*listed, (std::vector<std::string>{"a", "b/"}));
+    ASSERT_TRUE(b->put("after", as_bytes("migration")).ok());
+  }
+  EXPECT_EQ(query_text(path, "PRAGMA user_version"), "2");
+  const std::string schema = query_text(path, "SELECT sql FROM sqlite_master WHERE name = 'kv'");
+  EXPECT_NE(schema.find("PRIMARY KEY"), std::string::npos) << schema;
+  EXPECT_EQ(schema.find("WITHOUT ROWID"), std::string::npos) << schema;
+  EXPECT_EQ(query_text(path, "SELECT count(*) FROM sqlite_master WHERE name = 'kv_format1'"), "0");
+  run_sql(path, "DELETE FROM kv WHERE key = 'after';");
+  EXPECT_EQ(query_text(path,
+                       "SELECT hex(dump) FROM (SELECT group_concat(key || hex(value), "
+                       "',') AS dump FROM (SELECT key, value FROM kv ORDER BY key))"),
+            before);
+  // And a reopen of the migrated file changes nothing more.
+  auto again = must_open(path);
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(get_string(*again, "z"), std::string("\x00\xff", 2));
+}
+
+TEST(Sqlite, UnknownFormatVersionIsRefused) {
+  TempDir dir;
+  const std::string path = dir.file("kv.db");
+  run_sql(path, "CREATE TABLE kv (key TEXT PRIMARY KEY, value BLOB); PRAGMA user_version=7;");
+  auto r = open_sqlite({.path = path});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("format version 7 is not supported"), std::string::npos)
+      << r.status().message();
 }
 
 TEST(Sqlite, ReadOnlyFileIsAClearError) {
