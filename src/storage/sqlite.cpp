@@ -29,6 +29,7 @@
 #include "storage/durability.h"
 #include "storage/keys.h"
 #include "storage/sqlite_testing.h"
+#include "storage/sqlite_vfs.h"
 
 namespace custos::storage {
 namespace {
@@ -120,7 +121,8 @@ std::string_view column_text(sqlite3_stmt* stmt, int col) {
 Result<DbPtr> open_connection(const std::string& path, bool create) {
   sqlite3* raw = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
-  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  ASSIGN_OR_RETURN(const char* vfs, internal::coalescing_vfs());
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, vfs);
   DbPtr db(raw);
   if (rc != SQLITE_OK) return sqlite_error(path, "opening", rc, db.get());
   sqlite3_extended_result_codes(db.get(), 1);
@@ -210,6 +212,10 @@ Status configure(const std::string& path, sqlite3* db) {
     return failed_precondition("storage: sqlite database '" + path + "': format version " +
                                version + " is not supported (expected " +
                                std::to_string(kFormatVersion) + ")");
+  }
+  Status flushed = internal::flush_wal(db);
+  if (!flushed.ok()) {
+    return unavailable("storage: sqlite database '" + path + "': " + flushed.message());
   }
   return ok_status();
 }
@@ -644,6 +650,13 @@ class SqliteBackend final : public Backend {
     }
     if (st.ok() && hooks_.before_commit) st = hooks_.before_commit(batch.size());
     if (st.ok()) st = step(kCommit, "commit");
+    // The COMMIT's frames are gathered in memory (sqlite_vfs.h): written now, before any fsync
+    // is asked to cover them. If that fails SQLite believes them written, so the connection is
+    // done for: the caller stops the backend.
+    if (st.ok()) {
+      Status flushed = internal::flush_wal(conn_.db.get());
+      if (!flushed.ok()) return with_path(flushed);
+    }
     if (!st.ok()) {
       if (sqlite3_get_autocommit(conn_.db.get()) == 0) (void)step(kRollback, "rollback");
       return st;
@@ -725,6 +738,10 @@ class SqliteBackend final : public Backend {
     }
     if (::fdatasync(wal_fd_) != 0) return errno_error("fdatasync of the WAL");
     return ok_status();
+  }
+
+  Status with_path(const Status& st) const {
+    return {st.code(), "storage: sqlite database '" + path_ + "': " + st.message()};
   }
 
   Status errno_error(std::string_view what, int err = errno) const {

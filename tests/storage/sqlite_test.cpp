@@ -371,6 +371,49 @@ struct HeldSyncs {
 
 // Inside a DeferDurability scope a write returns once it is visible; on_durable() tells when
 // the fsync has made it durable. A plain write waits for that fsync.
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The backend's VFS gathers a commit's WAL frames in memory (storage/sqlite_vfs.h): every fsync
+// must find the frames of the commits it covers already in the file, or it would acknowledge
+// writes that a crash loses.
+TEST(SqliteCommit, EveryFsyncFindsItsCommitsInTheWalFile) {
+  TempDir dir;
+  const std::string path = dir.file("kv.db");
+  std::mutex mu;
+  std::vector<std::string> written;  // keys whose put() has started
+  size_t checked = 0;
+  std::vector<std::string> missing;
+  SqliteTestHooks hooks;
+  hooks.before_sync = [&] {
+    const std::string wal = read_file(path + "-wal");
+    std::lock_guard lock(mu);
+    // Every put that returned before this fsync started was committed before it.
+    for (; checked < written.size(); ++checked) {
+      if (wal.find(written[checked]) == std::string::npos) missing.push_back(written[checked]);
+    }
+    return ok_status();
+  };
+  auto r = open_sqlite_with_hooks({.path = path}, std::move(hooks));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  for (size_t i = 0; i < 200; ++i) {
+    // Keys (stored in the clear, unlike the barrier's values) that no other key contains.
+    std::string key = "gathered/key-" + std::to_string(1000 + i) + "-end";
+    ASSERT_TRUE((*r)->put(key, as_bytes(std::string(300 + i * 13, 'v'))).ok());
+    std::lock_guard lock(mu);
+    written.push_back(std::move(key));
+  }
+  ASSERT_TRUE((*r)->put("last", as_bytes("x")).ok());  // one more fsync checks the 200th put
+  std::lock_guard lock(mu);
+  EXPECT_EQ(checked, written.size());
+  EXPECT_TRUE(missing.empty()) << missing.size() << " committed keys were not in the WAL file "
+                               << "when an fsync covering them started, e.g. " << missing[0];
+}
+
 TEST(SqliteCommit, DeferredWritesAreVisibleAtOnceAndDurableLater) {
   TempDir dir;
   HeldSyncs held;
