@@ -136,10 +136,11 @@ TEST(Sqlite, FormatVersion1IsMigratedWithEveryRow) {
            std::to_string(100 + i * 7) + "));";
   }
   run_sql(path, sql);
-  const std::string before =
-      query_text(path,
-                 "SELECT hex(dump) FROM (SELECT group_concat(key || hex(value), ',') AS dump "
-                 "FROM (SELECT key, value FROM kv ORDER BY key))");
+  // Every row, in key order, as one string.
+  const std::string dump_sql =
+      "SELECT group_concat(key || ':' || hex(value), ',') FROM (SELECT key, value FROM kv ORDER "
+      "BY key)";
+  const std::string before = query_text(path, dump_sql);
   ASSERT_FALSE(before.empty());
   {
     auto b = must_open(path);
@@ -158,10 +159,7 @@ TEST(Sqlite, FormatVersion1IsMigratedWithEveryRow) {
   EXPECT_EQ(schema.find("WITHOUT ROWID"), std::string::npos) << schema;
   EXPECT_EQ(query_text(path, "SELECT count(*) FROM sqlite_master WHERE name = 'kv_format1'"), "0");
   run_sql(path, "DELETE FROM kv WHERE key = 'after';");
-  EXPECT_EQ(query_text(path,
-                       "SELECT hex(dump) FROM (SELECT group_concat(key || hex(value), "
-                       "',') AS dump FROM (SELECT key, value FROM kv ORDER BY key))"),
-            before);
+  EXPECT_EQ(query_text(path, dump_sql), before);
   // And a reopen of the migrated file changes nothing more.
   auto again = must_open(path);
   ASSERT_NE(again, nullptr);
