@@ -45,6 +45,11 @@ struct HttpResponse {
   // are durable): the server calls `hold` once, right after the handler returns, and sends the
   // response when the Release it passes is called. The connection answers nothing else meanwhile.
   std::function<void(Release)> hold;
+  // Runs on the connection's thread just before the response leaves (with a hold: once it
+  // releases). Takes the release's status (ok without a hold) and returns the one to answer
+  // with (not ok: a 500 carrying its message). For work the answer owes once it may leave
+  // (the audit of the response), kept off the thread that released it.
+  std::function<Status(Status)> on_release;
 };
 
 // Called on a worker thread (or the I/O thread, see ServerOptions::run_inline); must not throw.

@@ -322,12 +322,14 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   // Sends the handler's response now, or once its hold releases it. Runs on the thread that ran
   // the handler; the response is written on the connection's own thread.
   void after_handler(bool on_io_thread) {
+    on_release_ = std::move(response_.on_release);
+    response_.on_release = nullptr;
     if (!response_.hold) {
       if (on_io_thread) {
-        write_response();
+        send_released(ok_status());
       } else {
         asio::post(stream_.get_executor(),
-                   [self = this->shared_from_this()] { self->write_response(); });
+                   [self = this->shared_from_this()] { self->send_released(ok_status()); });
       }
       return;
     }
@@ -352,11 +354,20 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       ServerCore& core = self->core_;
       auto executor = self->stream_.get_executor();
       asio::post(executor, [self = std::move(self), st = std::move(st)]() mutable {
-        if (!st.ok()) self->response_ = error_response(500, st.message());
-        self->write_response();
+        self->send_released(std::move(st));
       });
       core.hold_released();
     });
+  }
+
+  // The connection's thread: the response may leave now (HttpResponse::on_release first).
+  void send_released(Status st) {
+    if (on_release_) {
+      st = on_release_(std::move(st));
+      on_release_ = nullptr;
+    }
+    if (!st.ok()) response_ = error_response(500, st.message());
+    write_response();
   }
 
   void build_response() {
@@ -470,6 +481,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::optional<RequestParser> parser_;
   HttpRequest request_;
   HttpResponse response_;
+  std::function<Status(Status)> on_release_;  // the held response's HttpResponse::on_release
   bhttp::response<bhttp::string_body> res_;
   unsigned version_ = 11;
   bool keep_alive_ = false;

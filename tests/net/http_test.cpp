@@ -1,3 +1,5 @@
+#include "net/http.h"
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -10,13 +12,13 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "net/http.h"
 #include "net/net_test_util.h"
 
 namespace custos::net {
@@ -488,6 +490,77 @@ TEST(HttpServer, HeldResponsesLeaveWhenReleased) {
   std::lock_guard lock(holder.mu);
   EXPECT_EQ(holder.handler_threads[0], holder.handler_threads[2]) << "both on the I/O thread";
   EXPECT_NE(holder.handler_threads[0], holder.handler_threads[1]);
+}
+
+// on_release runs once per answer, on the connection's thread, just before the answer leaves:
+// with the release's status when held, with ok otherwise; what it returns is the answer's.
+TEST(HttpServer, OnReleaseRunsOnTheConnectionThreadAndDecidesTheAnswer) {
+  struct Call {
+    std::thread::id handler_thread;
+    std::thread::id release_thread;
+    int calls = 0;
+    Status received = internal_error("not called");
+  };
+  std::mutex mu;
+  std::map<std::string, Call> seen;
+  Holder holder;
+  ServerOptions o = testing::test_options();
+  o.run_inline = [](const HttpRequest& r) { return r.target.rfind("/inline", 0) == 0; };
+  auto server = HttpServer::start(o, [&](HttpRequest& req) {
+    HttpResponse resp;
+    resp.body = "{}";
+    const std::string target = req.target;
+    {
+      std::lock_guard lock(mu);
+      seen[target].handler_thread = std::this_thread::get_id();
+    }
+    resp.on_release = [&, target](Status st) {
+      std::lock_guard lock(mu);
+      Call& c = seen[target];
+      ++c.calls;
+      c.release_thread = std::this_thread::get_id();
+      c.received = st;
+      if (target == "/worker/refuse") return internal_error("audit device full");
+      return st;
+    };
+    if (target == "/worker/held") resp.hold = holder.handler()(req).hold;
+    return resp;
+  });
+  ASSERT_TRUE(server.ok()) << server.status().to_string();
+  const uint16_t port = (*server)->port();
+  HttpClient c;
+  auto inline_ok = c.request("GET", testing::url(port, "/inline/ok"));
+  ASSERT_TRUE(inline_ok.ok());
+  EXPECT_EQ(inline_ok->status, 200);
+  auto refused = c.request("GET", testing::url(port, "/worker/refuse"));
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->status, 500);
+  EXPECT_EQ(refused->body, "{\"errors\":[\"audit device full\"]}\n");
+  Result<HttpResponse> held = internal_error("no answer");
+  std::thread client([&] {
+    HttpClient hc;
+    held = hc.request("GET", testing::url(port, "/worker/held"));
+  });
+  holder.next(0)(unavailable("disk gone"));
+  client.join();
+  ASSERT_TRUE(held.ok());
+  EXPECT_EQ(held->status, 500);
+  EXPECT_EQ(held->body, "{\"errors\":[\"disk gone\"]}\n");
+
+  std::lock_guard lock(mu);
+  for (const auto& [target, call] : seen) {
+    EXPECT_EQ(call.calls, 1) << target;
+  }
+  EXPECT_TRUE(seen["/inline/ok"].received.ok());
+  EXPECT_TRUE(seen["/worker/refuse"].received.ok()) << "without a hold it gets ok";
+  EXPECT_EQ(seen["/worker/held"].received.message(), "disk gone");
+  // Inline, the handler ran on the connection's thread, and so does on_release; a worker's
+  // answer is finished back on the connection's thread, not on the worker.
+  EXPECT_EQ(seen["/inline/ok"].release_thread, seen["/inline/ok"].handler_thread);
+  EXPECT_NE(seen["/worker/refuse"].release_thread, seen["/worker/refuse"].handler_thread);
+  EXPECT_EQ(seen["/worker/refuse"].release_thread, seen["/inline/ok"].release_thread)
+      << "one connection, one I/O thread";
+  EXPECT_NE(seen["/worker/held"].release_thread, seen["/worker/held"].handler_thread);
 }
 
 // stop() waits for held responses: a Release that comes during stop() still finds the
