@@ -219,8 +219,7 @@ Result<std::string> AuditBroker::hash(const std::string& path, std::string_view 
   return hmac_value(it->second, input);
 }
 
-Status AuditBroker::write_all(const std::function<std::string(const Device&)>& render,
-                              bool response) {
+Status AuditBroker::write_all(const std::function<std::string(const Device&)>& render) {
   std::lock_guard lock(mu_);
   if (devices_.empty()) return ok_status();
   size_t ok = 0;
@@ -238,13 +237,7 @@ Status AuditBroker::write_all(const std::function<std::string(const Device&)>& r
     }
   }
   if (ok == 0) {
-    LOG_ERROR("audit", "no audit device could record the " << (response ? "response" : "request")
-                                                            << ": " << last_error);
-    if (response) {
-      // The operation already ran (its request was audited); say so rather than imply it did not.
-      return internal_error("audit: the request was processed, but no enabled audit device could "
-                            "record its response (" + last_error + ")");
-    }
+    LOG_ERROR("audit", "no audit device could record the request: " << last_error);
     return internal_error("audit: no enabled audit device could record the request (" +
                           last_error + "); the request was not processed");
   }
@@ -288,14 +281,22 @@ Status AuditBroker::log_request(const Request& req, const TokenEntry* token) {
     r["remote_address"] = req.remote_addr;
     line["request"] = std::move(r);
     return boost::json::serialize(line);
-  }, false);
+  });
 }
 
 Status AuditBroker::log_response(const Request& req, const TokenEntry* token,
                                  const Result<Response>& resp) {
   if (active_.load(std::memory_order_acquire) == 0) return ok_status();
+  return write_response(*render_response(req, token, resp), ok_status());
+}
+
+std::shared_ptr<const AuditBroker::PendingResponse> AuditBroker::render_response(
+    const Request& req, const TokenEntry* token, const Result<Response>& resp) const {
+  auto pending = std::make_shared<PendingResponse>();
+  if (active_.load(std::memory_order_acquire) == 0) return pending;
   std::string time = format_rfc3339_nanos(clock_.now());
-  return write_all([&](const Device& d) {
+  std::lock_guard lock(mu_);
+  for (const auto& [path, d] : devices_) {
     boost::json::object line;
     line["time"] = time;
     line["type"] = "response";
@@ -328,8 +329,49 @@ Status AuditBroker::log_response(const Request& req, const TokenEntry* token,
       line["error"] = resp.status().message();
     }
     line["response"] = std::move(out);
-    return boost::json::serialize(line);
-  }, true);
+    pending->lines.emplace_back(path, std::move(line));
+  }
+  return pending;
+}
+
+Status AuditBroker::write_response(const PendingResponse& pending, const Status& outcome) {
+  if (pending.lines.empty()) return ok_status();
+  std::lock_guard lock(mu_);
+  size_t tried = 0;
+  size_t ok = 0;
+  std::string last_error;
+  for (const auto& [path, rendered] : pending.lines) {
+    auto it = devices_.find(path);
+    if (it == devices_.end()) continue;  // disabled since: nothing to record it in
+    ++tried;
+    if (!it->second.sink) {
+      last_error = "audit device " + path + " is not open";
+      continue;
+    }
+    std::string line;
+    if (outcome.ok()) {
+      line = boost::json::serialize(rendered);
+    } else {
+      // What the client is told instead of the answer rendered before.
+      boost::json::object failed = rendered;
+      failed["error"] = outcome.message();
+      failed["response"] = boost::json::object();
+      line = boost::json::serialize(failed);
+    }
+    Status st = it->second.sink->write_line(line);
+    if (st.ok()) {
+      ++ok;
+    } else {
+      last_error = st.message();
+    }
+  }
+  if (tried == 0 || ok > 0) return ok_status();
+  LOG_ERROR("audit", "no audit device could record the response: " << last_error);
+  // The operation already ran (its request was audited); say so rather than imply it did not.
+  return internal_error(
+      "audit: the request was processed, but no enabled audit device could "
+      "record its response (" +
+      last_error + ")");
 }
 
 }  // namespace custos::core

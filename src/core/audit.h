@@ -6,13 +6,14 @@
 #pragma once
 
 #include <atomic>
+#include <boost/json/object.hpp>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-
-#include <boost/json/object.hpp>
+#include <utility>
+#include <vector>
 
 #include "base/clock.h"
 #include "core/request.h"
@@ -41,7 +42,22 @@ class AuditBroker {
   bool enabled() const;
 
   Status log_request(const Request& req, const TokenEntry* token);
+  // render_response() and write_response() at once.
   Status log_response(const Request& req, const TokenEntry* token, const Result<Response>& resp);
+
+  // A response's entries, rendered for each device enabled at the time, kept until the writes
+  // the response reflects are durable: the log never records an answer the client was not
+  // given. Empty when no device is enabled.
+  struct PendingResponse {
+    std::vector<std::pair<std::string, boost::json::object>> lines;  // device path, entry
+  };
+  std::shared_ptr<const PendingResponse> render_response(const Request& req,
+                                                         const TokenEntry* token,
+                                                         const Result<Response>& resp) const;
+  // Writes the entries to the devices still enabled. `outcome` not ok: the client is answered
+  // with that error instead (its writes could not be made durable), and the entries say so.
+  // Fails, like log_response(), when devices are enabled and none can record it.
+  Status write_response(const PendingResponse& pending, const Status& outcome);
 
   Status enable(const std::string& path, const std::string& type, const std::string& description,
                 const boost::json::object& options, bool local);
@@ -59,7 +75,7 @@ class AuditBroker {
     SecretBytes hmac_key;
     std::unique_ptr<AuditDevice> sink;
   };
-  Status write_all(const std::function<std::string(const Device&)>& render, bool response);
+  Status write_all(const std::function<std::string(const Device&)>& render);
   Status persist();
   static std::string hmac_value(const Device& d, std::string_view v);
   static boost::json::value hash_tree(const Device& d, const boost::json::value& v, int depth);

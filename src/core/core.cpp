@@ -1,7 +1,6 @@
 #include "core/core.h"
 
 #include <algorithm>
-
 #include <boost/json.hpp>
 
 #include "base/encoding.h"
@@ -14,6 +13,7 @@
 #include "core/engines/transit.h"
 #include "crypto/random.h"
 #include "crypto/shamir.h"
+#include "storage/durability.h"
 
 namespace custos::core {
 namespace {
@@ -315,8 +315,7 @@ Result<Response> Core::handle(Request& req) {
       Status st = finish_response(req, *resp, mounted.get());
       if (!st.ok()) resp = st;
     }
-    RETURN_IF_ERROR(audit_.log_response(req, nullptr, resp));
-    return resp;
+    return audit_response(req, nullptr, std::move(resp));
   }
 
   ASSIGN_OR_RETURN(auto token, tokens_->lookup(req.client_token));
@@ -346,7 +345,22 @@ Result<Response> Core::handle(Request& req) {
   // Vault counts a use for every request the token made, whatever its outcome.
   Status use = tokens_->use(*token);
   if (!use.ok()) LOG_WARN("core", "could not count token use: " << use.message());
-  RETURN_IF_ERROR(audit_.log_response(req, &*token, resp));
+  return audit_response(req, &*token, std::move(resp));
+}
+
+Result<Response> Core::audit_response(const Request& req, const TokenEntry* token,
+                                      Result<Response> resp) {
+  if (!resp.ok() || !storage::DeferDurability::active()) {
+    RETURN_IF_ERROR(audit_.log_response(req, token, resp));
+    return resp;
+  }
+  // The caller answers once this request's writes are durable; the entry waits with it.
+  std::shared_ptr<const AuditBroker::PendingResponse> pending =
+      audit_.render_response(req, token, resp);
+  if (pending->lines.empty()) return resp;
+  resp->after_durable = [this, pending](const Status& outcome) {
+    return audit_.write_response(*pending, outcome);
+  };
   return resp;
 }
 

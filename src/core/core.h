@@ -115,6 +115,10 @@ class Core {
   Status load_auth();
   // Turns an auth method's login answer into a token; registers leases for secrets.
   Status finish_response(Request& req, Response& resp, const Mounted* mounted);
+  // Audits the response now, or, when the caller defers durability, hands the entry to
+  // Response::after_durable so it is written once the answer may leave.
+  Result<Response> audit_response(const Request& req, const TokenEntry* token,
+                                  Result<Response> resp);
   int64_t mount_ttl(const MountEntry& e, const char* key, int64_t fallback) const;
   Result<std::shared_ptr<Mounted>> instantiate(const MountEntry& entry, bool auth = false);
   Result<Response> sys_mounts(Request& req, const std::string& rest);

@@ -2,13 +2,13 @@
 // "/v1/" prefix. docs/api.md lists the endpoints.
 #pragma once
 
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <boost/json/object.hpp>
-#include <boost/json/value.hpp>
 
 #include "base/status.h"
 #include "policy/policy.h"
@@ -79,6 +79,10 @@ struct Response {
   // A non-JSON body written as is (PKI's DER/PEM certificates and CRLs), with its Content-Type.
   std::optional<std::string> raw_body;
   std::string raw_content_type;
+  // Set by Core when the caller defers durability (storage::DeferDurability): what the answer
+  // still owes once the writes it reflects are durable, or could not be made so (`outcome`):
+  // its audit entries. Returns the status to answer with. The caller must run it exactly once.
+  std::function<Status(const Status& outcome)> after_durable;
 
   static Response with_data(boost::json::object d) {
     Response r;

@@ -148,16 +148,24 @@ void Api::add_route(std::string prefix, RouteHandler handler) {
 net::HttpResponse Api::handle(net::HttpRequest& req) {
   // Writes made for this request do not wait for their fsync; its answer does (below).
   storage::DeferDurability defer;
-  net::HttpResponse resp = route(req);
-  hold_until_durable(resp);
+  AfterDurable after;
+  net::HttpResponse resp = route(req, after);
+  hold_until_durable(resp, std::move(after));
   return resp;
 }
 
 // Everything the answer may reflect (this request's writes, or other requests' writes it read)
 // was visible before this point; the answer leaves once all of that is durable, so no client
 // is ever told of a write a crash could still undo. With nothing pending (no write in flight)
-// it leaves at once.
-void Api::hold_until_durable(net::HttpResponse& resp) {
+// it leaves at once. `after` (the response's audit entries) runs as it leaves, on the
+// connection's thread, with the outcome the client is given.
+void Api::hold_until_durable(net::HttpResponse& resp, AfterDurable after) {
+  if (after) {
+    resp.on_release = [after = std::move(after)](Status st) {
+      Status audited = after(st);
+      return st.ok() ? audited : st;  // a withheld answer stays an error
+    };
+  }
   storage::Backend& backend = core_.barrier().physical();
   uint64_t ticket = backend.sync_point();
   if (ticket == 0) return;
@@ -174,12 +182,12 @@ void Api::hold_until_durable(net::HttpResponse& resp) {
   };
 }
 
-net::HttpResponse Api::route(net::HttpRequest& req) {
+net::HttpResponse Api::route(net::HttpRequest& req, AfterDurable& after) {
   std::string_view target = req.target;
   size_t q = target.find('?');
   std::string_view raw_path = target.substr(0, q);
   std::string_view query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
-  if (raw_path.substr(0, 4) == "/v1/") return handle_vault(req, raw_path.substr(4), query);
+  if (raw_path.substr(0, 4) == "/v1/") return handle_vault(req, raw_path.substr(4), query, after);
   for (auto it = routes_.rbegin(); it != routes_.rend(); ++it) {
     if (raw_path.substr(0, it->first.size()) == it->first) return it->second(req);
   }
@@ -203,7 +211,7 @@ bool Api::can_run_inline(const net::HttpRequest& req) const {
 }
 
 net::HttpResponse Api::handle_vault(net::HttpRequest& http, std::string_view raw_path,
-                                    std::string_view query) {
+                                    std::string_view query, AfterDurable& after) {
   auto path = percent_decode(raw_path, false);
   if (!path.ok()) return error_response(path.status());
   if (Status st = check_path(*path); !st.ok()) return error_response(st);
@@ -278,6 +286,7 @@ net::HttpResponse Api::handle_vault(net::HttpRequest& http, std::string_view raw
   SecretString wipe_token(std::move(req.client_token));
   if (!result.ok()) return error_response(result.status());
   core::Response& r = *result;
+  after = std::move(r.after_durable);
   if (r.raw) {
     auto resp = json_response(r.status ? r.status : 200, *r.raw);
     if (m == "HEAD") resp.body.clear();

@@ -36,10 +36,11 @@ class Api {
   bool can_run_inline(const net::HttpRequest& req) const;
 
  private:
-  net::HttpResponse route(net::HttpRequest& req);
-  void hold_until_durable(net::HttpResponse& resp);
+  using AfterDurable = std::function<Status(const Status&)>;  // core::Response::after_durable
+  net::HttpResponse route(net::HttpRequest& req, AfterDurable& after);
+  void hold_until_durable(net::HttpResponse& resp, AfterDurable after);
   net::HttpResponse handle_vault(net::HttpRequest& req, std::string_view path,
-                                 std::string_view query);
+                                 std::string_view query, AfterDurable& after);
 
   core::Core& core_;
   std::map<std::string, RouteHandler> routes_;

@@ -7,9 +7,12 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/encoding.h"
@@ -89,13 +92,40 @@ class ApiDurability : public ::testing::Test {
       cv.wait(lock, [&] { return called; });
     }
   };
+  // As the server does: on_release runs when the answer may leave, and decides its status.
   static void start_hold(net::HttpResponse& resp, Outcome& out) {
-    resp.hold([&out](Status st) {
+    auto on_release = std::move(resp.on_release);
+    resp.hold([&out, on_release](Status st) {
+      if (on_release) st = on_release(std::move(st));
       std::lock_guard lock(out.mu);
       out.called = true;
       out.status = std::move(st);
       out.cv.notify_all();
     });
+  }
+
+  // The audit log's entries of one type ("request" or "response") for one API path.
+  std::vector<boost::json::object> audited(const std::string& type, const std::string& path) {
+    std::ifstream in(dir_.file("audit.log"));
+    std::vector<boost::json::object> out;
+    std::string line;
+    while (std::getline(in, line)) {
+      boost::json::object e = boost::json::parse(line).as_object();
+      if (e.at("type").as_string() == type && e.at("request").at("path").as_string() == path) {
+        out.push_back(std::move(e));
+      }
+    }
+    return out;
+  }
+  void enable_audit() {
+    boost::json::object body{
+        {"type", "file"}, {"options", boost::json::object{{"file_path", dir_.file("audit.log")}}}};
+    net::HttpResponse on = request("PUT", "/v1/sys/audit/file", boost::json::serialize(body));
+    ASSERT_EQ(on.status, 204) << on.body;
+    ASSERT_FALSE(on.hold);
+    if (on.on_release) {
+      ASSERT_TRUE(on.on_release(ok_status()).ok());
+    }
   }
 
   storage::testing::TempDir dir_;
@@ -168,6 +198,57 @@ TEST_F(ApiDurability, AFailedFsyncTurnsHeldAnswersIntoErrors) {
   EXPECT_EQ(r.status.code(), Code::kInternal);
   EXPECT_EQ(w.status.message().find("injected"), std::string::npos)
       << "storage internals stay in the server log: " << w.status.message();
+}
+
+// The audit log records an answer when the client gets it: a held answer's entry waits for the
+// fsync, so the log never shows a write as answered that a crash could still undo.
+TEST_F(ApiDurability, AuditRecordsAHeldAnswerOnceItIsDurable) {
+  enable_audit();
+  std::thread holder = hold_syncs();
+  net::HttpResponse write = request("PUT", "/v1/kv/app", R"({"password":"s3cr3t"})");
+  ASSERT_TRUE(write.hold);
+  EXPECT_EQ(audited("request", "kv/app").size(), 1u) << "requests are audited before they run";
+  EXPECT_EQ(audited("response", "kv/app").size(), 0u) << "the answer has not left yet";
+  Outcome w;
+  start_hold(write, w);
+  release_syncs();
+  holder.join();
+  w.wait();
+  ASSERT_TRUE(w.status.ok()) << w.status.to_string();
+  auto responses = audited("response", "kv/app");
+  ASSERT_EQ(responses.size(), 1u);
+  EXPECT_EQ(responses[0].at("error").as_string(), "");
+
+  // An answer with nothing to wait for is audited as it leaves, at once.
+  net::HttpResponse read = request("GET", "/v1/kv/app");
+  ASSERT_FALSE(read.hold);
+  EXPECT_EQ(read.status, 200);
+  ASSERT_TRUE(read.on_release);
+  EXPECT_TRUE(read.on_release(ok_status()).ok());
+  EXPECT_EQ(audited("response", "kv/app").size(), 2u);
+}
+
+// A write whose fsync fails is answered with an error, and audited with that error, not with
+// the success its handler rendered.
+TEST_F(ApiDurability, AFailedFsyncIsAuditedAsTheErrorTheClientGets) {
+  enable_audit();
+  std::thread holder = hold_syncs();
+  net::HttpResponse write = request("PUT", "/v1/kv/app", R"({"password":"s3cr3t"})");
+  ASSERT_TRUE(write.hold);
+  Outcome w;
+  start_hold(write, w);
+  {
+    std::lock_guard lock(mu_);
+    fail_syncs_ = true;
+  }
+  release_syncs();
+  holder.join();
+  w.wait();
+  ASSERT_EQ(w.status.code(), Code::kInternal);
+  auto responses = audited("response", "kv/app");
+  ASSERT_EQ(responses.size(), 1u);
+  EXPECT_EQ(responses[0].at("error").as_string(), w.status.message());
+  EXPECT_TRUE(responses[0].at("response").as_object().empty());
 }
 
 }  // namespace
