@@ -18,6 +18,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/read_size.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <condition_variable>
@@ -49,6 +50,7 @@ using RequestParser = bhttp::request_parser<bhttp::string_body>;
 using TlsStream = ssl::stream<beast::tcp_stream>;
 
 constexpr size_t kReadChunk = 8192;
+constexpr size_t kMaxReadChunk = 65536;  // a read while parsing: at most this much at once
 // How long a connection we are closing may take to say goodbye (TLS close_notify, or the rest
 // of a request we refused): bounded so a silent peer cannot pin the connection.
 constexpr std::chrono::seconds kCloseTimeout{2};
@@ -226,10 +228,53 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_.emplace();
     configure_parser(*parser_, core_.options.max_header_bytes, core_.options.max_body_bytes);
     tcp_layer().expires_after(core_.options.request_timeout);
-    bhttp::async_read_header(stream_, buffer_, *parser_,
-                             [self = this->shared_from_this()](ErrorCode ec, size_t) {
-                               self->on_header(ec);
-                             });
+    parse(/*body=*/false);
+  }
+
+  // Feeds the parser what the buffer holds and reads from the socket only when it needs more,
+  // until the header (then the whole request) is parsed. A request that arrived whole is thus
+  // parsed where it was read; Beast's async_read_header and async_read would post their
+  // completion even then, one more round through the connection's queue for each.
+  void parse(bool body) {
+    for (;;) {
+      if (body ? parser_->is_done() : parser_->is_header_done()) {
+        if (body) {
+          dispatch();
+        } else {
+          on_header(ErrorCode());
+        }
+        return;
+      }
+      if (buffer_.size() == 0) break;
+      ErrorCode ec;
+      size_t used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec == bhttp::error::need_more) break;
+      if (ec) {
+        on_read_error(ec);
+        return;
+      }
+      if (used == 0) break;
+    }
+    stream_.async_read_some(buffer_.prepare(beast::read_size(buffer_, kMaxReadChunk)),
+                            [self = this->shared_from_this(), body](ErrorCode ec, size_t n) {
+                              if (ec == asio::error::eof) {
+                                // As Beast's reads: the peer closed; mid-message that is a partial
+                                // message.
+                                ec = bhttp::error::end_of_stream;
+                                if (self->parser_->got_some()) self->parser_->put_eof(ec);
+                                if (!ec) {
+                                  self->parse(body);
+                                  return;
+                                }
+                              }
+                              if (ec) {
+                                self->on_read_error(ec);
+                                return;
+                              }
+                              self->buffer_.commit(n);
+                              self->parse(body);
+                            });
   }
 
   void on_header(ErrorCode ec) {
@@ -258,14 +303,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void read_body() {
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = this->shared_from_this()](ErrorCode ec, size_t) {
-                        if (ec) {
-                          self->on_read_error(ec);
-                          return;
-                        }
-                        self->dispatch();
-                      });
+    parser_->eager(true);  // the body in as few passes as the bytes allow
+    parse(/*body=*/true);
   }
 
   void on_read_error(const ErrorCode& ec) {
