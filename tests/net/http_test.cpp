@@ -191,6 +191,27 @@ TEST(HttpServer, SlowRequestTimesOut) {
   EXPECT_TRUE(c.wait_closed());
 }
 
+// Timeouts longer than the I/O threads' pacer (whose timer stays ahead of every connection's
+// deadline, so that arming one costs no timerfd update) still fire, and not early.
+TEST(HttpServer, TimeoutsLongerThanThePacerFireOnTime) {
+  auto o = test_options();
+  o.idle_timeout = 3s;
+  o.request_timeout = 3s;
+  auto server = start_server(o);
+  ASSERT_TRUE(server);
+  RawConn idle(server->port(), 10000ms);
+  idle.send_all("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(status_of(idle.read_response()), 200);
+  RawConn slow(server->port(), 10000ms);
+  const auto start = std::chrono::steady_clock::now();
+  slow.send_all("GET / HTTP/1.1\r\nHost:");  // and never finishes
+  EXPECT_TRUE(idle.wait_closed());
+  EXPECT_TRUE(slow.wait_closed());
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, 2s) << "closed before its deadline";
+  EXPECT_LT(took, 9s);
+}
+
 TEST(HttpServer, ClientReconnectsAfterServerClosedIdleConnection) {
   auto o = test_options();
   o.idle_timeout = 1s;
