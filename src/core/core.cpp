@@ -359,7 +359,8 @@ Result<Response> Core::audit_response(const Request& req, const TokenEntry* toke
       audit_.render_response(req, token, resp);
   if (pending->lines.empty()) return resp;
   resp->after_durable = [this, pending](const Status& outcome) {
-    return audit_.write_response(*pending, outcome);
+    Status audited = audit_.write_response(*pending, outcome);
+    return outcome.ok() ? audited : outcome;  // a withheld answer stays an error
   };
   return resp;
 }

@@ -81,7 +81,8 @@ struct Response {
   std::string raw_content_type;
   // Set by Core when the caller defers durability (storage::DeferDurability): what the answer
   // still owes once the writes it reflects are durable, or could not be made so (`outcome`):
-  // its audit entries. Returns the status to answer with. The caller must run it exactly once.
+  // its audit entries. Returns the status to answer with (a failed outcome stays the answer).
+  // The caller must run it exactly once.
   std::function<Status(const Status& outcome)> after_durable;
 
   static Response with_data(boost::json::object d) {

@@ -160,12 +160,7 @@ net::HttpResponse Api::handle(net::HttpRequest& req) {
 // it leaves at once. `after` (the response's audit entries) runs as it leaves, on the
 // connection's thread, with the outcome the client is given.
 void Api::hold_until_durable(net::HttpResponse& resp, AfterDurable after) {
-  if (after) {
-    resp.on_release = [after = std::move(after)](Status st) {
-      Status audited = after(st);
-      return st.ok() ? audited : st;  // a withheld answer stays an error
-    };
-  }
+  if (after) resp.on_release = std::move(after);
   storage::Backend& backend = core_.barrier().physical();
   uint64_t ticket = backend.sync_point();
   if (ticket == 0) return;
