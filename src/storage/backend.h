@@ -2,6 +2,7 @@
 // is encrypted before it reaches a Backend, so backends never see plaintext secrets.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -65,6 +66,12 @@ struct SqliteOptions {
   // Writers wait while the writes queued for the committer hold more than this many bytes of
   // keys and values (one write always gets in).
   size_t max_queued_bytes = 64 << 20;
+  // A lone writer (nothing else queued) commits on its own thread and, while fsyncs are quick,
+  // runs its fsync there too: no thread hand-off. Once the running average of recent fsyncs
+  // reaches this limit, it leaves the fsync to the syncer thread, so that a slow disk does not
+  // hold a server I/O thread (and every connection it serves) for the length of an fsync.
+  // 0: always leave it to the syncer.
+  std::chrono::microseconds inline_sync_limit{1000};
 };
 Result<std::unique_ptr<Backend>> open_sqlite(const SqliteOptions& options);
 

@@ -3,7 +3,8 @@
 // other connection invalidates), used under a mutex by readers and by whoever commits. A write
 // becomes visible at once through an overlay of writes not yet committed; the committer thread
 // commits everything queued as one transaction and the syncer thread fsyncs the WAL while the
-// next batch commits (a lone writer does both on its own thread); only then are those writes
+// next batch commits (a lone writer commits on its own thread, and fsyncs there too while
+// fsyncs are quick); only then are those writes
 // reported durable (durability.h). The on-disk format and the design are documented in
 // docs/formats/storage-sqlite.md; keep the two in step.
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -293,6 +295,9 @@ class SqliteBackend final : public Backend {
         max_batch_(options.max_batch == 0 ? 1 : options.max_batch),
         checkpoint_pages_(options.checkpoint_pages == 0 ? 1 : options.checkpoint_pages),
         max_queued_bytes_(options.max_queued_bytes == 0 ? 1 : options.max_queued_bytes),
+        inline_sync_limit_ns_(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(options.inline_sync_limit)
+                .count()),
         hooks_(std::move(hooks)),
         conn_(std::move(conn)) {
     // Records the WAL's size after each commit, for the checkpoint decision.
@@ -436,10 +441,10 @@ class SqliteBackend final : public Backend {
   // ---- writes (docs/formats/storage-sqlite.md, "Write path") ----
 
   // Makes `p` visible in the overlay and queues it for the next commit. A lone writer (nothing
-  // else queued, no commit running) commits and fsyncs on its own thread, so one client's write
-  // costs no thread hand-off; otherwise the committer and syncer threads do, batching everything
-  // queued. Returns once the write is durable, or as soon as it is visible inside a
-  // DeferDurability scope.
+  // else queued, no commit running) commits and, while fsyncs are quick, fsyncs on its own
+  // thread, so one client's write costs no thread hand-off; otherwise the committer and syncer
+  // threads do, batching everything queued. Returns once the write is durable, or as soon as it is
+  // visible inside a DeferDurability scope.
   Status write(Pending p) {
     for (const auto& op : p.ops) p.bytes += op.key.size() + (op.value ? op.value->size() : 0);
     uint64_t seq = 0;
@@ -475,7 +480,7 @@ class SqliteBackend final : public Backend {
     if (lead) {
       Committed c = commit_queued();
       if (!c.st.ok()) return failure_status(c.st);
-      request_sync(c.last, /*inline_ok=*/!c.more);
+      request_sync(c.last, /*inline_ok=*/!c.more && syncs_are_quick());
     }
     if (DeferDurability::active()) return ok_status();
     Status st = tracker_.wait(seq);
@@ -585,9 +590,10 @@ class SqliteBackend final : public Backend {
   // ---- the WAL's fsync (docs/formats/storage-sqlite.md, "Deferred durability") ----
 
   // After a commit through `last`. With nothing else queued, the committing thread runs the
-  // fsync itself (a lone writer then costs no thread hand-off); otherwise the syncer thread
-  // does, while the next batch commits. An fsync covers every commit that completed before it
-  // started; one running now is followed by another for `last`.
+  // fsync itself (a lone writer then costs no thread hand-off, unless fsyncs are slow: see
+  // syncs_are_quick()); otherwise the syncer thread does, while the next batch commits. An fsync
+  // covers every commit that completed before it started; one running now is followed by another
+  // for `last`.
   void request_sync(uint64_t last, bool inline_ok) {
     std::unique_lock lock(sync_mu_);
     sync_committed_ = std::max(sync_committed_, last);
@@ -599,13 +605,27 @@ class SqliteBackend final : public Backend {
     }
   }
 
+  // Whether a lone writer may run its fsync on its own thread: while the average of recent
+  // fsyncs is under the limit (SqliteOptions::inline_sync_limit).
+  bool syncs_are_quick() const {
+    return sync_avg_ns_.load(std::memory_order_relaxed) < inline_sync_limit_ns_;
+  }
+
   // sync_mu_ held on entry and on return; released during the fsync.
   void run_sync(std::unique_lock<std::mutex>& lock) {
     syncing_ = true;
     sync_running_.store(true, std::memory_order_release);
     const uint64_t target = sync_committed_;
     lock.unlock();
+    const auto started = std::chrono::steady_clock::now();
     Status st = sync_wal();
+    // An average over about the last 8 fsyncs (one runs at a time: no lost updates). One slow
+    // fsync of 8x the limit is enough to send the next lone writer's fsync to the syncer.
+    const int64_t took = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::steady_clock::now() - started)
+                             .count();
+    const int64_t avg = sync_avg_ns_.load(std::memory_order_relaxed);
+    sync_avg_ns_.store(avg + (took - avg) / 8, std::memory_order_relaxed);
     if (st.ok()) {
       durable_.store(target, std::memory_order_release);
       tracker_.durable_through(target);
@@ -780,6 +800,7 @@ class SqliteBackend final : public Backend {
   const size_t max_batch_;
   const size_t checkpoint_pages_;
   const size_t max_queued_bytes_;
+  const int64_t inline_sync_limit_ns_;  // SqliteOptions::inline_sync_limit
   const SqliteTestHooks hooks_;
 
   // The connection: reads and the committer's transactions and checkpoints take turns.
@@ -813,6 +834,7 @@ class SqliteBackend final : public Backend {
   uint64_t synced_ = 0;          // guarded by sync_mu_: the last fsync covered commits to here
   bool syncing_ = false;         // guarded by sync_mu_: an fsync runs (outside the lock)
   std::atomic<bool> sync_running_{false};  // syncing_, for writers deciding whether to lead
+  std::atomic<int64_t> sync_avg_ns_{0};    // recent fsyncs' average length (run_sync())
   bool sync_failed_ = false;               // guarded by sync_mu_
   bool sync_stopping_ = false;             // guarded by sync_mu_
   int wal_fd_ = -1;                        // used by whoever runs the fsync (one at a time)

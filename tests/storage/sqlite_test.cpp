@@ -330,7 +330,9 @@ TEST(SqliteCommit, LoneWriterCommitsAndSyncsOnItsOwnThread) {
     rec.sync_threads.push_back(std::this_thread::get_id());
     return ok_status();
   };
-  auto r = open_sqlite_with_hooks({.path = dir.file("kv.db")}, std::move(hooks));
+  // However slow this machine's fsyncs, they count as quick here (see the next test).
+  auto r = open_sqlite_with_hooks(
+      {.path = dir.file("kv.db"), .inline_sync_limit = std::chrono::hours(1)}, std::move(hooks));
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   ASSERT_TRUE((*r)->put("a", as_bytes("1")).ok());
   std::vector<Op> ops = {{Op::Kind::kPut, "b", to_bytes("2")}, {Op::Kind::kDelete, "a", {}}};
@@ -343,6 +345,88 @@ TEST(SqliteCommit, LoneWriterCommitsAndSyncsOnItsOwnThread) {
   EXPECT_EQ(rec.commits, (std::vector<size_t>{1, 1, 1}));
   EXPECT_EQ(rec.commit_threads, (std::vector<std::thread::id>{me, me, other_id}));
   EXPECT_EQ(rec.sync_threads, (std::vector<std::thread::id>{me, me, other_id}));
+}
+
+// A slow disk must not hold the thread of a lone writer (a server I/O thread) for its fsyncs:
+// once recent fsyncs average over the limit, the syncer thread runs them, and a write inside a
+// DeferDurability scope returns while its fsync is still running. Quick fsyncs bring the
+// writer's own fsync back.
+TEST(SqliteCommit, ALoneWriterLeavesSlowFsyncsToTheSyncer) {
+  TempDir dir;
+  std::mutex mu;
+  std::vector<std::thread::id> sync_threads;  // guarded by mu
+  std::atomic<int> sleep_ms{0};
+  std::atomic<Latch*> gate{nullptr};
+  SqliteTestHooks hooks;
+  hooks.before_sync = [&] {
+    {
+      std::lock_guard lock(mu);
+      sync_threads.push_back(std::this_thread::get_id());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms.load()));
+    if (Latch* l = gate.load()) l->wait();
+    return ok_status();
+  };
+  auto last_sync_thread = [&] {
+    std::lock_guard lock(mu);
+    return sync_threads.back();
+  };
+  auto r = open_sqlite_with_hooks(
+      {.path = dir.file("kv.db"), .inline_sync_limit = std::chrono::milliseconds(20)},
+      std::move(hooks));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  Backend& b = **r;
+  const auto me = std::this_thread::get_id();
+
+  // No fsync yet: the first is the writer's own.
+  ASSERT_TRUE(b.put("first", as_bytes("1")).ok());
+  EXPECT_EQ(last_sync_thread(), me);
+
+  // Fsyncs of 80 ms (four times the limit): at most three more run on the writer's thread
+  // before the average (1/8 of the latest each time: 10, 18.75, 26.4 ms) passes the limit.
+  sleep_ms = 80;
+  int slow = 0;
+  while (slow < 8) {
+    ASSERT_TRUE(b.put("slow/" + std::to_string(slow), as_bytes("s")).ok());
+    ++slow;
+    if (last_sync_thread() != me) break;
+  }
+  EXPECT_NE(last_sync_thread(), me) << "every slow fsync ran on the writer's thread";
+  EXPECT_LE(slow, 4);
+
+  // While the average stays high, a deferred write returns with its fsync still held.
+  sleep_ms = 0;
+  Latch held;
+  gate = &held;
+  std::atomic<bool> returned{false};
+  std::atomic<uint64_t> ticket{0};
+  std::thread writer([&] {
+    DeferDurability defer;
+    EXPECT_TRUE(b.put("deferred", as_bytes("d")).ok());
+    ticket = b.sync_point();
+    returned = true;
+  });
+  for (int i = 0; i < 10000 && !returned.load(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE(returned.load()) << "the deferred write waited for its fsync";
+  gate = nullptr;
+  held.open();
+  writer.join();
+  ASSERT_NE(ticket.load(), 0u);
+  std::atomic<bool> durable{false};
+  b.on_durable(ticket.load(), [&](Status st) { durable = st.ok(); });
+  while (b.sync_point() != 0) std::this_thread::yield();
+  EXPECT_TRUE(durable.load());
+
+  // Quick fsyncs pull the average back under the limit (by 1/8 per fsync).
+  bool inline_again = false;
+  for (int i = 0; i < 200 && !inline_again; ++i) {
+    ASSERT_TRUE(b.put("quick/" + std::to_string(i), as_bytes("q")).ok());
+    inline_again = last_sync_thread() == me;
+  }
+  EXPECT_TRUE(inline_again);
+  EXPECT_EQ(get_string(b, "deferred"), "d");
 }
 
 // Holds every fsync until the test opens the latch; the first one is a lone writer's (on its
