@@ -43,8 +43,8 @@ bench: build
 # libFuzzer targets (clang), each run for a bounded time.
 fuzz: deps
 	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCUSTOS_FUZZ=ON -DCUSTOS_BENCH=OFF >/dev/null
-	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
-	@scripts/fuzz $(FUZZ_BUILD)
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
+	@FUZZ_JOBS=$(JOBS) scripts/fuzz $(FUZZ_BUILD)
 
 format:
 	@git ls-files '*.cpp' '*.h' | xargs clang-format -i
