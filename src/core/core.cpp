@@ -333,7 +333,7 @@ Result<Response> Core::handle(Request& req) {
     req.op = exists ? Operation::kUpdate : Operation::kCreate;
   }
 
-  ASSIGN_OR_RETURN(bool allowed, acl_allows(*token, req.path, req.op));
+  ASSIGN_OR_RETURN(bool allowed, acl_allows(*token, req.path, req.op, &req.data));
   if (!allowed) return permission_denied("permission denied");
 
   RETURN_IF_ERROR(audit_.log_request(req, &*token));
@@ -682,11 +682,12 @@ Result<std::optional<policy::Policy>> Core::get_policy(const std::string& name) 
   return p;
 }
 
-Result<bool> Core::acl_allows(const TokenEntry& token, const std::string& path, Operation op) {
+Result<bool> Core::acl_allows(const TokenEntry& token, const std::string& path, Operation op,
+                              const boost::json::object* params) {
   std::string acl_path = path;
   if (op == Operation::kList && (acl_path.empty() || acl_path.back() != '/')) acl_path += '/';
   ASSIGN_OR_RETURN(auto acl, acl_for(token));
-  return acl->allowed(acl_path, op, needs_sudo(acl_path));
+  return acl->allowed(acl_path, op, needs_sudo(acl_path), params);
 }
 
 Result<std::shared_ptr<const policy::Acl>> Core::acl_for(const TokenEntry& token) {

@@ -84,8 +84,11 @@ class Core {
   // only for the commit, never for the fsync.
   bool never_blocks(const std::string& path, Operation op) const;
   // The ACL decision handle() makes, for routes outside the Vault API (the key broker's admin
-  // calls): the token's cached ACL, most specific path wins, deny overrides, deny by default.
-  Result<bool> acl_allows(const TokenEntry& token, const std::string& path, Operation op);
+  // calls): the token's cached ACL, most specific path wins, deny overrides, deny by default,
+  // then the winning rule's parameter constraints against `params` (policy::Acl::allowed();
+  // null: the caller cannot show them, and a rule with constraints refuses).
+  Result<bool> acl_allows(const TokenEntry& token, const std::string& path, Operation op,
+                          const boost::json::object* params);
 
   TokenStore* tokens() { return tokens_.get(); }
   LeaseManager* leases() { return leases_.get(); }

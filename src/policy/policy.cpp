@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <array>
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
 #include <cctype>
+#include <functional>
 #include <limits>
 #include <utility>
-
-#include <boost/json/parse.hpp>
-#include <boost/json/value.hpp>
 
 #include "hcl/hcl.h"
 
@@ -367,6 +369,95 @@ struct Pattern {
   }
 };
 
+// Vault's value globs: "foo-*" is a prefix, "*-foo" a suffix, "*foo*" a substring; a lone "*"
+// (or any one-character value) matches only itself.
+bool glob_matches(std::string_view pattern, std::string_view value) {
+  if (pattern.size() < 2) return pattern == value;
+  const bool prefix = pattern.back() == '*';
+  const bool suffix = pattern.front() == '*';
+  if (prefix && suffix) {
+    return value.find(pattern.substr(1, pattern.size() - 2)) != std::string_view::npos;
+  }
+  if (prefix) return value.starts_with(pattern.substr(0, pattern.size() - 1));
+  if (suffix) return value.ends_with(pattern.substr(1));
+  return pattern == value;
+}
+
+bool scalar_matches(const boost::json::value& v, const std::vector<std::string>& listed) {
+  if (v.is_string()) {
+    std::string_view s = v.get_string();
+    return std::any_of(listed.begin(), listed.end(),
+                       [&](const std::string& l) { return glob_matches(l, s); });
+  }
+  const std::string text = boost::json::serialize(v);
+  return std::find(listed.begin(), listed.end(), text) != listed.end();
+}
+
+// The pieces a value is judged by (see parameters_allowed()): a list's elements, a string's
+// comma-separated parts.
+void for_each_piece(const boost::json::value& v,
+                    const std::function<void(const boost::json::value&)>& f) {
+  if (v.is_array()) {
+    for (const boost::json::value& e : v.get_array()) f(e);
+    return;
+  }
+  if (v.is_string() && v.get_string().find(',') != boost::json::string::npos) {
+    std::string_view s = v.get_string();
+    size_t start = 0;
+    for (;;) {
+      size_t comma = s.find(',', start);
+      std::string_view part =
+          s.substr(start, comma == std::string_view::npos ? s.npos : comma - start);
+      while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+      while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
+      f(boost::json::value(part));
+      if (comma == std::string_view::npos) break;
+      start = comma + 1;
+    }
+    return;
+  }
+  f(v);
+}
+
+bool value_denied(const boost::json::value& v, const std::vector<std::string>& listed) {
+  if (listed.empty()) return true;
+  if (scalar_matches(v, listed)) return true;
+  bool denied = false;
+  for_each_piece(v, [&](const boost::json::value& piece) {
+    denied = denied || scalar_matches(piece, listed);
+  });
+  return denied;
+}
+
+bool value_allowed(const boost::json::value& v, const std::vector<std::string>& listed) {
+  if (listed.empty()) return true;
+  // A string listed exactly is allowed whole, commas and all.
+  if (v.is_string() &&
+      std::find(listed.begin(), listed.end(), std::string_view(v.get_string())) != listed.end()) {
+    return true;
+  }
+  bool allowed = true;
+  for_each_piece(v, [&](const boost::json::value& piece) {
+    allowed = allowed && scalar_matches(piece, listed);
+  });
+  return allowed;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// A constraint map keyed by lower-case parameter names.
+const std::vector<std::string>* listed_for(const std::map<std::string, std::vector<std::string>>& m,
+                                           std::string_view name) {
+  for (const auto& [key, values] : m) {
+    if (lower(key) == name) return &values;
+  }
+  return nullptr;
+}
+
 void merge_parameters(std::map<std::string, std::vector<std::string>>& into,
                       const std::map<std::string, std::vector<std::string>>& from) {
   for (const auto& [key, values] : from) {
@@ -561,6 +652,38 @@ const Policy& default_policy() {
   return kPolicy;
 }
 
+bool parameters_allowed(const PathRule& rule, Operation op, const boost::json::object& params) {
+  if (op != Operation::kCreate && op != Operation::kUpdate && op != Operation::kPatch &&
+      op != Operation::kRead) {
+    return true;
+  }
+  std::vector<std::string> names;
+  names.reserve(params.size());
+  for (const auto& kv : params) names.push_back(lower(kv.key()));
+  for (const std::string& required : rule.required_parameters) {
+    if (std::find(names.begin(), names.end(), lower(required)) == names.end()) return false;
+  }
+  if (params.empty()) return true;
+  if (listed_for(rule.denied_parameters, "*") != nullptr) return false;
+  size_t i = 0;
+  for (const auto& kv : params) {
+    const std::vector<std::string>* denied = listed_for(rule.denied_parameters, names[i++]);
+    if (denied != nullptr && value_denied(kv.value(), *denied)) return false;
+  }
+  if (rule.allowed_parameters.empty()) return true;
+  const bool any_name = listed_for(rule.allowed_parameters, "*") != nullptr;
+  i = 0;
+  for (const auto& kv : params) {
+    const std::vector<std::string>* allowed = listed_for(rule.allowed_parameters, names[i++]);
+    if (allowed == nullptr) {
+      if (!any_name) return false;
+    } else if (!value_allowed(kv.value(), *allowed)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 Acl::Acl(std::span<const Policy> policies) {
   for (const Policy& p : policies) add(p);
 }
@@ -645,6 +768,16 @@ bool Acl::allowed(std::string_view path, Operation op, bool needs_sudo) const {
   const Capabilities caps = rule->capabilities;
   if (!caps.grants(required_capability(op))) return false;
   return !needs_sudo || caps.grants(Capability::kSudo);
+}
+
+bool Acl::allowed(std::string_view path, Operation op, bool needs_sudo,
+                  const boost::json::object* params) const {
+  if (!allowed(path, op, needs_sudo)) return false;
+  if (root_) return true;
+  const PathRule* rule = best_match(path, op == Operation::kList);
+  if (params != nullptr) return parameters_allowed(*rule, op, *params);
+  return rule->allowed_parameters.empty() && rule->denied_parameters.empty() &&
+         rule->required_parameters.empty();
 }
 
 const PathRule* Acl::find_rule(std::string_view path) const {

@@ -6,6 +6,7 @@
 // for what is not supported (templated paths, Sentinel, control groups, MFA).
 #pragma once
 
+#include <boost/json/fwd.hpp>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -74,8 +75,8 @@ struct PathRule {
   // As written, without a leading "/": "secret/foo", "secret/*", "secret/+/teamb".
   std::string pattern;
   Capabilities capabilities;
-  // Parameter constraints (Vault's allowed_parameters / denied_parameters / required_parameters).
-  // Parsed and merged here; enforcing them is the request handler's job.
+  // Parameter constraints (Vault's allowed_parameters / denied_parameters / required_parameters),
+  // enforced by Acl::allowed() when it is given the request's parameters.
   std::map<std::string, std::vector<std::string>> allowed_parameters;
   std::map<std::string, std::vector<std::string>> denied_parameters;
   std::vector<std::string> required_parameters;
@@ -107,6 +108,19 @@ std::string_view default_policy_text();
 // default_policy_text() parsed; it is known to parse.
 const Policy& default_policy();
 
+// Vault's parameter constraints (docs/concepts/policies, "Parameter constraints"), checked for
+// create, update, patch and read as Vault does; delete and list pass. In order:
+// required_parameters must all be present; a request without parameters then passes;
+// denied_parameters refuses a named parameter whose value is listed (an empty list: any value;
+// "*": any parameter); allowed_parameters, when set, refuses a parameter not named (unless "*"
+// is) or whose value is not listed (an empty list: any value). Parameter names match
+// case-insensitively. A listed string ending or starting with '*' is a prefix or suffix glob.
+// A list value is checked element by element: one denied element refuses, and every element
+// must be allowed. A string with commas (which many Vault endpoints split into a list) is
+// also checked piece by piece, so a glob cannot allow "ok-value,anything-else"; a string that
+// equals a listed value exactly is allowed whole. Numbers and booleans match their JSON text.
+bool parameters_allowed(const PathRule& rule, Operation op, const boost::json::object& params);
+
 // The effective permissions of a set of policies.
 class Acl {
  public:
@@ -132,7 +146,14 @@ class Acl {
   // Whether op is allowed at path; with needs_sudo (root-protected paths) sudo is required too.
   // Deny on the winning rule refuses everything; no matching rule refuses (deny by default).
   // For kList, a path ending in "/" also matches rules written without the trailing slash.
+  // Capabilities only: a request also needs the overload below.
   bool allowed(std::string_view path, Operation op, bool needs_sudo = false) const;
+  // The decision for a request: allowed() above, then the winning rule's parameter constraints
+  // (parameters_allowed()) against the request's parameters: its JSON body, with the query
+  // parameters for a read. `params` null means the caller cannot show them; a rule with any
+  // parameter constraint then refuses.
+  bool allowed(std::string_view path, Operation op, bool needs_sudo,
+               const boost::json::object* params) const;
 
   // The merged rule that decides path (parameters, wrapping TTLs), or nullptr when none matches
   // or the Acl is root. Valid until the next add().

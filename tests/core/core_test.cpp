@@ -225,6 +225,49 @@ TEST_F(CoreTest, AclEnforcedWithDenyAndCreateVsUpdate) {
   EXPECT_EQ(call(Operation::kRead, "kv/app/a", {}, t).status().code(), Code::kPermissionDenied);
 }
 
+// A policy's parameter constraints are enforced on the request's body (and, for reads, its
+// query parameters), not just parsed: a restriction an operator wrote is never silently dropped.
+TEST_F(CoreTest, PolicyParameterConstraintsAreEnforced) {
+  init_unseal();
+  ASSERT_TRUE(call(Operation::kUpdate, "sys/mounts/kv", object{{"type", "kv"}}).ok());
+  ASSERT_TRUE(call(Operation::kUpdate, "sys/policies/acl/params", object{{"policy", R"(
+path "kv/app" {
+  capabilities = ["create", "read", "update", "delete"]
+  allowed_parameters = { "env" = ["dev", "test-*"], "owner" = [] }
+  denied_parameters = { "owner" = ["root"] }
+  required_parameters = ["owner"]
+})"}}).ok());
+  auto tok = call(Operation::kUpdate, "auth/token/create",
+                  object{{"policies", boost::json::array{"params"}}});
+  ASSERT_TRUE(tok.ok());
+  const std::string t = tok->auth->client_token;
+  auto denied = [](const Result<Response>& r) {
+    return r.status().code() == Code::kPermissionDenied;
+  };
+  EXPECT_TRUE(denied(call(Operation::kUpdate, "kv/app", object{{"env", "dev"}}, t)))
+      << "owner is required";
+  EXPECT_TRUE(denied(call(Operation::kUpdate, "kv/app", object{{"owner", "root"}}, t)));
+  EXPECT_TRUE(
+      denied(call(Operation::kUpdate, "kv/app", object{{"owner", "a"}, {"env", "prod"}}, t)));
+  EXPECT_TRUE(
+      denied(call(Operation::kUpdate, "kv/app", object{{"owner", "a"}, {"extra", "x"}}, t)));
+  EXPECT_TRUE(denied(
+      call(Operation::kUpdate, "kv/app", object{{"owner", "a"}, {"env", "test-1,prod"}}, t)));
+  // Nothing was written by the refused requests (a read needs owner too, as a query parameter).
+  EXPECT_EQ(call(Operation::kRead, "kv/app", object{{"owner", "a"}}, t).status().code(),
+            Code::kNotFound);
+  ASSERT_TRUE(
+      call(Operation::kUpdate, "kv/app", object{{"owner", "a"}, {"env", "test-1"}}, t).ok());
+  // Reads are checked as Vault checks them: with their query parameters.
+  EXPECT_TRUE(denied(call(Operation::kRead, "kv/app", {}, t)));
+  auto read = call(Operation::kRead, "kv/app", object{{"owner", "a"}}, t);
+  ASSERT_TRUE(read.ok()) << read.status().to_string();
+  ASSERT_TRUE(read->data.has_value());
+  EXPECT_EQ(read->data->at("env").as_string(), "test-1");
+  // Deletes are not.
+  EXPECT_TRUE(call(Operation::kDelete, "kv/app", {}, t).ok());
+}
+
 // A write to a new path is a create, to an existing one an update (Vault's existence check), and
 // the audit log records which.
 TEST_F(CoreTest, AuditRecordsCreateThenUpdateForWrites) {
