@@ -262,7 +262,8 @@ boost::json::object auth_json(const TokenEntry* token) {
 
 }  // namespace
 
-Status AuditBroker::log_request(const Request& req, const TokenEntry* token) {
+Status AuditBroker::log_request(const Request& req, const TokenEntry* token,
+                                std::string_view error) {
   if (active_.load(std::memory_order_acquire) == 0) return ok_status();
   std::string time = format_rfc3339_nanos(clock_.now());
   return write_all([&](const Device& d) {
@@ -280,6 +281,7 @@ Status AuditBroker::log_request(const Request& req, const TokenEntry* token) {
     r["data"] = hash_tree(d, req.data, 0);
     r["remote_address"] = req.remote_addr;
     line["request"] = std::move(r);
+    if (!error.empty()) line["error"] = error;
     return boost::json::serialize(line);
   });
 }

@@ -41,7 +41,9 @@ class AuditBroker {
   void clear();
   bool enabled() const;
 
-  Status log_request(const Request& req, const TokenEntry* token);
+  // `error` non-empty: the request was refused before it ran (a bad token, an ACL denial), and
+  // its entry says why, as Vault's does.
+  Status log_request(const Request& req, const TokenEntry* token, std::string_view error = {});
   // render_response() and write_response() at once.
   Status log_response(const Request& req, const TokenEntry* token, const Result<Response>& resp);
 

@@ -320,8 +320,10 @@ Result<Response> Core::handle(Request& req) {
 
   ASSIGN_OR_RETURN(auto token, tokens_->lookup(req.client_token));
   if (!token) {
-    if (req.client_token.empty()) return permission_denied("permission denied (missing client token)");
-    return permission_denied("permission denied");
+    return audit_refusal(
+        req, nullptr,
+        permission_denied(req.client_token.empty() ? "permission denied (missing client token)"
+                                                   : "permission denied"));
   }
   req.token = &*token;
 
@@ -334,7 +336,7 @@ Result<Response> Core::handle(Request& req) {
   }
 
   ASSIGN_OR_RETURN(bool allowed, acl_allows(*token, req.path, req.op, &req.data));
-  if (!allowed) return permission_denied("permission denied");
+  if (!allowed) return audit_refusal(req, &*token, permission_denied("permission denied"));
 
   RETURN_IF_ERROR(audit_.log_request(req, &*token));
   Result<Response> resp = mounted ? mounted->engine->handle(req) : dispatch(req);
@@ -346,6 +348,14 @@ Result<Response> Core::handle(Request& req) {
   Status use = tokens_->use(*token);
   if (!use.ok()) LOG_WARN("core", "could not count token use: " << use.message());
   return audit_response(req, &*token, std::move(resp));
+}
+
+Status Core::audit_refusal(const Request& req, const TokenEntry* token, Status refusal) {
+  // Refused attempts are what an auditor most needs to see. If no device can record one, the
+  // client gets that failure instead: it is refused either way.
+  RETURN_IF_ERROR(audit_.log_request(req, token, refusal.message()));
+  RETURN_IF_ERROR(audit_.log_response(req, token, refusal));
+  return refusal;
 }
 
 Result<Response> Core::audit_response(const Request& req, const TokenEntry* token,

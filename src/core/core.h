@@ -122,6 +122,9 @@ class Core {
   // Response::after_durable so it is written once the answer may leave.
   Result<Response> audit_response(const Request& req, const TokenEntry* token,
                                   Result<Response> resp);
+  // Audits a request refused before it ran (no or bad token, ACL denial), request and response
+  // entries both carrying the refusal, and returns the refusal (or the audit failure).
+  Status audit_refusal(const Request& req, const TokenEntry* token, Status refusal);
   int64_t mount_ttl(const MountEntry& e, const char* key, int64_t fallback) const;
   Result<std::shared_ptr<Mounted>> instantiate(const MountEntry& entry, bool auth = false);
   Result<Response> sys_mounts(Request& req, const std::string& rest);

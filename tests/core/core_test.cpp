@@ -1,15 +1,18 @@
 // Core pipeline tests with in-memory storage and an injected clock: barrier integrity, seal
 // lifecycle, tokens (TTL, tree revocation, uses, batch), ACL enforcement, kv v2 versioning.
+#include "core/core.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
-#include <fstream>
-#include <filesystem>
 
 #include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
 
 #include "base/encoding.h"
 #include "core/barrier.h"
-#include "core/core.h"
 #include "storage/backend.h"
 
 namespace custos::core {
@@ -292,6 +295,54 @@ TEST_F(CoreTest, AuditRecordsCreateThenUpdateForWrites) {
     }
   }
   EXPECT_EQ(ops, (std::vector<std::string>{"create", "update"}));
+  std::filesystem::remove(log);
+}
+
+// Refused requests are audited, as Vault audits them: a bad or missing token and an ACL denial
+// each leave a request and a response entry that carry the refusal, with the token HMAC-ed.
+TEST_F(CoreTest, AuditRecordsRefusedRequests) {
+  init_unseal();
+  ASSERT_TRUE(call(Operation::kUpdate, "sys/mounts/kv", object{{"type", "kv"}}).ok());
+  std::string log = (std::filesystem::temp_directory_path() /
+                     ("custos-core-refusals-" + std::to_string(::getpid()) + ".log"))
+                        .string();
+  std::filesystem::remove(log);
+  ASSERT_TRUE(call(Operation::kUpdate, "sys/audit/file",
+                   object{{"type", "file"}, {"options", object{{"file_path", log}}}})
+                  .ok());
+  auto tok = call(Operation::kUpdate, "auth/token/create",
+                  object{{"policies", boost::json::array{"default"}}});
+  ASSERT_TRUE(tok.ok());
+  const std::string t = tok->auth->client_token;
+  const std::string bogus = "hvs.not-a-token-at-all";
+  EXPECT_EQ(call(Operation::kRead, "kv/a", {}, bogus).status().code(), Code::kPermissionDenied);
+  Request anonymous;
+  anonymous.op = Operation::kRead;
+  anonymous.path = "kv/b";
+  EXPECT_EQ(core_->handle(anonymous).status().code(), Code::kPermissionDenied);
+  EXPECT_EQ(call(Operation::kUpdate, "kv/c", object{{"password", "hunter2"}}, t).status().code(),
+            Code::kPermissionDenied);
+
+  std::ifstream in(log);
+  std::stringstream whole;
+  whole << in.rdbuf();
+  EXPECT_EQ(whole.str().find(bogus), std::string::npos) << "tokens are HMAC-ed";
+  EXPECT_EQ(whole.str().find("hunter2"), std::string::npos) << "so are values";
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> by_path;  // type, error
+  std::istringstream lines(whole.str());
+  for (std::string line; std::getline(lines, line);) {
+    auto v = boost::json::parse(line).as_object();
+    const auto* err = v.if_contains("error");
+    by_path[std::string(v.at("request").at("path").as_string())].emplace_back(
+        std::string(v.at("type").as_string()), err ? std::string(err->as_string()) : "");
+  }
+  using Entries = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(by_path["kv/a"],
+            (Entries{{"request", "permission denied"}, {"response", "permission denied"}}));
+  EXPECT_EQ(by_path["kv/b"], (Entries{{"request", "permission denied (missing client token)"},
+                                      {"response", "permission denied (missing client token)"}}));
+  EXPECT_EQ(by_path["kv/c"],
+            (Entries{{"request", "permission denied"}, {"response", "permission denied"}}));
   std::filesystem::remove(log);
 }
 
