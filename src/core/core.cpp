@@ -335,8 +335,17 @@ Result<Response> Core::handle(Request& req) {
     req.op = exists ? Operation::kUpdate : Operation::kCreate;
   }
 
+  // Vault counts a use for every request the token made, whatever its outcome, refusals
+  // included: a token limited to N uses cannot probe for free.
+  auto count_use = [&] {
+    Status use = tokens_->use(*token);
+    if (!use.ok()) LOG_WARN("core", "could not count token use: " << use.message());
+  };
   ASSIGN_OR_RETURN(bool allowed, acl_allows(*token, req.path, req.op, &req.data));
-  if (!allowed) return audit_refusal(req, &*token, permission_denied("permission denied"));
+  if (!allowed) {
+    count_use();
+    return audit_refusal(req, &*token, permission_denied("permission denied"));
+  }
 
   RETURN_IF_ERROR(audit_.log_request(req, &*token));
   Result<Response> resp = mounted ? mounted->engine->handle(req) : dispatch(req);
@@ -344,9 +353,7 @@ Result<Response> Core::handle(Request& req) {
     Status st = finish_response(req, *resp, mounted.get());
     if (!st.ok()) resp = st;
   }
-  // Vault counts a use for every request the token made, whatever its outcome.
-  Status use = tokens_->use(*token);
-  if (!use.ok()) LOG_WARN("core", "could not count token use: " << use.message());
+  count_use();
   return audit_response(req, &*token, std::move(resp));
 }
 

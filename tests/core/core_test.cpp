@@ -183,6 +183,16 @@ TEST_F(CoreTest, TokenTtlExpiryTreeRevocationAndUses) {
   EXPECT_TRUE(call(Operation::kRead, "auth/token/lookup-self", {}, u).ok());
   EXPECT_TRUE(call(Operation::kRead, "auth/token/lookup-self", {}, u).ok());
   EXPECT_EQ(call(Operation::kRead, "auth/token/lookup-self", {}, u).status().code(), Code::kPermissionDenied);
+
+  // A refused request uses the token up as well (Vault's rule): probing is not free.
+  auto limited = call(Operation::kUpdate, "auth/token/create",
+                      object{{"num_uses", 2}, {"policies", boost::json::array{"default"}}});
+  ASSERT_TRUE(limited.ok());
+  std::string l = limited->auth->client_token;
+  EXPECT_EQ(call(Operation::kRead, "sys/mounts", {}, l).status().code(), Code::kPermissionDenied);
+  EXPECT_TRUE(call(Operation::kRead, "auth/token/lookup-self", {}, l).ok());
+  EXPECT_EQ(call(Operation::kRead, "auth/token/lookup-self", {}, l).status().code(),
+            Code::kPermissionDenied);
 }
 
 TEST_F(CoreTest, TokensAreStoredHashedAndBatchTokensAreNotStored) {
