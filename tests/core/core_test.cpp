@@ -47,6 +47,18 @@ class CoreTest : public ::testing::Test {
     return core_->handle(r);
   }
 
+  // Enables a file audit device on a fresh file named after `stem` in the temp directory and
+  // returns its path; empty if enabling failed.
+  std::string enable_file_audit(const std::string& stem) {
+    std::string log = (std::filesystem::temp_directory_path() /
+                       (stem + "-" + std::to_string(::getpid()) + ".log"))
+                          .string();
+    std::filesystem::remove(log);
+    auto on = call(Operation::kUpdate, "sys/audit/file",
+                   object{{"type", "file"}, {"options", object{{"file_path", log}}}});
+    return on.ok() ? log : "";
+  }
+
   FakeClock clock_;
   std::unique_ptr<storage::Backend> backend_;
   std::unique_ptr<Core> core_;
@@ -286,13 +298,8 @@ path "kv/app" {
 TEST_F(CoreTest, AuditRecordsCreateThenUpdateForWrites) {
   init_unseal();
   ASSERT_TRUE(call(Operation::kUpdate, "sys/mounts/secret", object{{"type", "kv-v2"}}).ok());
-  std::string log = (std::filesystem::temp_directory_path() /
-                     ("custos-core-audit-" + std::to_string(::getpid()) + ".log"))
-                        .string();
-  std::filesystem::remove(log);
-  ASSERT_TRUE(call(Operation::kUpdate, "sys/audit/file",
-                   object{{"type", "file"}, {"options", object{{"file_path", log}}}})
-                  .ok());
+  const std::string log = enable_file_audit("custos-core-audit");
+  ASSERT_FALSE(log.empty());
   ASSERT_TRUE(call(Operation::kUpdate, "secret/data/new", object{{"data", object{{"v", 1}}}}).ok());
   ASSERT_TRUE(call(Operation::kUpdate, "secret/data/new", object{{"data", object{{"v", 2}}}}).ok());
   std::ifstream in(log);
@@ -313,13 +320,8 @@ TEST_F(CoreTest, AuditRecordsCreateThenUpdateForWrites) {
 TEST_F(CoreTest, AuditRecordsRefusedRequests) {
   init_unseal();
   ASSERT_TRUE(call(Operation::kUpdate, "sys/mounts/kv", object{{"type", "kv"}}).ok());
-  std::string log = (std::filesystem::temp_directory_path() /
-                     ("custos-core-refusals-" + std::to_string(::getpid()) + ".log"))
-                        .string();
-  std::filesystem::remove(log);
-  ASSERT_TRUE(call(Operation::kUpdate, "sys/audit/file",
-                   object{{"type", "file"}, {"options", object{{"file_path", log}}}})
-                  .ok());
+  const std::string log = enable_file_audit("custos-core-refusals");
+  ASSERT_FALSE(log.empty());
   auto tok = call(Operation::kUpdate, "auth/token/create",
                   object{{"policies", boost::json::array{"default"}}});
   ASSERT_TRUE(tok.ok());
