@@ -449,6 +449,18 @@ std::string lower(std::string_view s) {
   return out;
 }
 
+// The winning rule's capabilities allow op (and sudo, when the path needs it).
+bool grants(const PathRule& rule, Operation op, bool needs_sudo) {
+  const Capabilities caps = rule.capabilities;
+  if (!caps.grants(required_capability(op))) return false;
+  return !needs_sudo || caps.grants(Capability::kSudo);
+}
+
+bool has_parameter_constraints(const PathRule& rule) {
+  return !rule.allowed_parameters.empty() || !rule.denied_parameters.empty() ||
+         !rule.required_parameters.empty();
+}
+
 // A constraint map keyed by lower-case parameter names.
 const std::vector<std::string>* listed_for(const std::map<std::string, std::vector<std::string>>& m,
                                            std::string_view name) {
@@ -657,6 +669,7 @@ bool parameters_allowed(const PathRule& rule, Operation op, const boost::json::o
       op != Operation::kRead) {
     return true;
   }
+  if (!has_parameter_constraints(rule)) return true;  // most rules: nothing to look at
   std::vector<std::string> names;
   names.reserve(params.size());
   for (const auto& kv : params) names.push_back(lower(kv.key()));
@@ -764,20 +777,16 @@ std::vector<std::string> Acl::capability_names(std::string_view path) const {
 bool Acl::allowed(std::string_view path, Operation op, bool needs_sudo) const {
   if (root_) return true;
   const PathRule* rule = best_match(path, op == Operation::kList);
-  if (rule == nullptr) return false;
-  const Capabilities caps = rule->capabilities;
-  if (!caps.grants(required_capability(op))) return false;
-  return !needs_sudo || caps.grants(Capability::kSudo);
+  return rule != nullptr && grants(*rule, op, needs_sudo);
 }
 
 bool Acl::allowed(std::string_view path, Operation op, bool needs_sudo,
                   const boost::json::object* params) const {
-  if (!allowed(path, op, needs_sudo)) return false;
   if (root_) return true;
   const PathRule* rule = best_match(path, op == Operation::kList);
+  if (rule == nullptr || !grants(*rule, op, needs_sudo)) return false;
   if (params != nullptr) return parameters_allowed(*rule, op, *params);
-  return rule->allowed_parameters.empty() && rule->denied_parameters.empty() &&
-         rule->required_parameters.empty();
+  return !has_parameter_constraints(*rule);
 }
 
 const PathRule* Acl::find_rule(std::string_view path) const {
