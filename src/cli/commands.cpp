@@ -513,7 +513,7 @@ void register_client_commands(CLI::App& app, Globals& g) {
   auto* tok = app.add_subcommand("token", "Create, look up, renew and revoke tokens");
   tok->require_subcommand(1);
   static std::vector<std::string> t_policies;
-  static std::string t_ttl, t_period, t_display, t_type, t_increment, t_token;
+  static std::string t_ttl, t_period, t_display, t_type, t_increment, t_token, t_role;
   static bool t_orphan = false, t_accessor = false, t_self = false;
   static int64_t t_uses = 0;
   auto* tc = tok->add_subcommand("create", "Create a token");
@@ -524,6 +524,7 @@ void register_client_commands(CLI::App& app, Globals& g) {
   tc->add_option("--type", t_type, "service or batch");
   tc->add_option("--use-limit", t_uses);
   tc->add_flag("--orphan", t_orphan);
+  tc->add_option("--role", t_role, "Create against this token role (auth/token/roles/NAME)");
   tc->callback(call([&g](Client& c) {
     json::object body;
     json::array p;
@@ -535,7 +536,13 @@ void register_client_commands(CLI::App& app, Globals& g) {
     if (!t_type.empty()) body["type"] = t_type;
     if (t_uses > 0) body["num_uses"] = t_uses;
     json::value b = body;
-    auto r = c.call("POST", t_orphan ? "auth/token/create-orphan" : "auth/token/create", &b);
+    if (!t_role.empty() && t_orphan) {
+      return fail(invalid_argument("--orphan and --role do not combine: the role decides"));
+    }
+    const std::string path = !t_role.empty() ? "auth/token/create/" + t_role
+                             : t_orphan      ? "auth/token/create-orphan"
+                                             : "auth/token/create";
+    auto r = c.call("POST", path, &b);
     if (!r.ok()) return fail(r.status());
     return output(g, r->body);
   }));

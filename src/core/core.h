@@ -14,6 +14,7 @@
 
 #include "base/clock.h"
 #include "core/audit.h"
+#include "core/auth/token_role.h"
 #include "core/barrier.h"
 #include "core/engine.h"
 #include "core/leases.h"
@@ -140,7 +141,10 @@ class Core {
   Result<Response> sys_capabilities(Request& req, bool self);
 
   // Tokens
-  Result<Response> token_create(Request& req, bool orphan);
+  // `role`: created against a token role (auth/token/create/:role_name).
+  Result<Response> token_create(Request& req, bool orphan, const TokenRole* role = nullptr);
+  Result<std::optional<TokenRole>> get_token_role(const std::string& name);
+  static constexpr const char* kTokenRolePrefix = "sys/token/roles/";
   Result<Response> token_lookup_response(const TokenEntry& e, const std::string& id);
   Auth auth_for(const std::string& token, const TokenEntry& e) const;
 

@@ -602,10 +602,21 @@ Result<Response> Core::token_lookup_response(const TokenEntry& e, const std::str
   return Response::with_data(std::move(d));
 }
 
-Result<Response> Core::token_create(Request& req, bool orphan) {
+Result<std::optional<TokenRole>> Core::get_token_role(const std::string& name) {
+  ASSIGN_OR_RETURN(auto raw, barrier_.get(kTokenRolePrefix + name));
+  if (!raw) return std::optional<TokenRole>();
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(raw->view(), ec);
+  if (ec || !v.is_object()) return data_loss("token role " + name + " is corrupt");
+  ASSIGN_OR_RETURN(TokenRole role, TokenRole::from_json(name, v.as_object()));
+  return std::optional<TokenRole>(std::move(role));
+}
+
+Result<Response> Core::token_create(Request& req, bool orphan, const TokenRole* role) {
   const TokenEntry& parent = *req.token;
   TokenCreateParams p;
   ASSIGN_OR_RETURN(p.policies, field_string_list(req.data, "policies"));
+  const bool policies_given = !p.policies.empty();
   if (const auto* m = req.data.if_contains("meta"); m && m->is_object()) {
     for (const auto& [k, v] : m->as_object()) {
       if (!v.is_string()) return invalid_argument("'meta' values must be strings");
@@ -626,7 +637,10 @@ Result<Response> Core::token_create(Request& req, bool orphan) {
   ASSIGN_OR_RETURN(p.renewable, field_bool(req.data, "renewable", true));
   ASSIGN_OR_RETURN(p.no_default_policy, field_bool(req.data, "no_default_policy", false));
   ASSIGN_OR_RETURN(bool no_parent, field_bool(req.data, "no_parent", false));
-  ASSIGN_OR_RETURN(p.type, field_string(req.data, "type", "service"));
+  ASSIGN_OR_RETURN(p.type, field_string(req.data, "type", ""));
+  if (role != nullptr) {
+    ASSIGN_OR_RETURN(p.type, role->token_type(p.type));
+  }
   if (p.type.empty() || p.type == "default") p.type = "service";
   if (p.type != "service" && p.type != "batch") return invalid_argument("unsupported token type " + p.type);
   ASSIGN_OR_RETURN(p.id, field_string(req.data, "id"));
@@ -637,7 +651,19 @@ Result<Response> Core::token_create(Request& req, bool orphan) {
   if ((no_parent || orphan) && !sudo && !orphan) {
     return invalid_argument("root or sudo privileges required to create orphan token");
   }
-  if (p.policies.empty()) {
+  if (role != nullptr &&
+      (!role->allowed_policies.empty() || !role->allowed_policies_glob.empty())) {
+    // The role, not the parent, bounds the policies: tokens may get any of the role's allowed
+    // policies, even ones the caller does not hold (Vault's rule).
+    if (!policies_given) p.policies = role->allowed_policies;
+    for (const auto& pol : p.policies) {
+      if (pol != "default" && !role->allows_policy(pol)) {
+        return invalid_argument(
+            "token policies must be a subset of the role's allowed policies; \"" + pol +
+            "\" is not");
+      }
+    }
+  } else if (p.policies.empty()) {
     p.policies = parent.policies;
     // A child of a root token with no policies given inherits root.
   } else if (!is_root && !sudo) {
@@ -647,6 +673,34 @@ Result<Response> Core::token_create(Request& req, bool orphan) {
         return invalid_argument("child policies must be subset of parent");
       }
     }
+  }
+  if (role != nullptr) {
+    // Disallowed policies: refused when asked for, dropped when inherited.
+    if (policies_given) {
+      for (const auto& pol : p.policies) {
+        if (role->disallows_policy(pol)) {
+          return invalid_argument("token policies contain \"" + pol +
+                                  "\", which the role disallows");
+        }
+      }
+    } else {
+      std::erase_if(p.policies,
+                    [&](const std::string& pol) { return role->disallows_policy(pol); });
+    }
+    if (role->disallows_policy("default")) p.no_default_policy = true;
+    p.no_default_policy = p.no_default_policy || role->no_default_policy;
+    orphan = orphan || role->orphan;
+    if (!role->renewable) p.renewable = false;
+    if (role->period > 0) p.period = role->period;
+    if (role->explicit_max_ttl > 0 &&
+        (p.explicit_max_ttl == 0 || p.explicit_max_ttl > role->explicit_max_ttl)) {
+      p.explicit_max_ttl = role->explicit_max_ttl;
+    }
+    if (role->num_uses > 0 && (p.num_uses == 0 || p.num_uses > role->num_uses)) {
+      p.num_uses = role->num_uses;
+    }
+    p.path = "auth/token/create/" + role->name;
+    if (!role->path_suffix.empty()) p.path += "/" + role->path_suffix;
   }
   if (std::find(p.policies.begin(), p.policies.end(), "root") != p.policies.end() && !is_root) {
     return invalid_argument("root tokens may not be created by a non-root token");
@@ -686,10 +740,43 @@ Result<Response> Core::handle_token(Request& req) {
   };
   auto increment = [&]() -> Result<int64_t> { return field_duration(req.data, "increment", 0); };
 
-  if (rel == "create" || starts_with(rel, "create/")) {
+  if (rel == "create") {
     if (!is_write(req.op)) return unimplemented("unsupported operation");
-    if (starts_with(rel, "create/")) return invalid_argument("token roles are not supported yet");
     return token_create(req, false);
+  }
+  if (starts_with(rel, "create/")) {
+    if (!is_write(req.op)) return unimplemented("unsupported operation");
+    const std::string name = rel.substr(7);
+    RETURN_IF_ERROR(validate_token_role_name(name));
+    ASSIGN_OR_RETURN(auto role, get_token_role(name));
+    if (!role) return invalid_argument("unknown role " + name);
+    return token_create(req, false, &*role);
+  }
+  if (rel == "roles" || rel == "roles/") {
+    if (req.op != Operation::kList) return unimplemented("unsupported operation");
+    ASSIGN_OR_RETURN(auto keys, barrier_.list(kTokenRolePrefix));
+    return Response::with_data({{"keys", to_array(keys)}});
+  }
+  if (starts_with(rel, "roles/")) {
+    const std::string name = rel.substr(6);
+    RETURN_IF_ERROR(validate_token_role_name(name));
+    if (req.op == Operation::kRead) {
+      ASSIGN_OR_RETURN(auto role, get_token_role(name));
+      if (!role) return not_found("");
+      return Response::with_data(role->to_response());
+    }
+    if (req.op == Operation::kDelete) {
+      RETURN_IF_ERROR(barrier_.del(kTokenRolePrefix + name));
+      return Response::empty();
+    }
+    if (!is_write(req.op)) return unimplemented("unsupported operation");
+    ASSIGN_OR_RETURN(auto existing, get_token_role(name));
+    TokenRole role = existing ? *existing : TokenRole{};
+    role.name = name;
+    RETURN_IF_ERROR(role.apply(req.data));
+    RETURN_IF_ERROR(
+        barrier_.put(kTokenRolePrefix + name, as_bytes(boost::json::serialize(role.to_json()))));
+    return Response::empty();
   }
   if (rel == "create-orphan") {
     if (!is_write(req.op)) return unimplemented("unsupported operation");

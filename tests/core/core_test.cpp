@@ -207,6 +207,101 @@ TEST_F(CoreTest, TokenTtlExpiryTreeRevocationAndUses) {
             Code::kPermissionDenied);
 }
 
+// Token roles (auth/token/roles/:name, auth/token/create/:name), as Vault documents them.
+TEST_F(CoreTest, TokenRolesBoundWhatTokensCreatedAgainstThemGet) {
+  init_unseal();
+  for (const char* name : {"app", "ops", "admin"}) {
+    ASSERT_TRUE(call(Operation::kUpdate, std::string("sys/policies/acl/") + name,
+                     object{{"policy", "path \"kv/*\" { capabilities = [\"read\"] }"}})
+                    .ok());
+  }
+  // A caller that may use the role but holds none of its policies.
+  ASSERT_TRUE(
+      call(Operation::kUpdate, "sys/policies/acl/creator",
+           object{{"policy", "path \"auth/token/create/*\" { capabilities = [\"update\"] }"}})
+          .ok());
+  auto creator = call(Operation::kUpdate, "auth/token/create",
+                      object{{"policies", boost::json::array{"creator"}}});
+  ASSERT_TRUE(creator.ok());
+  const std::string c = creator->auth->client_token;
+
+  ASSERT_TRUE(call(Operation::kUpdate, "auth/token/roles/deployer",
+                   object{{"allowed_policies", "app,ops"},
+                          {"disallowed_policies", boost::json::array{"admin"}},
+                          {"orphan", true},
+                          {"renewable", false},
+                          {"path_suffix", "ci"},
+                          {"token_explicit_max_ttl", "1h"},
+                          {"token_num_uses", 5}})
+                  .ok());
+  auto role = call(Operation::kRead, "auth/token/roles/deployer");
+  ASSERT_TRUE(role.ok()) << role.status().to_string();
+  EXPECT_EQ(role->data->at("allowed_policies"), (boost::json::array{"app", "ops"}));
+  EXPECT_EQ(role->data->at("token_explicit_max_ttl").as_int64(), 3600);
+  EXPECT_EQ(role->data->at("token_type").as_string(), "default-service");
+  auto roles = call(Operation::kList, "auth/token/roles");
+  ASSERT_TRUE(roles.ok());
+  EXPECT_EQ(roles->data->at("keys"), (boost::json::array{"deployer"}));
+
+  // No policies asked for: the role's allowed ones, though the creator holds neither.
+  auto made = call(Operation::kUpdate, "auth/token/create/deployer", object{{"num_uses", 9}}, c);
+  ASSERT_TRUE(made.ok()) << made.status().to_string();
+  auto look = call(Operation::kRead, "auth/token/lookup-self", {}, made->auth->client_token);
+  ASSERT_TRUE(look.ok());
+  const object& d = *look->data;
+  EXPECT_EQ(d.at("policies"), (boost::json::array{"app", "default", "ops"}));
+  EXPECT_TRUE(d.at("orphan").as_bool());
+  EXPECT_FALSE(d.at("renewable").as_bool());
+  EXPECT_EQ(d.at("path").as_string(), "auth/token/create/deployer/ci");
+  EXPECT_EQ(d.at("explicit_max_ttl").as_int64(), 3600);
+  EXPECT_EQ(d.at("num_uses").as_int64(), 5) << "the role caps the 9 uses asked for";
+
+  auto refused = [&](object body) {
+    auto r = call(Operation::kUpdate, "auth/token/create/deployer", std::move(body), c);
+    return r.status().code() == Code::kInvalidArgument;
+  };
+  EXPECT_TRUE(refused(object{{"policies", boost::json::array{"admin"}}})) << "disallowed";
+  EXPECT_TRUE(refused(object{{"policies", boost::json::array{"creator"}}})) << "not allowed";
+  EXPECT_TRUE(call(Operation::kUpdate, "auth/token/create/deployer",
+                   object{{"policies", boost::json::array{"ops"}}}, c)
+                  .ok());
+  // Without the role, the creator may only hand out what it holds.
+  EXPECT_EQ(call(Operation::kUpdate, "auth/token/create",
+                 object{{"policies", boost::json::array{"ops"}}}, c)
+                .status()
+                .code(),
+            Code::kPermissionDenied)
+      << "the creator's policy does not even reach auth/token/create";
+
+  // An orphan from the role outlives the creator.
+  ASSERT_TRUE(call(Operation::kUpdate, "auth/token/revoke", object{{"token", c}}).ok());
+  EXPECT_TRUE(call(Operation::kRead, "auth/token/lookup-self", {}, made->auth->client_token).ok());
+
+  // A role that fixes the type; an unknown role; a deleted role.
+  ASSERT_TRUE(call(Operation::kUpdate, "auth/token/roles/batcher",
+                   object{{"token_type", "batch"}, {"allowed_policies", "app"}})
+                  .ok());
+  auto batch = call(Operation::kUpdate, "auth/token/create/batcher", object{{"ttl", "10m"}});
+  ASSERT_TRUE(batch.ok()) << batch.status().to_string();
+  EXPECT_EQ(batch->auth->client_token.rfind("hvb.", 0), 0u);
+  EXPECT_EQ(call(Operation::kUpdate, "auth/token/create/batcher", object{{"type", "service"}})
+                .status()
+                .code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(call(Operation::kUpdate, "auth/token/create/nosuch", {}).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(
+      call(Operation::kUpdate, "auth/token/roles/bad", object{{"token_bound_cidrs", "10.0.0.0/8"}})
+          .status()
+          .code(),
+      Code::kInvalidArgument)
+      << "a binding the token store cannot enforce is refused, not ignored";
+  ASSERT_TRUE(call(Operation::kDelete, "auth/token/roles/batcher").ok());
+  EXPECT_EQ(call(Operation::kRead, "auth/token/roles/batcher").status().code(), Code::kNotFound);
+  EXPECT_EQ(call(Operation::kUpdate, "auth/token/roles/x/y", {}).status().code(),
+            Code::kInvalidArgument);
+}
+
 TEST_F(CoreTest, TokensAreStoredHashedAndBatchTokensAreNotStored) {
   init_unseal();
   auto svc = call(Operation::kUpdate, "auth/token/create", {});

@@ -78,8 +78,19 @@ CUSTOS_TOKEN=$CHILD c token lookup -format=json | grep -q app-read || fail "look
 c token renew -increment=30m "$CHILD" > /dev/null
 c token revoke "$CHILD" > /dev/null
 if CUSTOS_TOKEN=$CHILD c read kv1/shared/cfg > /dev/null 2>&1; then fail "revoked token still works"; fi
+c write auth/token/roles/reader allowed_policies=app-read orphan=true token_num_uses=3 > /dev/null
+c list auth/token/roles | grep -qx reader || fail "token roles list"
+c token create -role=reader -format=json > "$WORK/role_tok.json"
+ROLE_TOK=$(json "$(cat "$WORK/role_tok.json")" o.auth.client_token)
+CUSTOS_TOKEN=$ROLE_TOK c token lookup -format=json > "$WORK/role_look.json"
+[ "$(json "$(cat "$WORK/role_look.json")" o.data.path)" = auth/token/create/reader ] || fail "role token path"
+[ "$(json "$(cat "$WORK/role_look.json")" o.data.orphan)" = true ] || fail "role token orphan"
+[ "$(json "$(cat "$WORK/role_look.json")" o.data.num_uses)" = 3 ] || fail "role token num_uses"
+grep -q app-read "$WORK/role_look.json" || fail "role token policies"
+if c token create -role=nosuch > /dev/null 2>&1; then fail "unknown role accepted"; fi
+c delete auth/token/roles/reader > /dev/null
 c policy delete app-read > /dev/null
-pass "policies enforced on a child token; token lookup, renew, revoke"
+pass "policies enforced on a child token; token lookup, renew, revoke; token roles"
 
 c transit create appkey > /dev/null
 CT=$(c transit encrypt appkey "root key material")
