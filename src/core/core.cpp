@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/json.hpp>
 
+#include "base/cleanup.h"
 #include "base/encoding.h"
 #include "base/log.h"
 #include "core/auth/approle.h"
@@ -326,6 +327,18 @@ Result<Response> Core::handle(Request& req) {
                                                    : "permission denied"));
   }
   req.token = &*token;
+  // Vault takes a use before the request runs, whatever its outcome (a token limited to N
+  // uses cannot probe denied paths for free); the last use revokes the token after it.
+  Result<bool> last_use = tokens_->use(*token);
+  if (!last_use.ok()) {
+    if (last_use.status().code() != Code::kPermissionDenied) return last_use.status();
+    return audit_refusal(req, &*token, last_use.status());
+  }
+  Cleanup revoke_after_last_use([&] {
+    if (!*last_use) return;
+    Status st = tokens_->revoke(*token);
+    if (!st.ok()) LOG_WARN("core", "could not revoke a used-up token: " << st.message());
+  });
 
   if (req.http_put_or_post) {
     bool exists = true;
@@ -335,17 +348,8 @@ Result<Response> Core::handle(Request& req) {
     req.op = exists ? Operation::kUpdate : Operation::kCreate;
   }
 
-  // Vault counts a use for every request the token made, whatever its outcome, refusals
-  // included: a token limited to N uses cannot probe for free.
-  auto count_use = [&] {
-    Status use = tokens_->use(*token);
-    if (!use.ok()) LOG_WARN("core", "could not count token use: " << use.message());
-  };
   ASSIGN_OR_RETURN(bool allowed, acl_allows(*token, req.path, req.op, &req.data));
-  if (!allowed) {
-    count_use();
-    return audit_refusal(req, &*token, permission_denied("permission denied"));
-  }
+  if (!allowed) return audit_refusal(req, &*token, permission_denied("permission denied"));
 
   RETURN_IF_ERROR(audit_.log_request(req, &*token));
   Result<Response> resp = mounted ? mounted->engine->handle(req) : dispatch(req);
@@ -353,7 +357,6 @@ Result<Response> Core::handle(Request& req) {
     Status st = finish_response(req, *resp, mounted.get());
     if (!st.ok()) resp = st;
   }
-  count_use();
   return audit_response(req, &*token, std::move(resp));
 }
 

@@ -242,21 +242,25 @@ Result<std::optional<TokenEntry>> TokenStore::lookup(std::string_view token) {
   return lookup_hash(token_hash(token));
 }
 
-Result<std::optional<TokenEntry>> TokenStore::lookup_hash(const std::string& hash) {
-  std::optional<TokenEntry> e;
+Result<std::optional<TokenEntry>> TokenStore::load_hash(const std::string& hash) {
   {
     std::lock_guard lock(mu_);
     auto it = cache_.find(hash);
-    if (it != cache_.end()) e = it->second;
+    if (it != cache_.end()) return std::optional<TokenEntry>(it->second);
   }
-  if (!e) {
-    ASSIGN_OR_RETURN(auto v, view_.get_json("id/" + hash));
-    if (!v || !v->is_object()) return std::optional<TokenEntry>();
-    ASSIGN_OR_RETURN(TokenEntry loaded, TokenEntry::from_json(v->as_object()));
-    std::lock_guard lock(mu_);
-    cache_[hash] = loaded;
-    e = std::move(loaded);
-  }
+  ASSIGN_OR_RETURN(auto v, view_.get_json("id/" + hash));
+  if (!v || !v->is_object()) return std::optional<TokenEntry>();
+  ASSIGN_OR_RETURN(TokenEntry loaded, TokenEntry::from_json(v->as_object()));
+  std::lock_guard lock(mu_);
+  cache_[hash] = loaded;
+  return std::optional<TokenEntry>(std::move(loaded));
+}
+
+Result<std::optional<TokenEntry>> TokenStore::lookup_hash(const std::string& hash) {
+  ASSIGN_OR_RETURN(std::optional<TokenEntry> e, load_hash(hash));
+  if (!e) return e;
+  // Its last use is running: no other request may use it.
+  if (e->num_uses == kRevocationPending) return std::optional<TokenEntry>();
   if (e->expire_time != 0 && e->expire_time <= to_unix_seconds(clock_.now())) {
     // Expired: revoke lazily (and its children with it), as Vault's expiration manager would.
     RETURN_IF_ERROR(revoke(*e));
@@ -276,18 +280,24 @@ Result<std::optional<TokenEntry>> TokenStore::lookup_accessor(std::string_view a
   return lookup_hash(std::string(h->as_string()));
 }
 
-Status TokenStore::use(const TokenEntry& entry) {
-  if (entry.num_uses <= 0 || entry.type == "batch") return ok_status();
-  if (entry.num_uses == 1) return revoke(entry);
-  TokenEntry e = entry;
-  e.num_uses -= 1;
-  return save(e);
+Result<bool> TokenStore::use(const TokenEntry& entry) {
+  if (entry.num_uses == 0 || entry.type == "batch") return false;
+  std::lock_guard update(update_mu_);
+  ASSIGN_OR_RETURN(std::optional<TokenEntry> e, load_hash(entry.hash));
+  if (!e || e->num_uses <= 0) return permission_denied("permission denied");
+  const bool last = e->num_uses == 1;
+  e->num_uses = last ? kRevocationPending : e->num_uses - 1;
+  RETURN_IF_ERROR(save(*e));
+  return last;
 }
 
 Result<TokenEntry> TokenStore::renew(const TokenEntry& entry, int64_t increment) {
   if (entry.type == "batch") return invalid_argument("batch tokens cannot be renewed");
   if (!entry.renewable) return invalid_argument("lease is not renewable");
-  TokenEntry e = entry;
+  std::lock_guard update(update_mu_);
+  ASSIGN_OR_RETURN(std::optional<TokenEntry> stored, load_hash(entry.hash));
+  if (!stored) return invalid_argument("token not found");
+  TokenEntry e = std::move(*stored);
   int64_t now = to_unix_seconds(clock_.now());
   int64_t ttl = e.period > 0 ? e.period : (increment > 0 ? increment : e.creation_ttl);
   if (max_ttl_ > 0 && e.period == 0) {
@@ -331,11 +341,14 @@ Status TokenStore::revoke(const TokenEntry& entry, bool orphan_children) {
   // Orphan the children: they lose their parent link but stay valid.
   ASSIGN_OR_RETURN(auto children, view_.list("parent/" + entry.hash + "/"));
   for (const auto& child : children) {
-    ASSIGN_OR_RETURN(auto c, lookup_hash(child));
-    if (c) {
-      c->parent_hash.clear();
-      c->orphan = true;
-      RETURN_IF_ERROR(save(*c));
+    {
+      std::lock_guard update(update_mu_);
+      ASSIGN_OR_RETURN(auto c, load_hash(child));
+      if (c) {
+        c->parent_hash.clear();
+        c->orphan = true;
+        RETURN_IF_ERROR(save(*c));
+      }
     }
     RETURN_IF_ERROR(view_.del("parent/" + entry.hash + "/" + child));
   }

@@ -21,6 +21,9 @@
 
 namespace custos::core {
 
+// num_uses of a token whose last use is running; it is revoked when that request is done.
+inline constexpr int64_t kRevocationPending = -1;
+
 struct TokenEntry {
   std::string hash;  // sha256 of the token, hex: the storage key
   std::string accessor;
@@ -77,9 +80,14 @@ class TokenStore {
   Result<std::optional<TokenEntry>> lookup(std::string_view token);
   Result<std::optional<TokenEntry>> lookup_hash(const std::string& hash);
   Result<std::optional<TokenEntry>> lookup_accessor(std::string_view accessor);
-  // Counts one use; revokes the token when its uses run out (after this request).
-  Status use(const TokenEntry& entry);
-  // Extends the TTL by `increment` seconds (0: by the creation TTL), capped by max TTLs.
+  // Takes one use of a token limited to num_uses, before the request runs, as Vault does. Uses
+  // are taken one at a time from the stored entry, so concurrent requests can never share one.
+  // Returns true for the token's last use: the token is then marked for revocation (no other
+  // request may use it) and the caller revokes it once its request is done. PermissionDenied
+  // when no use is left (another request took the last one).
+  Result<bool> use(const TokenEntry& entry);
+  // Extends the TTL by `increment` seconds (0: by the creation TTL), capped by max TTLs. Works on
+  // the stored entry, so a use taken since `entry` was read is kept.
   Result<TokenEntry> renew(const TokenEntry& entry, int64_t increment);
   // Revokes the token and, unless orphan_children, every descendant.
   Status revoke(const TokenEntry& entry, bool orphan_children = false);
@@ -95,6 +103,8 @@ class TokenStore {
 
  private:
   Status save(const TokenEntry& e);
+  // The stored entry (through the cache) as it is, expired or marked for revocation.
+  Result<std::optional<TokenEntry>> load_hash(const std::string& hash);
   Status revoke_tree(const std::string& hash, int depth);
   Result<std::optional<TokenEntry>> decode_batch(std::string_view token);
 
@@ -104,7 +114,10 @@ class TokenStore {
   int64_t max_ttl_;
   SecretBytes batch_key_;
   std::mutex mu_;
-  std::unordered_map<std::string, TokenEntry> cache_;
+  std::unordered_map<std::string, TokenEntry> cache_;  // guarded by mu_
+  // Serializes the read-modify-write of entries (uses, renewals, orphaning): none may lose
+  // another's change.
+  std::mutex update_mu_;
   std::function<Status(const std::string& hash)> revoke_hook_;
 };
 

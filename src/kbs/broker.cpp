@@ -300,8 +300,13 @@ Status Broker::authorize(std::string_view token, const std::string& path, core::
   // The admin routes authorize before they parse their bodies: a rule with parameter
   // constraints on a kbs/ path therefore refuses them.
   ASSIGN_OR_RETURN(bool allowed, core_.acl_allows(*entry, path, op, nullptr));
-  Status use = core_.tokens()->use(*entry);
-  if (!use.ok()) LOG_WARN("kbs", "could not count token use: " << use.message());
+  // A use is taken whatever the outcome, as for the Vault API; the admin call needs the token
+  // no longer once authorized, so a last use revokes it at once.
+  ASSIGN_OR_RETURN(bool last_use, core_.tokens()->use(*entry));
+  if (last_use) {
+    Status st = core_.tokens()->revoke(*entry);
+    if (!st.ok()) LOG_WARN("kbs", "could not revoke a used-up token: " << st.message());
+  }
   if (!allowed) return permission_denied("permission denied");
   return ok_status();
 }

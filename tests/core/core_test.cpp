@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
@@ -205,6 +206,48 @@ TEST_F(CoreTest, TokenTtlExpiryTreeRevocationAndUses) {
   EXPECT_TRUE(call(Operation::kRead, "auth/token/lookup-self", {}, l).ok());
   EXPECT_EQ(call(Operation::kRead, "auth/token/lookup-self", {}, l).status().code(),
             Code::kPermissionDenied);
+}
+
+// A token's uses are taken one at a time from its stored entry, before each request runs:
+// concurrent requests never share a use, a renewal does not hand a use back, and the last use
+// revokes the token once its request is done.
+TEST_F(CoreTest, TokenUsesAreTakenOneAtATime) {
+  init_unseal();
+  auto five = call(Operation::kUpdate, "auth/token/create", object{{"num_uses", 5}});
+  ASSERT_TRUE(five.ok());
+  const std::string t = five->auth->client_token;
+  const std::string accessor = five->auth->accessor;
+  std::atomic<int> ok{0}, denied{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 16; ++i) {
+    threads.emplace_back([&] {
+      auto r = call(Operation::kRead, "auth/token/lookup-self", {}, t);
+      if (r.ok()) {
+        ok.fetch_add(1);
+      } else if (r.status().code() == Code::kPermissionDenied) {
+        denied.fetch_add(1);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), 5);
+  EXPECT_EQ(denied.load(), 11);
+  EXPECT_EQ(call(Operation::kUpdate, "auth/token/lookup-accessor", object{{"accessor", accessor}})
+                .status()
+                .code(),
+            Code::kInvalidArgument)
+      << "the last use revoked the token";
+
+  auto three =
+      call(Operation::kUpdate, "auth/token/create", object{{"num_uses", 3}, {"ttl", "1h"}});
+  ASSERT_TRUE(three.ok());
+  const std::string u = three->auth->client_token;
+  EXPECT_TRUE(call(Operation::kUpdate, "auth/token/renew-self", {}, u).ok());
+  EXPECT_TRUE(call(Operation::kRead, "auth/token/lookup-self", {}, u).ok());
+  EXPECT_TRUE(call(Operation::kRead, "auth/token/lookup-self", {}, u).ok());
+  EXPECT_EQ(call(Operation::kRead, "auth/token/lookup-self", {}, u).status().code(),
+            Code::kPermissionDenied)
+      << "the renewal kept the use it was made with";
 }
 
 // Token roles (auth/token/roles/:name, auth/token/create/:name), as Vault documents them.
