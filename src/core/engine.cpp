@@ -159,4 +159,27 @@ Result<std::vector<std::string>> field_string_list(const boost::json::object& da
   return invalid_argument("field \"" + std::string(key) + "\" must be a list of strings");
 }
 
+bool glob_match(std::string_view pattern, std::string_view s) {
+  size_t p = 0;
+  size_t i = 0;
+  size_t star = std::string_view::npos;
+  size_t mark = 0;
+  while (i < s.size()) {
+    if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      mark = i;
+    } else if (p < pattern.size() && pattern[p] == s[i]) {
+      ++p;
+      ++i;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      i = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
 }  // namespace custos::core

@@ -88,4 +88,8 @@ Result<int64_t> field_duration(const boost::json::object& data, std::string_view
 Result<std::vector<std::string>> field_string_list(const boost::json::object& data,
                                                    std::string_view key);
 
+// Vault's go-glob match: '*' matches any run of characters, anywhere in the pattern (PKI's
+// allow_glob_domains, token roles' policy globs).
+bool glob_match(std::string_view pattern, std::string_view s);
+
 }  // namespace custos::core

@@ -320,6 +320,27 @@ TEST_F(CoreTest, TokenRolesBoundWhatTokensCreatedAgainstThemGet) {
   ASSERT_TRUE(call(Operation::kUpdate, "auth/token/revoke", object{{"token", c}}).ok());
   EXPECT_TRUE(call(Operation::kRead, "auth/token/lookup-self", {}, made->auth->client_token).ok());
 
+  // Policy globs: '*' matches any run of characters.
+  ASSERT_TRUE(call(Operation::kUpdate, "auth/token/roles/globbed",
+                   object{{"allowed_policies_glob", "a*"}, {"disallowed_policies_glob", "ad*"}})
+                  .ok());
+  EXPECT_TRUE(call(Operation::kUpdate, "auth/token/create/globbed",
+                   object{{"policies", boost::json::array{"app"}}}, c)
+                  .status()
+                  .code() == Code::kPermissionDenied)
+      << "the creator was revoked above";
+  EXPECT_TRUE(call(Operation::kUpdate, "auth/token/create/globbed",
+                   object{{"policies", boost::json::array{"app"}}})
+                  .ok());
+  for (const char* name : {"ops", "admin"}) {  // not allowed; allowed but disallowed
+    EXPECT_EQ(call(Operation::kUpdate, "auth/token/create/globbed",
+                   object{{"policies", boost::json::array{name}}})
+                  .status()
+                  .code(),
+              Code::kInvalidArgument)
+        << name;
+  }
+
   // A role that fixes the type; an unknown role; a deleted role.
   ASSERT_TRUE(call(Operation::kUpdate, "auth/token/roles/batcher",
                    object{{"token_type", "batch"}, {"allowed_policies", "app"}})

@@ -9,27 +9,6 @@
 namespace custos::core {
 namespace {
 
-// '*' matches any run of characters, anywhere in the pattern (Vault's policy globs).
-bool glob(std::string_view pattern, std::string_view s) {
-  size_t p = 0, i = 0, star = std::string_view::npos, mark = 0;
-  while (i < s.size()) {
-    if (p < pattern.size() && pattern[p] == '*') {
-      star = p++;
-      mark = i;
-    } else if (p < pattern.size() && pattern[p] == s[i]) {
-      ++p;
-      ++i;
-    } else if (star != std::string_view::npos) {
-      p = star + 1;
-      i = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
-}
-
 Result<std::vector<std::string>> string_list(const boost::json::object& o, std::string_view key,
                                              std::string_view what) {
   const auto* v = o.if_contains(key);
@@ -179,7 +158,7 @@ bool TokenRole::allows_policy(std::string_view policy) const {
     return true;
   }
   return std::any_of(allowed_policies_glob.begin(), allowed_policies_glob.end(),
-                     [&](const std::string& g) { return glob(g, policy); });
+                     [&](const std::string& g) { return glob_match(g, policy); });
 }
 
 bool TokenRole::disallows_policy(std::string_view policy) const {
@@ -188,7 +167,7 @@ bool TokenRole::disallows_policy(std::string_view policy) const {
     return true;
   }
   return std::any_of(disallowed_policies_glob.begin(), disallowed_policies_glob.end(),
-                     [&](const std::string& g) { return glob(g, policy); });
+                     [&](const std::string& g) { return glob_match(g, policy); });
 }
 
 Result<std::string> TokenRole::token_type(std::string_view requested) const {

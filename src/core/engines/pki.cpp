@@ -158,30 +158,6 @@ bool valid_hostname(std::string_view name, bool allow_wildcard) {
   }
 }
 
-// '*' matches any run of characters (go-glob, as Vault's allow_glob_domains).
-bool glob_match(std::string_view pattern, std::string_view s) {
-  size_t p = 0;
-  size_t i = 0;
-  size_t star = std::string_view::npos;
-  size_t mark = 0;
-  while (i < s.size()) {
-    if (p < pattern.size() && pattern[p] == '*') {
-      star = p++;
-      mark = i;
-    } else if (p < pattern.size() && pattern[p] == s[i]) {
-      ++p;
-      ++i;
-    } else if (star != std::string_view::npos) {
-      p = star + 1;
-      i = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
-}
-
 // Vault's serial number text: lowercase hex bytes joined by ':'.
 std::string serial_text(ByteSpan serial, char sep = ':') {
   std::string hex = hex_encode(serial);
