@@ -755,6 +755,7 @@ Result<Response> Core::handle_token(Request& req) {
   if (rel == "roles" || rel == "roles/") {
     if (req.op != Operation::kList) return unimplemented("unsupported operation");
     ASSIGN_OR_RETURN(auto keys, barrier_.list(kTokenRolePrefix));
+    if (keys.empty()) return not_found("");  // Vault answers an empty LIST with 404
     return Response::with_data({{"keys", to_array(keys)}});
   }
   if (starts_with(rel, "roles/")) {

@@ -268,6 +268,8 @@ TEST_F(CoreTest, TokenRolesBoundWhatTokensCreatedAgainstThemGet) {
   ASSERT_TRUE(creator.ok());
   const std::string c = creator->auth->client_token;
 
+  EXPECT_EQ(call(Operation::kList, "auth/token/roles").status().code(), Code::kNotFound)
+      << "an empty LIST is a 404, as in Vault";
   ASSERT_TRUE(call(Operation::kUpdate, "auth/token/roles/deployer",
                    object{{"allowed_policies", "app,ops"},
                           {"disallowed_policies", boost::json::array{"admin"}},
