@@ -33,6 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)acl.find_rule(path);
       for (Operation op : {Operation::kCreate, Operation::kRead, Operation::kDelete}) {
         (void)acl.allowed(path, op, false, &kParams);
+        (void)acl.allowed(path, op, false, &kParams, custos::Seconds(30));
         (void)acl.allowed(path, op, false, &kNone);
         (void)acl.allowed(path, op, false, nullptr);
       }

@@ -326,6 +326,17 @@ std::shared_ptr<const AuditBroker::PendingResponse> AuditBroker::render_response
         out["auth"] = std::move(a);
       }
       if (!x.lease_id.empty()) out["secret"] = boost::json::object{{"lease_id", x.lease_id}};
+      if (x.wrap_info) {
+        const WrapInfo& w = *x.wrap_info;
+        boost::json::object wi;
+        wi["token"] = hmac_value(d, w.token);
+        wi["accessor"] = hmac_value(d, w.accessor);
+        wi["ttl"] = w.ttl;
+        wi["creation_time"] = w.creation_time;
+        wi["creation_path"] = w.creation_path;
+        if (!w.wrapped_accessor.empty()) wi["wrapped_accessor"] = hmac_value(d, w.wrapped_accessor);
+        out["wrap_info"] = std::move(wi);
+      }
       line["error"] = "";
     } else {
       line["error"] = resp.status().message();

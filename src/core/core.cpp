@@ -8,6 +8,7 @@
 #include "base/log.h"
 #include "core/auth/approle.h"
 #include "core/auth/userpass.h"
+#include "core/engines/cubbyhole.h"
 #include "core/engines/database.h"
 #include "core/engines/kv.h"
 #include "core/engines/pki.h"
@@ -68,6 +69,7 @@ Core::Core(storage::Backend& backend, const Clock& clock, CoreConfig config)
   register_engine("transit", make_transit_engine);
   register_engine("database", make_database_engine);
   register_engine("pki", make_pki_engine);
+  register_engine(std::string(kCubbyholeType), make_cubbyhole_engine);
   register_auth("approle", make_approle_auth);
   register_auth("userpass", make_userpass_auth);
 }
@@ -242,8 +244,10 @@ Status Core::post_unseal() {
         }
         return std::shared_ptr<Engine>(it->second, it->second->engine.get());
       });
-  tokens_->set_revoke_hook(
-      [this](const std::string& hash) { return leases_->revoke_token_leases(hash); });
+  tokens_->set_revoke_hook([this](const std::string& hash) {
+    RETURN_IF_ERROR(leases_->revoke_token_leases(hash));
+    return destroy_cubbyhole(hash);
+  });
   RETURN_IF_ERROR(leases_->start());
   {
     std::lock_guard lock(policy_mu_);
@@ -311,20 +315,22 @@ Result<Response> Core::handle(Request& req) {
   if (auth_method && mounted->engine->unauthenticated(req)) {
     if (req.http_put_or_post) req.op = Operation::kUpdate;
     RETURN_IF_ERROR(audit_.log_request(req, nullptr));
-    Result<Response> resp = mounted->engine->handle(req);
-    if (resp.ok()) {
-      Status st = finish_response(req, *resp, mounted.get());
-      if (!st.ok()) resp = st;
-    }
+    Result<Response> resp = complete(req, mounted->engine->handle(req), mounted.get());
     return audit_response(req, nullptr, std::move(resp));
   }
 
   ASSIGN_OR_RETURN(auto token, tokens_->lookup(req.client_token));
   if (!token) {
-    return audit_refusal(
-        req, nullptr,
+    Status refusal =
         permission_denied(req.client_token.empty() ? "permission denied (missing client token)"
-                                                   : "permission denied"));
+                                                   : "permission denied");
+    if (req.path == "sys/wrapping/unwrap" && !req.client_token.empty() &&
+        !req.data.contains("token")) {
+      // Vault checks a wrapping token presented as the client token before the request flow:
+      // an unknown or used one gets the answer a wrapping token in the body would.
+      refusal = invalid_argument("wrapping token is not valid or does not exist");
+    }
+    return audit_refusal(req, nullptr, refusal);
   }
   req.token = &*token;
   // Vault takes a use before the request runs, whatever its outcome (a token limited to N
@@ -348,15 +354,12 @@ Result<Response> Core::handle(Request& req) {
     req.op = exists ? Operation::kUpdate : Operation::kCreate;
   }
 
-  ASSIGN_OR_RETURN(bool allowed, acl_allows(*token, req.path, req.op, &req.data));
+  ASSIGN_OR_RETURN(bool allowed, acl_allows(*token, req.path, req.op, &req.data, req.wrap_ttl));
   if (!allowed) return audit_refusal(req, &*token, permission_denied("permission denied"));
 
   RETURN_IF_ERROR(audit_.log_request(req, &*token));
-  Result<Response> resp = mounted ? mounted->engine->handle(req) : dispatch(req);
-  if (resp.ok()) {
-    Status st = finish_response(req, *resp, mounted.get());
-    if (!st.ok()) resp = st;
-  }
+  Result<Response> resp =
+      complete(req, mounted ? mounted->engine->handle(req) : dispatch(req), mounted.get());
   return audit_response(req, &*token, std::move(resp));
 }
 
@@ -389,6 +392,13 @@ int64_t Core::mount_ttl(const MountEntry& e, const char* key, int64_t fallback) 
   const auto* v = e.config.if_contains(key);
   if (v && v->is_int64() && v->as_int64() > 0) return v->as_int64();
   return fallback;
+}
+
+Result<Response> Core::complete(Request& req, Result<Response> resp, const Mounted* mounted) {
+  if (!resp.ok()) return resp;
+  RETURN_IF_ERROR(finish_response(req, *resp, mounted));
+  if (req.wrap_ttl > 0) return wrap_response(req, std::move(*resp));
+  return resp;
 }
 
 Status Core::finish_response(Request& req, Response& resp, const Mounted* mounted) {
@@ -477,9 +487,29 @@ Status Core::load_mounts() {
       loaded[entry.path] = std::move(m);
     }
   }
-  std::unique_lock lock(mounts_mu_);
-  mounts_ = std::move(loaded);
-  return ok_status();
+  // The cubbyhole is always mounted (stores created before it existed get it on first unseal).
+  bool add_cubbyhole = !loaded.contains(std::string(kCubbyholePath));
+  if (add_cubbyhole) {
+    MountEntry e;
+    e.path = kCubbyholePath;
+    e.type = kCubbyholeType;
+    e.description = "per-token private secret storage";
+    e.uuid = crypto::random_uuid();
+    e.accessor = mount_accessor(e.type);
+    e.local = true;
+    ASSIGN_OR_RETURN(auto m, instantiate(e));
+    loaded[e.path] = std::move(m);
+  }
+  {
+    std::unique_lock lock(mounts_mu_);
+    mounts_ = std::move(loaded);
+  }
+  return add_cubbyhole ? persist_mounts() : ok_status();
+}
+
+Status Core::destroy_cubbyhole(const std::string& token_hash) {
+  ASSIGN_OR_RETURN(View box, cubbyhole(token_hash));
+  return box.delete_tree("");
 }
 
 Result<std::shared_ptr<Core::Mounted>> Core::instantiate(const MountEntry& entry, bool auth) {
@@ -513,7 +543,7 @@ bool Core::never_blocks(const std::string& path, Operation op) const {
   // KV engines (v1 and v2) only read and write through the barrier; other engines may call out
   // (database, PKI issue on read paths) or spend long on the CPU (key generation), so they stay
   // on the workers.
-  return m.ok() && (*m)->entry.type == "kv";
+  return m.ok() && ((*m)->entry.type == "kv" || (*m)->entry.type == kCubbyholeType);
 }
 
 Result<std::shared_ptr<Core::Mounted>> Core::route(const std::string& path, std::string& rel) const {
@@ -548,6 +578,9 @@ Status Core::mount(const std::string& raw_path, const std::string& raw_type,
     if (starts_with(path, reserved)) return invalid_argument("cannot mount at reserved path " + path);
   }
   std::string type = raw_type;
+  if (type == kCubbyholeType) {
+    return invalid_argument("the cubbyhole engine is mounted once, at cubbyhole/, by the server");
+  }
   if (type == "kv-v2") {
     type = "kv";
     options["version"] = "2";
@@ -686,6 +719,9 @@ Result<std::optional<policy::Policy>> Core::get_policy(const std::string& name) 
     auto it = policy_cache_.find(name);
     if (it != policy_cache_.end()) return std::optional<policy::Policy>(it->second);
   }
+  if (name == policy::kResponseWrappingPolicyName) {
+    return std::optional<policy::Policy>(policy::response_wrapping_policy());
+  }
   ASSIGN_OR_RETURN(auto raw, barrier_.get("sys/policy/" + name));
   std::optional<policy::Policy> p;
   if (raw) {
@@ -703,11 +739,11 @@ Result<std::optional<policy::Policy>> Core::get_policy(const std::string& name) 
 }
 
 Result<bool> Core::acl_allows(const TokenEntry& token, const std::string& path, Operation op,
-                              const boost::json::object* params) {
+                              const boost::json::object* params, int64_t wrap_ttl) {
   std::string acl_path = path;
   if (op == Operation::kList && (acl_path.empty() || acl_path.back() != '/')) acl_path += '/';
   ASSIGN_OR_RETURN(auto acl, acl_for(token));
-  return acl->allowed(acl_path, op, needs_sudo(acl_path), params);
+  return acl->allowed(acl_path, op, needs_sudo(acl_path), params, Seconds(wrap_ttl));
 }
 
 Result<std::shared_ptr<const policy::Acl>> Core::acl_for(const TokenEntry& token) {

@@ -80,16 +80,17 @@ class Core {
   Barrier& barrier() { return barrier_; }
   // True when a request with this path (after /v1/) and operation never waits on a disk flush
   // or the network, provided its caller defers durability (storage::DeferDurability, as
-  // http::Api does), so the transport may run it on its I/O thread: any operation on a KV mount,
-  // and reading seal-status/health. Its writes (and a use counted on a num_uses token) wait
-  // only for the commit, never for the fsync.
+  // http::Api does), so the transport may run it on its I/O thread: any operation on a KV mount
+  // or the cubbyhole, and reading seal-status/health. Its writes (and a use counted on a
+  // num_uses token, or a wrapping token minted for it) wait only for the commit, never for the
+  // fsync.
   bool never_blocks(const std::string& path, Operation op) const;
   // The ACL decision handle() makes, for routes outside the Vault API (the key broker's admin
   // calls): the token's cached ACL, most specific path wins, deny overrides, deny by default,
   // then the winning rule's parameter constraints against `params` (policy::Acl::allowed();
   // null: the caller cannot show them, and a rule with constraints refuses).
   Result<bool> acl_allows(const TokenEntry& token, const std::string& path, Operation op,
-                          const boost::json::object* params);
+                          const boost::json::object* params, int64_t wrap_ttl = 0);
 
   TokenStore* tokens() { return tokens_.get(); }
   LeaseManager* leases() { return leases_.get(); }
@@ -119,6 +120,8 @@ class Core {
   Status load_auth();
   // Turns an auth method's login answer into a token; registers leases for secrets.
   Status finish_response(Request& req, Response& resp, const Mounted* mounted);
+  // A handler's result made final: finish_response(), then response wrapping when asked for.
+  Result<Response> complete(Request& req, Result<Response> resp, const Mounted* mounted);
   // Audits the response now, or, when the caller defers durability, hands the entry to
   // Response::after_durable so it is written once the answer may leave.
   Result<Response> audit_response(const Request& req, const TokenEntry* token,
@@ -131,6 +134,23 @@ class Core {
   Result<Response> sys_mounts(Request& req, const std::string& rest);
   Result<Response> sys_internal_ui_mounts(Request& req, const std::string& rest);
   Result<Response> sys_auth(Request& req, const std::string& rest);
+  // Deletes a revoked token's cubbyhole (the token store's revoke hook).
+  Status destroy_cubbyhole(const std::string& token_hash);
+
+  // Response wrapping (core/wrapping.cpp, docs/wrapping.md)
+  // Replaces a response by a single-use wrapping token that holds it in its cubbyhole, for
+  // req.wrap_ttl seconds. Responses without a body are left as they are.
+  Result<Response> wrap_response(const Request& req, Response resp);
+  // Mints a wrapping token for `ttl` seconds holding `text` (a response's JSON).
+  Result<Response> mint_wrapping_token(const std::string& text, int64_t ttl,
+                                       const std::string& creation_path,
+                                       const std::string& wrapped_accessor);
+  // One token's cubbyhole (engines/cubbyhole.h).
+  Result<View> cubbyhole(const std::string& token_hash);
+  Result<Response> sys_wrapping(Request& req, const std::string& rest);
+  // sys/wrapping/lookup needs no token of its own (Vault): it reads the wrapping token's
+  // creation facts without using it.
+  Result<Response> wrapping_lookup(Request& req);
 
   // Policies
   Result<std::optional<policy::Policy>> get_policy(const std::string& name);

@@ -28,6 +28,9 @@ struct Request {
   std::string remote_addr;
   std::string request_id;
   bool http_put_or_post = false;  // POST/PUT: core decides create vs update by existence
+  // X-Vault-Wrap-TTL in seconds: answer with a response-wrapping token holding the response
+  // for this long (docs/wrapping.md). 0: not wrapped.
+  int64_t wrap_ttl = 0;
 
   // Filled by core before an engine sees the request.
   const TokenEntry* token = nullptr;
@@ -62,6 +65,16 @@ struct Secret {
   bool renewable = true;
 };
 
+// A wrapped response's "wrap_info": the single-use token whose cubbyhole holds the response.
+struct WrapInfo {
+  std::string token;
+  std::string accessor;
+  int64_t ttl = 0;
+  std::string creation_time;  // RFC 3339
+  std::string creation_path;
+  std::string wrapped_accessor;  // the accessor of a token whose creation was wrapped
+};
+
 struct Response {
   // 0: decided by the envelope writer (200 with a body, 204 without).
   int status = 0;
@@ -74,6 +87,8 @@ struct Response {
   int64_t lease_duration = 0;
   bool renewable = false;
   std::vector<std::string> warnings;
+  // Set when the response was wrapped: everything else is then empty.
+  std::optional<WrapInfo> wrap_info;
   // Some sys/ endpoints answer with a bare JSON document, not the envelope.
   std::optional<boost::json::value> raw;
   // A non-JSON body written as is (PKI's DER/PEM certificates and CRLs), with its Content-Type.

@@ -1,10 +1,10 @@
 // sys/ endpoints (seal lifecycle, mounts, policies, audit, keyring) and the token auth method.
 #include <algorithm>
-
 #include <boost/json.hpp>
 
 #include "base/encoding.h"
 #include "core/core.h"
+#include "core/engines/cubbyhole.h"
 #include "crypto/random.h"
 
 namespace custos::core {
@@ -139,6 +139,7 @@ Result<Response> Core::handle_unauthenticated(Request& req, bool& handled) {
                                 {"root_token", init.root_token}};
     return r;
   }
+  if (p == "sys/wrapping/lookup") return wrapping_lookup(req);
   if (p == "sys/unseal") {
     if (!req.http_put_or_post) return unimplemented("unsupported operation");
     ASSIGN_OR_RETURN(bool reset, field_bool(req.data, "reset", false));
@@ -185,6 +186,7 @@ Result<Response> Core::handle_sys(Request& req) {
   if (rest == "capabilities-self") return sys_capabilities(req, true);
   if (rest == "capabilities" || rest == "capabilities-accessor") return sys_capabilities(req, false);
   if (auto m = segment("audit")) return sys_audit(req, *m);
+  if (auto m = segment("wrapping")) return sys_wrapping(req, *m);
   if (auto m = segment("audit-hash")) {
     ASSIGN_OR_RETURN(std::string input, field_string(req.data, "input"));
     std::string path = *m;
@@ -312,6 +314,7 @@ Result<Response> Core::sys_mounts(Request& req, const std::string& rest) {
     return Response::empty();
   }
   if (req.op == Operation::kDelete) {
+    if (path == kCubbyholePath) return invalid_argument("cannot unmount \"cubbyhole/\"");
     {
       std::shared_lock lock(mounts_mu_);
       if (!mounts_.count(path)) return Response::empty();  // Vault: unmounting nothing is OK
@@ -462,12 +465,14 @@ Result<Response> Core::sys_policy(Request& req, const std::string& raw_name, boo
     return legacy_api ? legacy(std::move(d)) : Response::with_data(std::move(d));
   }
   if (req.op == Operation::kDelete) {
-    if (name == "root" || name == "default") {
+    if (name == "root" || name == "default" || name == policy::kResponseWrappingPolicyName) {
       return invalid_argument("cannot delete \"" + name + "\" policy");
     }
     RETURN_IF_ERROR(barrier_.del("sys/policy/" + name));
   } else if (is_write(req.op)) {
-    if (name == "root") return invalid_argument("cannot update \"root\" policy");
+    if (name == "root" || name == policy::kResponseWrappingPolicyName) {
+      return invalid_argument("cannot update \"" + name + "\" policy");
+    }
     ASSIGN_OR_RETURN(std::string text, field_string(req.data, "policy"));
     if (text.empty()) {
       ASSIGN_OR_RETURN(text, field_string(req.data, "rules"));

@@ -1,14 +1,14 @@
 #include "core/tokens.h"
 
 #include <algorithm>
-#include <set>
-
 #include <boost/json.hpp>
+#include <set>
 
 #include "base/encoding.h"
 #include "crypto/aead.h"
 #include "crypto/hash.h"
 #include "crypto/random.h"
+#include "policy/policy.h"
 
 namespace custos::core {
 namespace {
@@ -28,6 +28,11 @@ std::vector<std::string> normalize_policies(std::vector<std::string> p, bool add
 }
 
 }  // namespace
+
+bool is_wrapping_token(const TokenEntry& e) {
+  return e.type == "service" && e.policies.size() == 1 &&
+         e.policies.front() == policy::kResponseWrappingPolicyName;
+}
 
 std::string random_base62(size_t n) {
   static constexpr char kAlphabet[] =
@@ -139,6 +144,13 @@ Status TokenStore::save(const TokenEntry& e) {
 Result<std::pair<std::string, TokenEntry>> TokenStore::create(const TokenCreateParams& params) {
   TokenEntry e;
   int64_t now = to_unix_seconds(clock_.now());
+  for (const auto& name : params.policies) {
+    if (!params.wrapping &&
+        policy::normalize_policy_name(name) == policy::kResponseWrappingPolicyName) {
+      // Held only by tokens Core mints to wrap a response: unwrap trusts that policy.
+      return invalid_argument("the \"response-wrapping\" policy cannot be given to a token");
+    }
+  }
   e.policies = normalize_policies(params.policies, !params.no_default_policy);
   e.meta = params.meta;
   e.display_name = params.display_name.empty() ? "token" : params.display_name;

@@ -63,7 +63,13 @@ struct TokenCreateParams {
   bool orphan = false;
   std::string id;  // caller-chosen token (root/sudo only; dev root token)
   std::string path = "auth/token/create";
+  // A response-wrapping token (core/wrapping.cpp): the only tokens that may hold the
+  // "response-wrapping" policy.
+  bool wrapping = false;
 };
+
+// True for a token minted to wrap a response: its only policy is "response-wrapping".
+bool is_wrapping_token(const TokenEntry& e);
 
 class TokenStore {
  public:

@@ -3,7 +3,9 @@
 #include <boost/json.hpp>
 #include <optional>
 
+#include "base/clock.h"
 #include "base/log.h"
+#include "core/envelope.h"
 #include "crypto/random.h"
 #include "storage/durability.h"
 
@@ -36,32 +38,6 @@ net::HttpResponse json_response(int status, const boost::json::value& v) {
   r.body = boost::json::serialize(v);
   r.body += '\n';
   return r;
-}
-
-boost::json::object auth_json(const core::Auth& a) {
-  auto arr = [](const std::vector<std::string>& v) {
-    boost::json::array out;
-    for (const auto& x : v) out.emplace_back(x);
-    return out;
-  };
-  boost::json::object o;
-  o["client_token"] = a.client_token;
-  o["accessor"] = a.accessor;
-  o["policies"] = arr(a.policies);
-  o["token_policies"] = arr(a.token_policies);
-  if (a.metadata.empty()) {
-    o["metadata"] = nullptr;
-  } else {
-    o["metadata"] = a.metadata;
-  }
-  o["lease_duration"] = a.lease_duration;
-  o["renewable"] = a.renewable;
-  o["entity_id"] = a.entity_id;
-  o["token_type"] = a.token_type;
-  o["orphan"] = a.orphan;
-  o["mfa_requirement"] = nullptr;
-  o["num_uses"] = a.num_uses;
-  return o;
 }
 
 }  // namespace
@@ -276,6 +252,17 @@ net::HttpResponse Api::handle_vault(net::HttpRequest& http, std::string_view raw
     }
   }
   req.client_token = std::string(token);
+  if (std::string_view wrap = http.header("X-Vault-Wrap-TTL"); !wrap.empty()) {
+    auto ttl = parse_duration(wrap);
+    if (!ttl.ok() || ttl->count() <= 0) {
+      return error_response(400, "invalid X-Vault-Wrap-TTL header: a positive duration is needed");
+    }
+    req.wrap_ttl = ttl->count();
+  }
+  if (std::string_view format = http.header("X-Vault-Wrap-Format");
+      !format.empty() && format != "json") {
+    return error_response(400, "unsupported X-Vault-Wrap-Format: only \"json\" is supported");
+  }
 
   Result<core::Response> result = core_.handle(req);
   SecretString wipe_token(std::move(req.client_token));
@@ -296,35 +283,12 @@ net::HttpResponse Api::handle_vault(net::HttpRequest& http, std::string_view raw
     if (m != "HEAD") resp.body = std::move(*r.raw_body);
     return resp;
   }
-  if (!r.data && !r.auth && r.lease_id.empty() && r.warnings.empty()) {
+  if (!core::has_envelope(r)) {
     net::HttpResponse resp;
     resp.status = r.status ? r.status : 204;
     return resp;
   }
-  boost::json::object env;
-  env["request_id"] = req.request_id;
-  env["lease_id"] = r.lease_id;
-  env["renewable"] = r.renewable;
-  env["lease_duration"] = r.lease_duration;
-  if (r.data) {
-    env["data"] = std::move(*r.data);
-  } else {
-    env["data"] = nullptr;
-  }
-  env["wrap_info"] = nullptr;
-  if (r.warnings.empty()) {
-    env["warnings"] = nullptr;
-  } else {
-    boost::json::array w;
-    for (const auto& x : r.warnings) w.emplace_back(x);
-    env["warnings"] = std::move(w);
-  }
-  if (r.auth) {
-    env["auth"] = auth_json(*r.auth);
-  } else {
-    env["auth"] = nullptr;
-  }
-  env["mount_type"] = req.mount_type;
+  boost::json::object env = core::render_envelope(req, r);
   return json_response(r.status ? r.status : 200, env);
 }
 

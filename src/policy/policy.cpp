@@ -654,6 +654,29 @@ path "identity/oidc/provider/+/authorize" {
   return kText;
 }
 
+std::string_view response_wrapping_policy_text() {
+  static constexpr std::string_view kText = R"(# Held by response-wrapping tokens only; it cannot be
+# written, deleted or given to any other token.
+path "sys/wrapping/unwrap" {
+    capabilities = ["update"]
+}
+# The deprecated way to read a wrapped response
+path "cubbyhole/response" {
+    capabilities = ["read"]
+}
+)";
+  return kText;
+}
+
+const Policy& response_wrapping_policy() {
+  static const Policy kPolicy = [] {
+    auto p = parse_policy(kResponseWrappingPolicyName, response_wrapping_policy_text());
+    assert(p.ok());
+    return p.ok() ? std::move(p).value() : Policy{std::string(kResponseWrappingPolicyName), "", {}};
+  }();
+  return kPolicy;
+}
+
 const Policy& default_policy() {
   static const Policy kPolicy = [] {
     auto p = parse_policy(kDefaultPolicyName, default_policy_text());
@@ -780,11 +803,22 @@ bool Acl::allowed(std::string_view path, Operation op, bool needs_sudo) const {
   return rule != nullptr && grants(*rule, op, needs_sudo);
 }
 
+bool wrapping_allowed(const PathRule& rule, Seconds wrap_ttl) {
+  const bool wrapped = wrap_ttl > Seconds(0);
+  const bool has_min = rule.min_wrapping_ttl && *rule.min_wrapping_ttl > Seconds(0);
+  const bool has_max = rule.max_wrapping_ttl && *rule.max_wrapping_ttl > Seconds(0);
+  if (has_max && (!wrapped || wrap_ttl > *rule.max_wrapping_ttl)) return false;
+  if (has_min && (!wrapped || wrap_ttl < *rule.min_wrapping_ttl)) return false;
+  // Merging keeps the lowest of each, which can leave no TTL that satisfies both.
+  return !(has_min && has_max && *rule.max_wrapping_ttl < *rule.min_wrapping_ttl);
+}
+
 bool Acl::allowed(std::string_view path, Operation op, bool needs_sudo,
-                  const boost::json::object* params) const {
+                  const boost::json::object* params, Seconds wrap_ttl) const {
   if (root_) return true;
   const PathRule* rule = best_match(path, op == Operation::kList);
   if (rule == nullptr || !grants(*rule, op, needs_sudo)) return false;
+  if (!wrapping_allowed(*rule, wrap_ttl)) return false;
   if (params != nullptr) return parameters_allowed(*rule, op, *params);
   return !has_parameter_constraints(*rule);
 }

@@ -93,6 +93,8 @@ struct Policy {
 
 inline constexpr std::string_view kRootPolicyName = "root";
 inline constexpr std::string_view kDefaultPolicyName = "default";
+// Held by response-wrapping tokens (Vault's name): unwrap, and read their own cubbyhole/response.
+inline constexpr std::string_view kResponseWrappingPolicyName = "response-wrapping";
 
 // Parses a policy document: HCL, or JSON when the first non-blank character is '{'.
 // Errors are InvalidArgument; HCL errors name the line ("line 3: unknown capability \"raed\"").
@@ -107,6 +109,15 @@ std::string normalize_policy_name(std::string_view name);
 std::string_view default_policy_text();
 // default_policy_text() parsed; it is known to parse.
 const Policy& default_policy();
+// The built-in `response-wrapping` policy: update on sys/wrapping/unwrap and read on
+// cubbyhole/response. Not writable, and only wrapping tokens may hold it.
+std::string_view response_wrapping_policy_text();
+const Policy& response_wrapping_policy();
+
+// Vault's min_wrapping_ttl / max_wrapping_ttl, as part of the ACL decision (Vault's
+// AllowOperation): a rule with either refuses a request that is not response-wrapped
+// (wrap_ttl 0), one wrapped for longer than the max, and one wrapped for less than the min.
+bool wrapping_allowed(const PathRule& rule, Seconds wrap_ttl);
 
 // Vault's parameter constraints (docs/concepts/policies, "Parameter constraints"), checked for
 // create, update, patch and read as Vault does; delete and list pass. In order:
@@ -148,12 +159,13 @@ class Acl {
   // For kList, a path ending in "/" also matches rules written without the trailing slash.
   // Capabilities only: a request also needs the overload below.
   bool allowed(std::string_view path, Operation op, bool needs_sudo = false) const;
-  // The decision for a request: allowed() above, then the winning rule's parameter constraints
-  // (parameters_allowed()) against the request's parameters: its JSON body, with the query
-  // parameters for a read. `params` null means the caller cannot show them; a rule with any
-  // parameter constraint then refuses.
+  // The decision for a request: allowed() above, then the winning rule's wrapping TTLs
+  // (wrapping_allowed(); `wrap_ttl` is the TTL the request asks its response to be wrapped
+  // for, 0 when not wrapped) and parameter constraints (parameters_allowed()) against the
+  // request's parameters: its JSON body, with the query parameters for a read. `params` null
+  // means the caller cannot show them; a rule with any parameter constraint then refuses.
   bool allowed(std::string_view path, Operation op, bool needs_sudo,
-               const boost::json::object* params) const;
+               const boost::json::object* params, Seconds wrap_ttl = Seconds(0)) const;
 
   // The merged rule that decides path (parameters, wrapping TTLs), or nullptr when none matches
   // or the Acl is root. Valid until the next add().

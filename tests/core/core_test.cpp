@@ -14,58 +14,13 @@
 
 #include "base/encoding.h"
 #include "core/barrier.h"
+#include "core_fixture.h"
 #include "storage/backend.h"
 
 namespace custos::core {
 namespace {
 
 using boost::json::object;
-
-class CoreTest : public ::testing::Test {
- protected:
-  CoreTest()
-      : clock_(from_unix_seconds(1'800'000'000)),
-        backend_(storage::open_inmem()),
-        core_(std::make_unique<Core>(*backend_, clock_, CoreConfig{})) {}
-
-  void init_unseal(int shares = 5, int threshold = 3) {
-    auto init = core_->initialize(shares, threshold);
-    ASSERT_TRUE(init.ok()) << init.status().to_string();
-    root_ = init->root_token;
-    for (int i = 0; i < threshold; ++i) keys_.push_back(hex_encode(init->shares[static_cast<size_t>(i)].span()));
-    for (const auto& k : keys_) ASSERT_TRUE(core_->unseal(k, false).ok());
-    ASSERT_FALSE(core_->sealed());
-  }
-
-  Result<Response> call(Operation op, const std::string& path, object data = {},
-                        const std::string& token = "") {
-    Request r;
-    r.op = op;
-    r.http_put_or_post = op == Operation::kUpdate || op == Operation::kCreate;
-    r.path = path;
-    r.data = std::move(data);
-    r.client_token = token.empty() ? root_ : token;
-    return core_->handle(r);
-  }
-
-  // Enables a file audit device on a fresh file named after `stem` in the temp directory and
-  // returns its path; empty if enabling failed.
-  std::string enable_file_audit(const std::string& stem) {
-    std::string log = (std::filesystem::temp_directory_path() /
-                       (stem + "-" + std::to_string(::getpid()) + ".log"))
-                          .string();
-    std::filesystem::remove(log);
-    auto on = call(Operation::kUpdate, "sys/audit/file",
-                   object{{"type", "file"}, {"options", object{{"file_path", log}}}});
-    return on.ok() ? log : "";
-  }
-
-  FakeClock clock_;
-  std::unique_ptr<storage::Backend> backend_;
-  std::unique_ptr<Core> core_;
-  std::string root_;
-  std::vector<std::string> keys_;
-};
 
 TEST_F(CoreTest, InitLeavesServerSealedAndUnsealNeedsThreshold) {
   auto init = core_->initialize(5, 3);

@@ -8,6 +8,6 @@ cd "$(dirname "$0")/../acceptance"
 [ -d node_modules/node-vault ] || fail "node-vault is not installed (run scripts/install-deps)"
 VAULT_ADDR=$ADDR node --test node-vault-e2e.test.js > "$WORK/node.log" 2>&1 || { cat "$WORK/node.log"; fail "node-vault acceptance test failed"; }
 grep -q '^# fail 0' "$WORK/node.log" || { cat "$WORK/node.log"; fail "node-vault reported failures"; }
-grep -q '^# pass 9' "$WORK/node.log" || { cat "$WORK/node.log"; fail "expected 9 passing node-vault cases"; }
+grep -q '^# pass 10' "$WORK/node.log" || { cat "$WORK/node.log"; fail "expected 10 passing node-vault cases"; }
 pass "node-vault acceptance ($(grep '^# pass' "$WORK/node.log"), PostgreSQL case runs in node_vault_pg.sh)"
 finish

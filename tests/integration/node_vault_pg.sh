@@ -13,7 +13,7 @@ VAULT_ADDR=$ADDR VAULT_TEST_PG="127.0.0.1:$PG_PORT:$PG_USER:$PG_PASSWORD" \
   || { cat "$WORK/node.log"; fail "node-vault acceptance test failed"; }
 grep -q '^# fail 0' "$WORK/node.log" || { cat "$WORK/node.log"; fail "node-vault reported failures"; }
 grep -q '^# skipped 0' "$WORK/node.log" || { cat "$WORK/node.log"; fail "node-vault skipped a case"; }
-grep -q '^# pass 10' "$WORK/node.log" || { cat "$WORK/node.log"; fail "expected 10 passing node-vault cases"; }
+grep -q '^# pass 11' "$WORK/node.log" || { cat "$WORK/node.log"; fail "expected 11 passing node-vault cases"; }
 pass "node-vault acceptance with PostgreSQL ($(grep '^# pass' "$WORK/node.log"))"
 # No dynamic role outlived the test: the test revoked its lease and unmounted the engine.
 left=$(pg_sql "select count(*) from pg_roles where rolname like 'v-%'")

@@ -350,6 +350,42 @@ TEST(Acl, SamePatternCapabilitiesAreUnioned) {
   EXPECT_FALSE(acl.allowed("kv/app", Operation::kDelete));  // kv/* loses to the exact rule
 }
 
+// Vault's min_wrapping_ttl / max_wrapping_ttl: part of the decision, as in Vault's ACL.
+TEST(Acl, WrappingTtlsBoundTheRequestsWrapTtl) {
+  Acl acl = acl_of({
+      R"(path "kv/min" { capabilities = ["read"]
+  min_wrapping_ttl = "30s" })",
+      R"(path "kv/max" { capabilities = ["read"]
+  max_wrapping_ttl = "1m" })",
+      R"(path "kv/plain" { capabilities = ["read"] })",
+  });
+  const boost::json::object none;
+  auto allowed = [&](std::string_view path, int64_t ttl) {
+    return acl.allowed(path, Operation::kRead, false, &none, Seconds(ttl));
+  };
+  EXPECT_FALSE(allowed("kv/min", 0)) << "a minimum makes wrapping mandatory";
+  EXPECT_FALSE(allowed("kv/min", 29));
+  EXPECT_TRUE(allowed("kv/min", 30));
+  EXPECT_TRUE(allowed("kv/min", 3600));
+  EXPECT_FALSE(allowed("kv/max", 0)) << "so does a maximum (Vault)";
+  EXPECT_TRUE(allowed("kv/max", 60));
+  EXPECT_FALSE(allowed("kv/max", 61));
+  EXPECT_TRUE(allowed("kv/plain", 0));
+  EXPECT_TRUE(allowed("kv/plain", 600));
+  EXPECT_TRUE(Acl::root().allowed("kv/min", Operation::kRead, false, &none, Seconds(0)));
+
+  // Merging keeps the lowest of each; a min left above the max refuses every TTL.
+  Acl merged = acl_of({
+      R"(path "kv/app" { capabilities = ["read"]
+  min_wrapping_ttl = "1m" })",
+      R"(path "kv/app" { capabilities = ["read"]
+  max_wrapping_ttl = "30s" })",
+  });
+  for (int64_t ttl : {0, 20, 30, 45, 60, 90}) {
+    EXPECT_FALSE(merged.allowed("kv/app", Operation::kRead, false, &none, Seconds(ttl))) << ttl;
+  }
+}
+
 // Vault's parameter constraints (docs/concepts/policies, "Parameter constraints").
 class ParameterConstraints : public ::testing::Test {
  protected:

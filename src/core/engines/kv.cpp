@@ -31,44 +31,8 @@ class KvV1 final : public Engine {
  public:
   explicit KvV1(EngineContext ctx) : view_(ctx.storage.sub("kv/")) {}
 
-  Result<bool> exists(const Request& req) override {
-    if (req.rel_path.empty()) return true;
-    ASSIGN_OR_RETURN(auto v, view_.get(req.rel_path));
-    return v.has_value();
-  }
-
-  Result<Response> handle(Request& req) override {
-    const std::string& path = req.rel_path;
-    if (req.op == Operation::kList) {
-      std::string prefix = path;
-      if (!prefix.empty() && prefix.back() != '/') prefix += '/';
-      ASSIGN_OR_RETURN(auto keys, view_.list(prefix));
-      if (keys.empty()) return not_found("");
-      return Response::with_data({{"keys", string_array(keys)}});
-    }
-    if (!valid_key(path) || path.back() == '/') return invalid_argument("invalid secret path");
-    switch (req.op) {
-      case Operation::kRead: {
-        ASSIGN_OR_RETURN(auto v, view_.get_json(path));
-        if (!v) return not_found("");
-        if (!v->is_object()) return data_loss("stored secret is not an object");
-        return Response::with_data(v->as_object());
-      }
-      case Operation::kCreate:
-      case Operation::kUpdate: {
-        if (req.data.empty()) return invalid_argument("no data provided");
-        RETURN_IF_ERROR(view_.put_json(path, req.data));
-        return Response::empty();
-      }
-      case Operation::kDelete:
-        RETURN_IF_ERROR(view_.del(path));
-        return Response::empty();
-      case Operation::kPatch:
-        return unimplemented("PATCH is not supported on kv version 1 mounts");
-      default:
-        return unimplemented("unsupported operation");
-    }
-  }
+  Result<bool> exists(const Request& req) override { return kv_v1_exists(view_, req); }
+  Result<Response> handle(Request& req) override { return kv_v1_handle(view_, req); }
 
  private:
   View view_;
@@ -566,6 +530,45 @@ class KvV2 final : public Engine {
 };
 
 }  // namespace
+
+Result<bool> kv_v1_exists(const View& view, const Request& req) {
+  if (req.rel_path.empty()) return true;
+  ASSIGN_OR_RETURN(auto v, view.get(req.rel_path));
+  return v.has_value();
+}
+
+Result<Response> kv_v1_handle(const View& view, Request& req) {
+  const std::string& path = req.rel_path;
+  if (req.op == Operation::kList) {
+    std::string prefix = path;
+    if (!prefix.empty() && prefix.back() != '/') prefix += '/';
+    ASSIGN_OR_RETURN(auto keys, view.list(prefix));
+    if (keys.empty()) return not_found("");
+    return Response::with_data({{"keys", string_array(keys)}});
+  }
+  if (!valid_key(path) || path.back() == '/') return invalid_argument("invalid secret path");
+  switch (req.op) {
+    case Operation::kRead: {
+      ASSIGN_OR_RETURN(auto v, view.get_json(path));
+      if (!v) return not_found("");
+      if (!v->is_object()) return data_loss("stored secret is not an object");
+      return Response::with_data(v->as_object());
+    }
+    case Operation::kCreate:
+    case Operation::kUpdate: {
+      if (req.data.empty()) return invalid_argument("no data provided");
+      RETURN_IF_ERROR(view.put_json(path, req.data));
+      return Response::empty();
+    }
+    case Operation::kDelete:
+      RETURN_IF_ERROR(view.del(path));
+      return Response::empty();
+    case Operation::kPatch:
+      return unimplemented("PATCH is not supported on kv version 1 mounts");
+    default:
+      return unimplemented("unsupported operation");
+  }
+}
 
 Result<std::unique_ptr<Engine>> make_kv_engine(EngineContext ctx, const MountEntry& entry) {
   std::string version = "1";

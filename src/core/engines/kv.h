@@ -11,4 +11,9 @@ namespace custos::core {
 
 Result<std::unique_ptr<Engine>> make_kv_engine(EngineContext ctx, const MountEntry& entry);
 
+// KV version 1 on `view` (a kv v1 mount's, or one token's cubbyhole): read, write (create and
+// update replace the whole secret), delete and list of req.rel_path.
+Result<Response> kv_v1_handle(const View& view, Request& req);
+Result<bool> kv_v1_exists(const View& view, const Request& req);
+
 }  // namespace custos::core
