@@ -25,6 +25,7 @@ Client::Client(std::string addr, std::string token) : addr_(std::move(addr)), to
   options_.insecure_skip_verify = skip == "1" || skip == "true";
   options_.client_cert_file = env_or("CUSTOS_CLIENT_CERT", "VAULT_CLIENT_CERT", "");
   options_.client_key_file = env_or("CUSTOS_CLIENT_KEY", "VAULT_CLIENT_KEY", "");
+  wrap_ttl_ = env_or("CUSTOS_WRAP_TTL", "VAULT_WRAP_TTL", "");
   http_ = std::make_unique<net::HttpClient>(options_);
 }
 
@@ -32,6 +33,7 @@ Result<ApiReply> Client::call_any(std::string_view method, std::string_view path
                                   const boost::json::value* body) {
   std::vector<net::Header> headers;
   if (!token_.empty()) headers.push_back({"X-Vault-Token", token_});
+  if (!wrap_ttl_.empty()) headers.push_back({"X-Vault-Wrap-TTL", wrap_ttl_});
   std::string payload;
   if (body) {
     payload = boost::json::serialize(*body);

@@ -25,6 +25,8 @@ class Client {
   const std::string& addr() const { return addr_; }
   const std::string& token() const { return token_; }
   void set_token(std::string t) { token_ = std::move(t); }
+  // Sent as X-Vault-Wrap-TTL with every call (empty: responses are not wrapped).
+  void set_wrap_ttl(std::string ttl) { wrap_ttl_ = std::move(ttl); }
 
   // Calls /v1/<path>. Non-2xx answers become errors carrying Vault's error strings.
   Result<ApiReply> call(std::string_view method, std::string_view path,
@@ -36,6 +38,7 @@ class Client {
  private:
   std::string addr_;
   std::string token_;
+  std::string wrap_ttl_;
   net::ClientOptions options_;
   std::unique_ptr<net::HttpClient> http_;
 };

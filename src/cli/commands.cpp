@@ -52,6 +52,19 @@ int output(const Globals& g, const json::value& body, const char* field = nullpt
   const json::object& o = body.as_object();
   const json::value* data = o.if_contains("data");
   const json::value* auth = o.if_contains("auth");
+  if (const json::value* wrap = o.if_contains("wrap_info"); wrap && wrap->is_object()) {
+    // Vault's table for a wrapped response.
+    const auto& w = wrap->as_object();
+    json::object t;
+    t["wrapping_token:"] = w.at("token");
+    t["wrapping_accessor:"] = w.at("accessor");
+    t["wrapping_token_ttl:"] = w.at("ttl");
+    t["wrapping_token_creation_time:"] = w.at("creation_time");
+    t["wrapping_token_creation_path:"] = w.at("creation_path");
+    if (const auto* wa = w.if_contains("wrapped_accessor")) t["wrapped_accessor:"] = *wa;
+    print_table(t);
+    return 0;
+  }
   if (auth && auth->is_object()) {
     json::object t;
     const auto& a = auth->as_object();
@@ -158,6 +171,7 @@ void register_client_commands(CLI::App& app, Globals& g) {
     return [&g, fn]() {
       try {
         Client c;
+        if (!g.wrap_ttl.empty()) c.set_wrap_ttl(g.wrap_ttl);
         g.exit_code = fn(c);
       } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", e.what());
@@ -507,6 +521,25 @@ void register_client_commands(CLI::App& app, Globals& g) {
     if (!r.ok()) return fail(r.status());
     std::printf("Success! Deleted policy: %s\n", p_name.c_str());
     return 0;
+  }));
+
+  // unwrap, as `vault unwrap`: a token given while another is in use is sent in the body;
+  // otherwise the wrapping token is the client token.
+  static std::string u_token;
+  auto* uw = app.add_subcommand("unwrap", "Unwrap a wrapped response (default: the current token)");
+  uw->add_option("token", u_token, "The wrapping token");
+  uw->add_option("--field", gfield, "Print only this field of the unwrapped data");
+  uw->callback(call([&g](Client& c) {
+    Result<ApiReply> r = invalid_argument("");
+    if (!u_token.empty() && !c.token().empty() && u_token != c.token()) {
+      json::value b = json::object{{"token", u_token}};
+      r = c.call("POST", "sys/wrapping/unwrap", &b);
+    } else {
+      if (!u_token.empty()) c.set_token(u_token);
+      r = c.call("POST", "sys/wrapping/unwrap");
+    }
+    if (!r.ok()) return fail(r.status());
+    return output(g, r->body, gfield.empty() ? nullptr : gfield.c_str());
   }));
 
   // token

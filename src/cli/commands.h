@@ -9,6 +9,8 @@ namespace custos::cli {
 
 struct Globals {
   std::string format = "table";
+  // -wrap-ttl (or CUSTOS_WRAP_TTL / VAULT_WRAP_TTL): ask for the response to be wrapped.
+  std::string wrap_ttl;
   int exit_code = 0;
 };
 

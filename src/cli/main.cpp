@@ -59,6 +59,9 @@ int run_main(int argc, char** argv) {
   app.add_option("--format", g.format, "Output format: table or json")
       ->check(CLI::IsMember({"table", "json"}))
       ->default_val("table");
+  app.add_option("--wrap-ttl", g.wrap_ttl,
+                 "Wrap the response in a single-use token valid this long (e.g. 5m); "
+                 "`custos unwrap` opens it (docs/wrapping.md)");
 
   // server
   server::ServerArgs sargs;

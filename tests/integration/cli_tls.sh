@@ -92,6 +92,25 @@ c delete auth/token/roles/reader > /dev/null
 c policy delete app-read > /dev/null
 pass "policies enforced on a child token; token lookup, renew, revoke; token roles"
 
+# Response wrapping: -wrap-ttl on any command, `unwrap` by the wrapping token itself (no token
+# of its own) or by another token that names it.
+c read -wrap-ttl=2m -format=json kv1/shared/cfg > "$WORK/wrapped.json"
+WT=$(json "$(cat "$WORK/wrapped.json")" o.wrap_info.token)
+[ "$(json "$(cat "$WORK/wrapped.json")" o.wrap_info.ttl)" = 120 ] || fail "wrap ttl"
+grep -q '"feature"' "$WORK/wrapped.json" && fail "a wrapped response showed its data"
+[ "$(CUSTOS_TOKEN= c unwrap -field=feature "$WT")" = on ] || fail "unwrap with the wrapping token"
+if CUSTOS_TOKEN= c unwrap "$WT" > "$WORK/out" 2>&1; then fail "a wrapping token unwrapped twice"; fi
+grep -q "wrapping token is not valid or does not exist" "$WORK/out" || fail "second unwrap: $(cat "$WORK/out")"
+c token create -policy=default -wrap-ttl=60 > "$WORK/wrapped_tok.txt"
+grep -q '^wrapped_accessor:' "$WORK/wrapped_tok.txt" || fail "wrapped token creation table"
+WT=$(awk '$1 == "wrapping_token:" { print $2 }' "$WORK/wrapped_tok.txt")
+NEW_TOK=$(json "$(c unwrap -format=json "$WT")" o.auth.client_token)
+[ -n "$NEW_TOK" ] || fail "unwrap by another token"
+CUSTOS_TOKEN=$NEW_TOK c write cubbyhole/note text=mine > /dev/null
+[ "$(CUSTOS_TOKEN=$NEW_TOK c read -field=text cubbyhole/note)" = mine ] || fail "cubbyhole read back"
+if c read cubbyhole/note > /dev/null 2>&1; then fail "root read another token's cubbyhole"; fi
+pass "response wrapping (-wrap-ttl, unwrap both ways) and the cubbyhole"
+
 c transit create appkey > /dev/null
 CT=$(c transit encrypt appkey "root key material")
 [[ "$CT" == vault:v1:* ]] || fail "transit ciphertext prefix: $CT"
