@@ -63,8 +63,12 @@ std::string mount_accessor(const std::string& type) {
 }  // namespace
 
 Core::Core(storage::Backend& backend, const Clock& clock, CoreConfig config)
-    : backend_(backend), clock_(clock), config_(std::move(config)), barrier_(backend, clock),
-      audit_(clock) {
+    : backend_(backend),
+      clock_(clock),
+      config_(std::move(config)),
+      barrier_(backend, clock),
+      audit_(clock),
+      wrapping_expiry_(make_wrapping_expiry()) {
   register_engine("kv", make_kv_engine);
   register_engine("transit", make_transit_engine);
   register_engine("database", make_database_engine);
@@ -235,6 +239,7 @@ Status Core::post_unseal() {
   RETURN_IF_ERROR(audit_.load(View(barrier_, "core/audit/")));
   leases_ = std::make_unique<LeaseManager>(
       View(barrier_, "sys/expire/"), clock_, [this](const std::string& mount_path) {
+        if (mount_path == kWrappingLeaseMount) return wrapping_expiry_;
         std::shared_lock lock(mounts_mu_);
         auto it = mounts_.find(mount_path);
         if (it == mounts_.end()) {

@@ -147,6 +147,10 @@ class Core {
                                        const std::string& wrapped_accessor);
   // One token's cubbyhole (engines/cubbyhole.h).
   Result<View> cubbyhole(const std::string& token_hash);
+  // Each wrapping token has a lease under kWrappingLeaseMount that revokes it (and so deletes
+  // the response it holds) when its TTL is up, rather than when it is next looked up.
+  static constexpr std::string_view kWrappingLeaseMount = "auth/token/";
+  std::shared_ptr<Engine> make_wrapping_expiry();
   Result<Response> sys_wrapping(Request& req, const std::string& rest);
   // sys/wrapping/lookup needs no token of its own (Vault): it reads the wrapping token's
   // creation facts without using it.
@@ -180,6 +184,7 @@ class Core {
   std::unique_ptr<TokenStore> tokens_;
   std::unique_ptr<LeaseManager> leases_;
   AuditBroker audit_;
+  std::shared_ptr<Engine> wrapping_expiry_;  // revokes wrapping tokens whose lease expired
 
   std::mutex seal_mu_;  // serializes init/unseal/seal
   std::vector<SecretBytes> unseal_progress_;

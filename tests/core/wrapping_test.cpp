@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "core_fixture.h"
 
@@ -145,9 +146,20 @@ TEST_F(WrappingTest, AWrappedResponseUnwrapsExactlyOnce) {
                 .code(),
             Code::kInvalidArgument);
 
-  // Past its TTL it is gone, and so is what it held.
+  // Past its TTL its lease revokes it, and what it held is deleted, unasked.
   w = wrapped_read(30);
-  clock_.advance(std::chrono::seconds(31));
+  const std::string held = "logical/" + cubbyhole_uuid() + "/" + token_hash(w.token) + "/";
+  ASSERT_EQ(core_->barrier().list(held)->size(), 2u) << "response and wrapinfo";
+  clock_.advance(std::chrono::seconds(29));
+  EXPECT_EQ(core_->leases()->process_due(), 0u);
+  EXPECT_EQ(core_->barrier().list(held)->size(), 2u);
+  clock_.advance(std::chrono::seconds(2));
+  // The server's own scheduler thread may take the lease first: wait (bounded) for either.
+  for (int i = 0; i < 500 && !core_->barrier().list(held)->empty(); ++i) {
+    core_->leases()->process_due();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(core_->barrier().list(held)->empty());
   EXPECT_EQ(
       call(Operation::kUpdate, "sys/wrapping/unwrap", object{{"token", w.token}}).status().code(),
       Code::kInvalidArgument);
