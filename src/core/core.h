@@ -147,6 +147,7 @@ class Core {
                                        const std::string& wrapped_accessor);
   // One token's cubbyhole (engines/cubbyhole.h).
   Result<View> cubbyhole(const std::string& token_hash);
+  Result<View> cubbyhole_mount();  // the view every token's cubbyhole lies below
   // Each wrapping token has a lease under kWrappingLeaseMount that revokes it (and so deletes
   // the response it holds) when its TTL is up, rather than when it is next looked up.
   static constexpr std::string_view kWrappingLeaseMount = "auth/token/";

@@ -854,7 +854,34 @@ Result<Response> Core::handle_token(Request& req) {
     ASSIGN_OR_RETURN(auto keys, tokens_->list_accessors());
     return Response::with_data({{"keys", to_array(keys)}});
   }
-  if (rel == "tidy") return Response::empty();
+  if (rel == "tidy") {
+    if (req.op != Operation::kUpdate && req.op != Operation::kCreate) {
+      return unimplemented("unsupported operation");
+    }
+    ASSIGN_OR_RETURN(TokenStore::TidyReport report, tokens_->tidy());
+    // Cubbyholes whose token is gone (revoked while the cubbyhole could not be deleted).
+    ASSIGN_OR_RETURN(View all, cubbyhole_mount());
+    ASSIGN_OR_RETURN(auto boxes, all.list(""));
+    size_t cubbyholes = 0;
+    for (std::string hash : boxes) {
+      if (hash.empty() || hash.back() != '/') continue;
+      hash.pop_back();
+      ASSIGN_OR_RETURN(bool alive, tokens_->stored(hash));
+      if (alive) continue;
+      ASSIGN_OR_RETURN(View box, cubbyhole(hash));
+      RETURN_IF_ERROR(box.delete_tree(""));
+      ++cubbyholes;
+    }
+    // Vault tidies in the background and answers 202; this runs to completion first.
+    Response resp;
+    resp.status = 202;
+    resp.warnings.emplace_back(
+        "Tidy operation completed: revoked " + std::to_string(report.expired) +
+        " expired tokens and " + std::to_string(report.parentless) +
+        " tokens whose parent was gone; removed " + std::to_string(report.accessors) +
+        " dangling accessors and " + std::to_string(cubbyholes) + " orphaned cubbyholes.");
+    return resp;
+  }
   return not_found("unsupported path");
 }
 

@@ -369,4 +369,55 @@ Status TokenStore::revoke(const TokenEntry& entry, bool orphan_children) {
 
 Result<std::vector<std::string>> TokenStore::list_accessors() { return view_.list("accessor/"); }
 
+Result<bool> TokenStore::stored(const std::string& hash) {
+  ASSIGN_OR_RETURN(auto v, view_.get("id/" + hash));
+  return v.has_value();
+}
+
+Result<TokenStore::TidyReport> TokenStore::tidy() {
+  TidyReport report;
+  const int64_t now = to_unix_seconds(clock_.now());
+  ASSIGN_OR_RETURN(auto ids, view_.list("id/"));
+  for (const auto& hash : ids) {
+    ASSIGN_OR_RETURN(auto v, view_.get_json("id/" + hash));
+    if (!v || !v->is_object()) continue;  // revoked meanwhile
+    ASSIGN_OR_RETURN(TokenEntry e, TokenEntry::from_json(v->as_object()));
+    e.hash = hash;
+    if (e.expire_time != 0 && e.expire_time <= now) {
+      RETURN_IF_ERROR(revoke(e));
+      ++report.expired;
+    }
+  }
+  // Parent links left by a revocation that stopped part way (a crash, a failed lease
+  // revocation): a child whose parent is gone is revoked, as Vault's tidy does, and links to
+  // children that are gone are dropped.
+  ASSIGN_OR_RETURN(auto parents, view_.list("parent/"));
+  for (std::string parent : parents) {
+    if (!parent.empty() && parent.back() == '/') parent.pop_back();
+    ASSIGN_OR_RETURN(bool alive, stored(parent));
+    ASSIGN_OR_RETURN(auto children, view_.list("parent/" + parent + "/"));
+    for (const auto& child : children) {
+      ASSIGN_OR_RETURN(bool child_alive, stored(child));
+      if (alive && child_alive) continue;
+      if (child_alive) {
+        RETURN_IF_ERROR(revoke_tree(child, 0));
+        ++report.parentless;
+      }
+      RETURN_IF_ERROR(view_.del("parent/" + parent + "/" + child));
+    }
+  }
+  ASSIGN_OR_RETURN(auto accessors, view_.list("accessor/"));
+  for (const auto& accessor : accessors) {
+    ASSIGN_OR_RETURN(auto v, view_.get_json("accessor/" + accessor));
+    const auto* h = v && v->is_object() ? v->as_object().if_contains("hash") : nullptr;
+    if (h != nullptr && h->is_string()) {
+      ASSIGN_OR_RETURN(bool alive, stored(std::string(h->as_string())));
+      if (alive) continue;
+    }
+    RETURN_IF_ERROR(view_.del("accessor/" + accessor));
+    ++report.accessors;
+  }
+  return report;
+}
+
 }  // namespace custos::core

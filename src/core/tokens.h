@@ -98,6 +98,19 @@ class TokenStore {
   // Revokes the token and, unless orphan_children, every descendant.
   Status revoke(const TokenEntry& entry, bool orphan_children = false);
   Result<std::vector<std::string>> list_accessors();
+  // Whether a service token's entry is stored (expired or not), read past the cache.
+  Result<bool> stored(const std::string& hash);
+
+  // auth/token/tidy: the clean-up Vault's token tidy does, for what lazy expiry and interrupted
+  // revocations leave behind. Revokes expired tokens (each with its tree, leases and
+  // cubbyhole), revokes tokens whose parent is gone (a tree revocation cut short), and deletes
+  // accessor entries whose token is gone. Reads entries past the cache, so it does not fill it.
+  struct TidyReport {
+    size_t expired = 0;
+    size_t parentless = 0;
+    size_t accessors = 0;
+  };
+  Result<TidyReport> tidy();
   // Called for every token revoked (tree revocation included), before its entry is deleted, so
   // leases obtained with it are revoked too. A failure stops the revocation.
   void set_revoke_hook(std::function<Status(const std::string& hash)> hook) {

@@ -54,11 +54,16 @@ std::shared_ptr<Engine> Core::make_wrapping_expiry() {
   return std::make_shared<WrappingExpiry>([this] { return tokens_.get(); });
 }
 
-Result<View> Core::cubbyhole(const std::string& token_hash) {
+Result<View> Core::cubbyhole_mount() {
   std::shared_lock lock(mounts_mu_);
   auto it = mounts_.find(std::string(kCubbyholePath));
   if (it == mounts_.end()) return internal_error("the cubbyhole mount is missing");
-  return cubbyhole_of(View(barrier_, "logical/" + it->second->entry.uuid + "/"), token_hash);
+  return View(barrier_, "logical/" + it->second->entry.uuid + "/");
+}
+
+Result<View> Core::cubbyhole(const std::string& token_hash) {
+  ASSIGN_OR_RETURN(View mount, cubbyhole_mount());
+  return cubbyhole_of(mount, token_hash);
 }
 
 Result<Response> Core::wrap_response(const Request& req, Response resp) {

@@ -258,5 +258,55 @@ TEST_F(WrappingTest, TheResponseWrappingPolicyCannotBeForged) {
             Code::kPermissionDenied);
 }
 
+TEST_F(WrappingTest, TokenTidyCleansWhatLazyExpiryAndCutShortRevocationsLeave) {
+  ASSERT_TRUE(call(Operation::kUpdate, "sys/policies/acl/creator",
+                   object{{"policy", "path \"auth/token/create\" { capabilities = [\"update\"] }"}})
+                  .ok());
+  auto make = [&](const std::string& ttl, const std::string& policy, const std::string& parent) {
+    auto t = call(Operation::kUpdate, "auth/token/create",
+                  object{{"policies", boost::json::array{policy}}, {"ttl", ttl}}, parent);
+    EXPECT_TRUE(t.ok()) << t.status().to_string();
+    return t.ok() ? *t->auth : Auth{};
+  };
+  const Auth expiring = make("1m", "default", "");
+  const Auth parent = make("24h", "creator", "");
+  const Auth child = make("24h", "default", parent.client_token);
+  for (const Auth* a : {&expiring, &parent}) {
+    ASSERT_TRUE(call(Operation::kUpdate, "cubbyhole/k", object{{"v", "x"}}, a->client_token).ok());
+  }
+  const std::string boxes = "logical/" + cubbyhole_uuid() + "/";
+  ASSERT_EQ(core_->barrier().list(boxes)->size(), 2u);
+
+  // The expired token is still stored (expiry is lazy); the parent's revocation is cut short
+  // after its entry went: its child, accessor and cubbyhole are left behind.
+  clock_.advance(std::chrono::minutes(2));
+  ASSERT_TRUE(core_->tokens()->stored(token_hash(expiring.client_token)).value());
+  ASSERT_TRUE(core_->barrier().del("sys/token/id/" + token_hash(parent.client_token)).ok());
+
+  auto tidy = call(Operation::kUpdate, "auth/token/tidy");
+  ASSERT_TRUE(tidy.ok()) << tidy.status().to_string();
+  EXPECT_EQ(tidy->status, 202);
+  ASSERT_EQ(tidy->warnings.size(), 1u);
+  EXPECT_EQ(tidy->warnings[0],
+            "Tidy operation completed: revoked 1 expired tokens and 1 tokens whose parent was "
+            "gone; removed 1 dangling accessors and 1 orphaned cubbyholes.");
+  EXPECT_FALSE(core_->tokens()->stored(token_hash(expiring.client_token)).value());
+  EXPECT_FALSE(core_->tokens()->stored(token_hash(child.client_token)).value());
+  EXPECT_EQ(
+      call(Operation::kUpdate, "auth/token/lookup-accessor", object{{"accessor", parent.accessor}})
+          .status()
+          .code(),
+      Code::kInvalidArgument);
+  EXPECT_TRUE(core_->barrier().list(boxes)->empty());
+  EXPECT_TRUE(core_->barrier().list("sys/token/parent/")->empty());
+
+  // A second pass finds nothing left.
+  auto again = call(Operation::kUpdate, "auth/token/tidy");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->warnings[0],
+            "Tidy operation completed: revoked 0 expired tokens and 0 tokens whose parent was "
+            "gone; removed 0 dangling accessors and 0 orphaned cubbyholes.");
+}
+
 }  // namespace
 }  // namespace custos::core
