@@ -292,7 +292,7 @@ Result<std::optional<TokenEntry>> TokenStore::lookup_accessor(std::string_view a
   return lookup_hash(std::string(h->as_string()));
 }
 
-Result<bool> TokenStore::use(const TokenEntry& entry) {
+Result<bool> TokenStore::use(TokenEntry& entry) {
   if (entry.num_uses == 0 || entry.type == "batch") return false;
   std::lock_guard update(update_mu_);
   ASSIGN_OR_RETURN(std::optional<TokenEntry> e, load_hash(entry.hash));
@@ -300,6 +300,7 @@ Result<bool> TokenStore::use(const TokenEntry& entry) {
   const bool last = e->num_uses == 1;
   e->num_uses = last ? kRevocationPending : e->num_uses - 1;
   RETURN_IF_ERROR(save(*e));
+  entry.num_uses = last ? 0 : e->num_uses;
   return last;
 }
 

@@ -90,8 +90,9 @@ class TokenStore {
   // are taken one at a time from the stored entry, so concurrent requests can never share one.
   // Returns true for the token's last use: the token is then marked for revocation (no other
   // request may use it) and the caller revokes it once its request is done. PermissionDenied
-  // when no use is left (another request took the last one).
-  Result<bool> use(const TokenEntry& entry);
+  // when no use is left (another request took the last one). `entry` is updated to the uses
+  // left after this one (0 after the last), which is what lookup-self then shows, as in Vault.
+  Result<bool> use(TokenEntry& entry);
   // Extends the TTL by `increment` seconds (0: by the creation TTL), capped by max TTLs. Works on
   // the stored entry, so a use taken since `entry` was read is kept.
   Result<TokenEntry> renew(const TokenEntry& entry, int64_t increment);
