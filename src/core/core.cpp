@@ -7,6 +7,7 @@
 #include "base/encoding.h"
 #include "base/log.h"
 #include "core/auth/approle.h"
+#include "core/auth/cidr.h"
 #include "core/auth/userpass.h"
 #include "core/engines/cubbyhole.h"
 #include "core/engines/database.h"
@@ -338,6 +339,11 @@ Result<Response> Core::handle(Request& req) {
     return audit_refusal(req, nullptr, refusal);
   }
   req.token = &*token;
+  if (!source_allowed(token->bound_cidrs, req.remote_addr)) {
+    // Vault checks the binding before taking a use: a token presented from elsewhere is
+    // refused as if it did not exist.
+    return audit_refusal(req, &*token, permission_denied("permission denied"));
+  }
   // Vault takes a use before the request runs, whatever its outcome (a token limited to N
   // uses cannot probe denied paths for free); the last use revokes the token after it.
   Result<bool> last_use = tokens_->use(*token);
@@ -430,6 +436,7 @@ Status Core::finish_response(Request& req, Response& resp, const Mounted* mounte
     p.explicit_max_ttl = a.explicit_max_ttl;
     p.period = a.period;
     p.num_uses = a.num_uses;
+    p.bound_cidrs = a.bound_cidrs;
     p.renewable = a.renewable;
     p.type = a.token_type.empty() ? "service" : a.token_type;
     p.orphan = true;  // login tokens have no parent (Vault)

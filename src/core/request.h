@@ -54,6 +54,7 @@ struct Auth {
   int64_t period = 0;
   int64_t explicit_max_ttl = 0;
   std::string display_name;
+  std::vector<std::string> bound_cidrs;  // token_bound_cidrs of the minted token
 };
 
 // A leased secret an engine returns (dynamic credentials): core registers a lease for it and

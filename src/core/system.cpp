@@ -575,6 +575,7 @@ Result<Response> Core::token_lookup_response(const TokenEntry& e, const std::str
   int64_t now = to_unix_seconds(clock_.now());
   boost::json::object d;
   d["accessor"] = e.accessor;
+  if (!e.bound_cidrs.empty()) d["bound_cidrs"] = to_array(e.bound_cidrs);
   d["creation_time"] = e.creation_time;
   d["creation_ttl"] = e.creation_ttl;
   d["display_name"] = e.display_name;
@@ -704,6 +705,7 @@ Result<Response> Core::token_create(Request& req, bool orphan, const TokenRole* 
     if (role->num_uses > 0 && (p.num_uses == 0 || p.num_uses > role->num_uses)) {
       p.num_uses = role->num_uses;
     }
+    p.bound_cidrs = role->bound_cidrs;
     p.path = "auth/token/create/" + role->name;
     if (!role->path_suffix.empty()) p.path += "/" + role->path_suffix;
   }

@@ -75,6 +75,11 @@ boost::json::object TokenEntry::to_json() const {
   o["renewable"] = renewable;
   o["orphan"] = orphan;
   o["last_renewal_time"] = last_renewal_time;
+  if (!bound_cidrs.empty()) {
+    boost::json::array c;
+    for (const auto& x : bound_cidrs) c.emplace_back(x);
+    o["bound_cidrs"] = std::move(c);
+  }
   return o;
 }
 
@@ -113,6 +118,12 @@ Result<TokenEntry> TokenEntry::from_json(const boost::json::object& o) {
   e.renewable = b("renewable");
   e.orphan = b("orphan");
   e.last_renewal_time = i("last_renewal_time");
+  if (const auto* c = o.if_contains("bound_cidrs"); c && c->is_array()) {
+    for (const auto& x : c->as_array()) {
+      if (!x.is_string()) return data_loss("token entry is corrupt");
+      e.bound_cidrs.emplace_back(x.as_string());
+    }
+  }
   if (e.hash.empty()) return data_loss("token entry is incomplete");
   return e;
 }
@@ -166,6 +177,7 @@ Result<std::pair<std::string, TokenEntry>> TokenStore::create(const TokenCreateP
   e.orphan = params.orphan || params.parent_hash.empty();
   e.parent_hash = params.orphan ? "" : params.parent_hash;
   e.last_renewal_time = 0;
+  e.bound_cidrs = params.bound_cidrs;
   bool root = e.is_root();
   int64_t ttl = params.period > 0 ? params.period : params.ttl;
   if (ttl == 0 && !root) ttl = default_ttl_;

@@ -42,6 +42,8 @@ struct TokenEntry {
   bool renewable = false;
   bool orphan = false;
   int64_t last_renewal_time = 0;
+  // token_bound_cidrs: the token is only accepted from these source blocks (empty: anywhere).
+  std::vector<std::string> bound_cidrs;
 
   bool is_root() const;
   boost::json::object to_json() const;
@@ -62,6 +64,7 @@ struct TokenCreateParams {
   bool no_default_policy = false;
   bool orphan = false;
   std::string id;  // caller-chosen token (root/sudo only; dev root token)
+  std::vector<std::string> bound_cidrs;  // validated CIDR blocks (core/auth/cidr.h)
   std::string path = "auth/token/create";
   // A response-wrapping token (core/wrapping.cpp): the only tokens that may hold the
   // "response-wrapping" policy.

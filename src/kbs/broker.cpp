@@ -2,12 +2,12 @@
 
 #include <algorithm>
 #include <array>
-
 #include <boost/json.hpp>
 
 #include "attestation/sim/sim.h"
 #include "base/encoding.h"
 #include "base/log.h"
+#include "core/auth/cidr.h"
 #include "core/tokens.h"
 #include "crypto/hash.h"
 #include "crypto/random.h"
@@ -293,10 +293,13 @@ Broker::Broker(core::Core& core, attestation::Service& service, BrokerConfig con
 
 void Broker::register_auth_method() { core_.register_auth("attest", attest_auth_factory(*this)); }
 
-Status Broker::authorize(std::string_view token, const std::string& path, core::Operation op) {
+Status Broker::authorize(std::string_view token, std::string_view remote_addr,
+                         const std::string& path, core::Operation op) {
   if (token.empty()) return permission_denied("permission denied (missing client token)");
   ASSIGN_OR_RETURN(auto entry, core_.tokens()->lookup(token));
-  if (!entry) return permission_denied("permission denied");
+  if (!entry || !core::source_allowed(entry->bound_cidrs, remote_addr)) {
+    return permission_denied("permission denied");
+  }
   // The admin routes authorize before they parse their bodies: a rule with parameter
   // constraints on a kbs/ path therefore refuses them.
   ASSIGN_OR_RETURN(bool allowed, core_.acl_allows(*entry, path, op, nullptr));

@@ -97,7 +97,8 @@ class Broker {
   void register_auth_method();
 
   // ---- Admin authorization: the token's ACL must grant `op` on `path` (Vault's rules).
-  Status authorize(std::string_view token, const std::string& path, core::Operation op);
+  Status authorize(std::string_view token, std::string_view remote_addr, const std::string& path,
+                   core::Operation op);
 
   // ---- /kbs/v1 keys and key-transfer policies. base_url: "https://host:port".
   Result<boost::json::object> create_key(const boost::json::object& body,

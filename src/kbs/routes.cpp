@@ -121,7 +121,8 @@ WireResponse v1_keys(Broker& b, const WireRequest& req, const std::vector<std::s
   const std::string& m = req.method;
   if (seg.size() == 1) {
     if (m == "POST") {
-      if (Status st = b.authorize(admin_token(req), "kbs/v1/keys", core::Operation::kCreate);
+      if (Status st = b.authorize(admin_token(req), req.remote_addr, "kbs/v1/keys",
+                                  core::Operation::kCreate);
           !st.ok()) {
         return v1_error(st);
       }
@@ -131,7 +132,8 @@ WireResponse v1_keys(Broker& b, const WireRequest& req, const std::vector<std::s
       return k.ok() ? json_response(201, *k) : v1_error(k.status());
     }
     if (m == "GET" || m == "LIST") {
-      if (Status st = b.authorize(admin_token(req), "kbs/v1/keys", core::Operation::kList);
+      if (Status st =
+              b.authorize(admin_token(req), req.remote_addr, "kbs/v1/keys", core::Operation::kList);
           !st.ok()) {
         return v1_error(st);
       }
@@ -161,14 +163,16 @@ WireResponse v1_keys(Broker& b, const WireRequest& req, const std::vector<std::s
   if (seg.size() != 2) return v1_error(not_found("no such route"));
   std::string path = "kbs/v1/keys/" + id;
   if (m == "GET") {
-    if (Status st = b.authorize(admin_token(req), path, core::Operation::kRead); !st.ok()) {
+    if (Status st = b.authorize(admin_token(req), req.remote_addr, path, core::Operation::kRead);
+        !st.ok()) {
       return v1_error(st);
     }
     auto k = b.get_key(id, base_url(req));
     return k.ok() ? json_response(200, *k) : v1_error(k.status());
   }
   if (m == "DELETE") {
-    if (Status st = b.authorize(admin_token(req), path, core::Operation::kDelete); !st.ok()) {
+    if (Status st = b.authorize(admin_token(req), req.remote_addr, path, core::Operation::kDelete);
+        !st.ok()) {
       return v1_error(st);
     }
     Status st = b.delete_key(id);
@@ -185,7 +189,9 @@ WireResponse v1_policies(Broker& b, const WireRequest& req, const std::vector<st
   std::string path = "kbs/v1/key-transfer-policies";
   if (seg.size() == 1) {
     if (m == "POST") {
-      if (Status st = b.authorize(admin_token(req), path, core::Operation::kCreate); !st.ok()) {
+      if (Status st =
+              b.authorize(admin_token(req), req.remote_addr, path, core::Operation::kCreate);
+          !st.ok()) {
         return v1_error(st);
       }
       auto body = body_object(req, false);
@@ -194,7 +200,8 @@ WireResponse v1_policies(Broker& b, const WireRequest& req, const std::vector<st
       return p.ok() ? json_response(201, *p) : v1_error(p.status());
     }
     if (m == "GET" || m == "LIST") {
-      if (Status st = b.authorize(admin_token(req), path, core::Operation::kList); !st.ok()) {
+      if (Status st = b.authorize(admin_token(req), req.remote_addr, path, core::Operation::kList);
+          !st.ok()) {
         return v1_error(st);
       }
       auto l = b.list_transfer_policies();
@@ -206,14 +213,16 @@ WireResponse v1_policies(Broker& b, const WireRequest& req, const std::vector<st
   const std::string& id = seg[1];
   path += "/" + id;
   if (m == "GET") {
-    if (Status st = b.authorize(admin_token(req), path, core::Operation::kRead); !st.ok()) {
+    if (Status st = b.authorize(admin_token(req), req.remote_addr, path, core::Operation::kRead);
+        !st.ok()) {
       return v1_error(st);
     }
     auto p = b.get_transfer_policy(id);
     return p.ok() ? json_response(200, *p) : v1_error(p.status());
   }
   if (m == "PUT") {
-    if (Status st = b.authorize(admin_token(req), path, core::Operation::kUpdate); !st.ok()) {
+    if (Status st = b.authorize(admin_token(req), req.remote_addr, path, core::Operation::kUpdate);
+        !st.ok()) {
       return v1_error(st);
     }
     auto body = body_object(req, false);
@@ -222,7 +231,8 @@ WireResponse v1_policies(Broker& b, const WireRequest& req, const std::vector<st
     return p.ok() ? json_response(200, *p) : v1_error(p.status());
   }
   if (m == "DELETE") {
-    if (Status st = b.authorize(admin_token(req), path, core::Operation::kDelete); !st.ok()) {
+    if (Status st = b.authorize(admin_token(req), req.remote_addr, path, core::Operation::kDelete);
+        !st.ok()) {
       return v1_error(st);
     }
     Status st = b.delete_transfer_policy(id);
@@ -341,7 +351,8 @@ WireResponse handle_v0_unguarded(Broker& broker, const WireRequest& req) {
     }
     std::string acl = "kbs/v0/resource/" + path;
     if (m == "PUT" || m == "POST") {
-      if (Status st = broker.authorize(admin_token(req), acl, core::Operation::kUpdate);
+      if (Status st =
+              broker.authorize(admin_token(req), req.remote_addr, acl, core::Operation::kUpdate);
           !st.ok()) {
         return v0_error(st);
       }
@@ -352,7 +363,8 @@ WireResponse handle_v0_unguarded(Broker& broker, const WireRequest& req) {
       return r;
     }
     if (m == "DELETE") {
-      if (Status st = broker.authorize(admin_token(req), acl, core::Operation::kDelete);
+      if (Status st =
+              broker.authorize(admin_token(req), req.remote_addr, acl, core::Operation::kDelete);
           !st.ok()) {
         return v0_error(st);
       }
@@ -368,14 +380,17 @@ WireResponse handle_v0_unguarded(Broker& broker, const WireRequest& req) {
     std::string path = seg.size() == 4 ? join3(seg, 1) : "";
     std::string acl = "kbs/v0/resource-policy" + (path.empty() ? "" : "/" + path);
     if (m == "GET") {
-      if (Status st = broker.authorize(admin_token(req), acl, core::Operation::kRead); !st.ok()) {
+      if (Status st =
+              broker.authorize(admin_token(req), req.remote_addr, acl, core::Operation::kRead);
+          !st.ok()) {
         return v0_error(st);
       }
       auto p = broker.get_resource_policy(path);
       return p.ok() ? json_response(200, *p) : v0_error(p.status());
     }
     if (m == "PUT" || m == "POST") {
-      if (Status st = broker.authorize(admin_token(req), acl, core::Operation::kUpdate);
+      if (Status st =
+              broker.authorize(admin_token(req), req.remote_addr, acl, core::Operation::kUpdate);
           !st.ok()) {
         return v0_error(st);
       }

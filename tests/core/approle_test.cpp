@@ -398,11 +398,17 @@ TEST_F(AppRoleTest, CidrBindings) {
 
   // A secret ID's token_bound_cidrs, and the role's, also bind the login.
   auto bound = new_secret("app", {{"token_bound_cidrs", "10.5.5.5"}});
-  expect_login_ok(rid, str(bound, "secret_id"), "10.5.5.5:1");
+  auto minted = login(rid, str(bound, "secret_id"), "10.5.5.5:1");
+  ASSERT_TRUE(minted.ok()) << minted.status().to_string();
+  EXPECT_EQ(minted->auth->bound_cidrs, (std::vector<std::string>{"10.5.5.5"}))
+      << "the token is bound to the secret ID's blocks";
   expect_login_refused(rid, str(bound, "secret_id"), "10.5.5.6:1");
   create_role("tok", {{"token_bound_cidrs", json::array{"127.0.0.0/8"}}});
   std::string tsid = str(new_secret("tok"), "secret_id");
-  expect_login_ok(role_id("tok"), tsid, "127.0.0.5:9");
+  auto role_bound = login(role_id("tok"), tsid, "127.0.0.5:9");
+  ASSERT_TRUE(role_bound.ok()) << role_bound.status().to_string();
+  EXPECT_EQ(role_bound->auth->bound_cidrs, (std::vector<std::string>{"127.0.0.0/8"}))
+      << "without its own, the role's";
   expect_login_refused(role_id("tok"), tsid, "10.0.0.1:9");
 }
 

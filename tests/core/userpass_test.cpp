@@ -81,8 +81,11 @@ class UserpassTest : public ::testing::Test {
     EXPECT_FALSE(r.ok()) << path << " unexpectedly succeeded";
     return r.ok() ? ok_status() : r.status();
   }
-  Result<Response> login(const std::string& user, const std::string& password) {
-    return call(Op::kUpdate, "login/" + user, {{"password", password}});
+  Result<Response> login(const std::string& user, const std::string& password,
+                         const std::string& remote = "127.0.0.1:40000") {
+    Request req = request(Op::kUpdate, "login/" + user, {{"password", password}});
+    req.remote_addr = remote;
+    return engine_->handle(req);
   }
   void expect_login_refused(const std::string& user, const std::string& password) {
     auto r = login(user, password);
@@ -162,7 +165,7 @@ TEST_F(UserpassTest, UserRejectsBadInput) {
   expect_invalid(fail(Op::kUpdate, "users/carol", {{"password", "x"}, {"token_type", "odd"}}),
                  "token_type");
   expect_invalid(
-      fail(Op::kUpdate, "users/carol", {{"password", "x"}, {"token_bound_cidrs", "10.0.0.0/8"}}),
+      fail(Op::kUpdate, "users/carol", {{"password", "x"}, {"token_bound_cidrs", "10.0.0.0/33"}}),
       "token_bound_cidrs");
   expect_invalid(fail(Op::kUpdate, "users/carol", {{"password", 5.5}}), "password");
   EXPECT_EQ(fail(Op::kRead, "users/carol").code(), Code::kNotFound);
@@ -280,6 +283,20 @@ TEST_F(UserpassTest, ProductionIterationCountAndUnknownUserCostsTheSame) {
   // Both run one full PBKDF2: the unknown user must not answer in a fraction of the time.
   EXPECT_GT(unknown * 4, known) << "unknown-user login skipped the KDF";
   EXPECT_TRUE(login("jo", "pw").ok());
+}
+
+// token_bound_cidrs binds the login and the token it mints (core enforces the token's).
+TEST_F(UserpassTest, TokenBoundCidrsBindLoginAndToken) {
+  ok(Op::kUpdate, "users/gina", {{"password", "pw"}, {"token_bound_cidrs", "10.0.0.0/8, ::1"}});
+  EXPECT_EQ(ok(Op::kRead, "users/gina").at("token_bound_cidrs"),
+            (json::array{"10.0.0.0/8", "::1"}));
+  auto in = login("gina", "pw", "10.9.8.7:1234");
+  ASSERT_TRUE(in.ok()) << in.status().to_string();
+  EXPECT_EQ(in->auth->bound_cidrs, (std::vector<std::string>{"10.0.0.0/8", "::1"}));
+  ASSERT_TRUE(login("gina", "pw", "[::1]:1234").ok());
+  auto out = login("gina", "pw", "192.168.1.1:1234");
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().message(), "invalid username or password");
 }
 
 }  // namespace

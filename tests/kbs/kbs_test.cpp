@@ -309,6 +309,15 @@ TEST_F(KbsTest, V1AdminCallsNeedATokenWithTheCapability) {
   EXPECT_EQ(v1("GET", "/kbs/v1/keys", "", reader).status, 200);
   EXPECT_EQ(v1("POST", "/kbs/v1/keys", R"({"key_information":{"algorithm":"AES"}})", reader).status,
             403);
+  // A token bound to other addresses is refused here too (these calls come from 127.0.0.1).
+  for (const auto& [cidr, status] : {std::pair{"10.0.0.0/8", 403}, std::pair{"127.0.0.0/8", 200}}) {
+    ASSERT_TRUE(vault(core::Operation::kUpdate, "auth/token/roles/bound",
+                      {{"allowed_policies", "kbs-reader"}, {"token_bound_cidrs", cidr}}, root_)
+                    .ok());
+    auto bound = vault(core::Operation::kUpdate, "auth/token/create/bound", {}, root_);
+    ASSERT_TRUE(bound.ok()) << bound.status().to_string();
+    EXPECT_EQ(v1("GET", "/kbs/v1/keys", "", bound->auth->client_token).status, status) << cidr;
+  }
 
   // Generate modes, filters, the ISecL flat policy, KMIP refusal, delete.
   auto p = v1("POST", "/kbs/v1/key-transfer-policies",

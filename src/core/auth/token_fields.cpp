@@ -137,6 +137,7 @@ Auth auth_from(const TokenFields& t) {
   int64_t cap = t.explicit_max_ttl;
   if (t.period == 0 && t.max_ttl > 0 && (cap == 0 || t.max_ttl < cap)) cap = t.max_ttl;
   a.explicit_max_ttl = cap;
+  a.bound_cidrs = t.bound_cidrs;
   return a;
 }
 

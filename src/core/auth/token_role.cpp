@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "core/auth/cidr.h"
 #include "core/auth/token_fields.h"
 #include "core/engine.h"
 
@@ -81,11 +82,8 @@ Status TokenRole::apply(const boost::json::object& d) {
     renewable = false;
   }
   for (std::string_view key : {"bound_cidrs", "token_bound_cidrs"}) {
-    ASSIGN_OR_RETURN(std::vector<std::string> cidrs, field_string_list(d, key));
-    if (!cidrs.empty()) {
-      return invalid_argument(std::string(key) +
-                              " is not supported for token roles: the token store cannot bind "
-                              "tokens to addresses yet");
+    if (d.contains(key)) {
+      ASSIGN_OR_RETURN(bound_cidrs, cidr_list_field(d, key));
     }
   }
   return ok_status();
@@ -109,7 +107,8 @@ boost::json::object TokenRole::to_response() const {
   o["token_num_uses"] = num_uses;
   o["token_no_default_policy"] = no_default_policy;
   o["token_type"] = type;
-  o["token_bound_cidrs"] = boost::json::array();
+  o["token_bound_cidrs"] = to_string_array(bound_cidrs);
+  o["bound_cidrs"] = to_string_array(bound_cidrs);
   return o;
 }
 
@@ -117,7 +116,7 @@ boost::json::object TokenRole::to_json() const {
   boost::json::object o = to_response();
   o.erase("token_explicit_max_ttl");
   o.erase("token_period");
-  o.erase("token_bound_cidrs");
+  o.erase("bound_cidrs");
   return o;
 }
 
@@ -130,6 +129,7 @@ Result<TokenRole> TokenRole::from_json(std::string_view name, const boost::json:
   ASSIGN_OR_RETURN(r.allowed_policies_glob, string_list(o, "allowed_policies_glob", what));
   ASSIGN_OR_RETURN(r.disallowed_policies_glob, string_list(o, "disallowed_policies_glob", what));
   ASSIGN_OR_RETURN(r.allowed_entity_aliases, string_list(o, "allowed_entity_aliases", what));
+  ASSIGN_OR_RETURN(r.bound_cidrs, string_list(o, "token_bound_cidrs", what));
   auto fail = [&](const Status&) { return data_loss(what + " is corrupt"); };
   auto b = [&](std::string_view k, bool dflt) { return field_bool(o, k, dflt); };
   auto i = [&](std::string_view k) { return field_int(o, k, 0); };

@@ -31,10 +31,10 @@ struct TokenRole {
   int64_t num_uses = 0;          // token_num_uses
   bool no_default_policy = false;  // token_no_default_policy
   std::string type = "default-service";  // service, batch, default-service, default-batch
+  std::vector<std::string> bound_cidrs;  // token_bound_cidrs (legacy bound_cidrs)
 
   // Applies the fields present in a write to auth/token/roles/:name (absent fields keep their
-  // value, so a write can update one setting). Refuses what it cannot enforce: a non-empty
-  // token_bound_cidrs.
+  // value, so a write can update one setting).
   Status apply(const boost::json::object& data);
   // What a read returns (Vault's field names, legacy aliases included).
   boost::json::object to_response() const;

@@ -24,10 +24,11 @@
 #include <vector>
 
 #include "base/bytes.h"
-#include "core/auth/token_fields.h"
 #include "base/clock.h"
 #include "base/encoding.h"
 #include "base/log.h"
+#include "core/auth/cidr.h"
+#include "core/auth/token_fields.h"
 #include "crypto/hash.h"
 #include "crypto/random.h"
 
@@ -140,20 +141,7 @@ struct User {
     if (!name || !name->is_string() || !ph) return corrupt();
     u.name = std::string(name->as_string());
     ASSIGN_OR_RETURN(u.password, PasswordHash::from_json(*ph));
-    auto pol = field_string_list(o, "token_policies");
-    if (!pol.ok()) return corrupt();
-    u.token.policies = std::move(*pol);
-    auto num = [&](const char* k) -> int64_t {
-      const auto* x = o.if_contains(k);
-      return x && x->is_int64() ? x->as_int64() : 0;
-    };
-    u.token.ttl = num("token_ttl");
-    u.token.max_ttl = num("token_max_ttl");
-    u.token.explicit_max_ttl = num("token_explicit_max_ttl");
-    u.token.num_uses = num("token_num_uses");
-    u.token.period = num("token_period");
-    const auto* ty = o.if_contains("token_type");
-    u.token.type = ty && ty->is_string() ? std::string(ty->as_string()) : "default";
+    RETURN_IF_ERROR(token_fields_from_json(o, u.token, "userpass user"));
     return u;
   }
 };
@@ -218,7 +206,8 @@ class UserpassAuth final : public Engine {
   Result<Response> delete_user(const std::string& name);
   Result<Response> update_password(const std::string& name, const json::object& d);
   Result<Response> update_policies(const std::string& name, const json::object& d);
-  Result<Response> login(const std::string& name, const json::object& d);
+  Result<Response> login(const std::string& name, const json::object& d,
+                         std::string_view remote_addr);
 
   View storage_;
   uint32_t iterations_;
@@ -247,7 +236,7 @@ Result<Response> UserpassAuth::handle(Request& req) {
 
   if (segs[0] == "login" && n == 2) {
     if (!write) return unsupported();
-    return login(segs[1], d);
+    return login(segs[1], d, req.remote_addr);
   }
   if (segs[0] != "users") return not_found("unsupported path");
   if (n == 1) {
@@ -297,7 +286,7 @@ Result<Response> UserpassAuth::write_user(const std::string& name, const json::o
     if (!fresh) return invalid_argument("missing password");
     u.name = lower(name);
   }
-  RETURN_IF_ERROR(apply_token_fields(d, u.token, nullptr, "userpass"));
+  RETURN_IF_ERROR(apply_token_fields(d, u.token, cidr_list_field, "userpass"));
   if (fresh) u.password = std::move(*fresh);
   RETURN_IF_ERROR(storage_.put_json(user_key(name), u.to_json()));
   return Response::empty();
@@ -339,12 +328,13 @@ Result<Response> UserpassAuth::update_policies(const std::string& name, const js
   json::object only;
   const char* key = d.contains("token_policies") ? "token_policies" : "policies";
   only[key] = d.at(key);
-  RETURN_IF_ERROR(apply_token_fields(only, u->token, nullptr, "userpass"));
+  RETURN_IF_ERROR(apply_token_fields(only, u->token, cidr_list_field, "userpass"));
   RETURN_IF_ERROR(storage_.put_json(user_key(name), u->to_json()));
   return Response::empty();
 }
 
-Result<Response> UserpassAuth::login(const std::string& name, const json::object& d) {
+Result<Response> UserpassAuth::login(const std::string& name, const json::object& d,
+                                     std::string_view remote_addr) {
   ASSIGN_OR_RETURN(std::string p, field_string(d, "password"));
   SecretString password(std::move(p));
   if (password.empty()) return invalid_argument("missing password");
@@ -356,6 +346,11 @@ Result<Response> UserpassAuth::login(const std::string& name, const json::object
   bool match = verify_password(password.str(), u ? u->password : dummy_);
   if (!u || !match) {
     LOG_INFO("userpass", "login refused: " << (u ? "wrong password" : "unknown user"));
+    return invalid_argument(std::string(kInvalidLogin));
+  }
+  if (!source_allowed(u->token.bound_cidrs, remote_addr)) {
+    // Checked after the password, so the answer tells nothing about the user without it.
+    LOG_INFO("userpass", "login refused: source address outside the user's token_bound_cidrs");
     return invalid_argument(std::string(kInvalidLogin));
   }
   Auth a = auth_from(u->token);
