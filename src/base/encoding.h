@@ -19,5 +19,8 @@ Result<Bytes> base64url_decode(std::string_view s);  // URL alphabet; padding op
 
 // Removes ASCII whitespace (for hex/base64 files with line breaks).
 std::string strip_whitespace(std::string_view s);
+// Whether s is well-formed UTF-8 (RFC 3629): no overlong forms, surrogates or code points past
+// U+10FFFF. JSON text must be UTF-8, so bytes that are not never reach a JSON answer.
+bool valid_utf8(std::string_view s);
 
 }  // namespace custos

@@ -61,9 +61,18 @@ boost::json::object Core::seal_status_json(const SealStatus& s) const {
 
 Result<Response> Core::sys_health(Request& req) {
   ASSIGN_OR_RETURN(SealStatus s, seal_status());
+  // The status codes a caller may ask for (activecode, sealedcode, ...): a final HTTP status,
+  // so 200-599; anything else is refused, as Vault refuses a code that is not a number.
+  for (const char* key : {"activecode", "standbycode", "drsecondarycode", "haunhealthycode",
+                          "performancestandbycode", "removedcode", "sealedcode", "uninitcode"}) {
+    auto v = field_int(req.data, key, 200);
+    if (!v.ok() || *v < 200 || *v > 599) {
+      return invalid_argument(std::string("invalid value for \"") + key +
+                              "\": an HTTP status from 200 to 599 is needed");
+    }
+  }
   auto code = [&](const char* key, int64_t fallback) -> int64_t {
-    auto v = field_int(req.data, key, fallback);
-    return v.ok() ? *v : fallback;
+    return field_int(req.data, key, fallback).value();
   };
   Response r;
   boost::json::object o;

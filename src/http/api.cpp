@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "base/clock.h"
+#include "base/encoding.h"
 #include "base/log.h"
 #include "core/envelope.h"
 #include "crypto/random.h"
@@ -95,6 +96,8 @@ Result<std::string> percent_decode(std::string_view s, bool plus_is_space) {
     if (c == '\0') return invalid_argument("NUL bytes are not allowed in paths or parameters");
     out += c;
   }
+  // Paths and parameters can be echoed in answers (error messages, lists), which are JSON.
+  if (!valid_utf8(out)) return invalid_argument("paths and parameters must be valid UTF-8");
   return out;
 }
 

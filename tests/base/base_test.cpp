@@ -38,6 +38,27 @@ TEST(Encoding, Base64RoundTripsEveryLengthAndRejectsBadTails) {
   EXPECT_FALSE(base64_decode("Zm-v").ok());      // '-' is not in the standard alphabet
 }
 
+TEST(Encoding, Utf8ValidationFollowsRfc3629) {
+  for (std::string_view ok : {"", "plain ascii", "caf\xc3\xa9", "\xe2\x82\xac", "\xed\x9f\xbf",
+                              "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf", "\xef\xbf\xbd"}) {
+    EXPECT_TRUE(valid_utf8(ok)) << ok;
+  }
+  for (std::string_view bad : {"\x80",              // a continuation byte first
+                               "\xc3",              // truncated
+                               "\xc0\xaf",          // overlong '/'
+                               "\xc1\xbf",          // overlong
+                               "\xe0\x9f\xbf",      // overlong 3-byte form
+                               "\xed\xa0\x80",      // a UTF-16 surrogate
+                               "\xf0\x8f\xbf\xbf",  // overlong 4-byte form
+                               "\xf4\x90\x80\x80",  // past U+10FFFF
+                               "\xf5\x80\x80\x80",  // no such lead byte
+                               "\xe2\x82",          // truncated
+                               "a\xe2\x28\xa1",     // a bad continuation byte
+                               "\xff"}) {
+    EXPECT_FALSE(valid_utf8(bad)) << testing::PrintToString(std::string(bad));
+  }
+}
+
 TEST(Encoding, Base64RfcVectors) {
   // RFC 4648 section 10.
   const char* plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};

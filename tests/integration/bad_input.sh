@@ -24,6 +24,14 @@ expect_status 400 POST sys/mounts/x '{"type":"kv","options":"nope"}'; has_errors
 expect_status 400 POST auth/token/create '{"num_uses":"many"}'; has_errors "wrong type for num_uses"; alive
 expect_status 400 POST auth/token/create '{"ttl":"forever"}'; has_errors "bad duration"; alive
 deep=$(printf '%.0s[' $(seq 200)); expect_status 400 POST kv/a "{\"a\":$deep"; has_errors "deep nesting"; alive
+expect_status 400 GET "kv/caf%C3"; has_errors "a path that is not UTF-8"; alive
+expect_status 400 GET "kv/a?x=%FF"; has_errors "a parameter that is not UTF-8"; alive
+expect_status 473 GET "sys/health?activecode=473"; alive
+expect_status 400 GET "sys/health?activecode=149"; has_errors "1xx health code"; alive
+expect_status 400 GET "sys/health?sealedcode=1000"; has_errors "health code over 599"; alive
+expect_status 400 GET "sys/health?uninitcode=abc"; has_errors "non-numeric health code"; alive
+expect_status 400 GET sys/wrapping/lookup; has_errors "wrapping lookup without a token"; alive
+expect_status 400 POST sys/wrapping/unwrap '{"token":"hvs.not-a-wrapping-token"}'; has_errors "unwrap of an unknown token"; alive
 pass "malformed JSON and wrong types: 400 with errors, server alive"
 
 head -c 200000 /dev/zero | tr '\0' 'a' | sed 's/^/{"a":"/; s/$/"}/' > "$WORK/big.json"
