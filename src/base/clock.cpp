@@ -121,6 +121,10 @@ SysTime from_unix_seconds(int64_t s) {
   return SysTime(std::chrono::duration_cast<SysTime::duration>(std::chrono::seconds(s)));
 }
 
+namespace {
+constexpr int64_t kMaxDuration = 100LL * 365 * 86400;  // 100 years, in seconds
+}  // namespace
+
 Result<Seconds> parse_duration(std::string_view s) {
   if (s.empty()) return invalid_argument("empty duration");
   int64_t total = 0;
@@ -131,7 +135,7 @@ Result<Seconds> parse_duration(std::string_view s) {
     int64_t v = 0;
     while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
       v = v * 10 + (s[pos] - '0');
-      if (v > 100LL * 365 * 86400) return invalid_argument("duration too large");
+      if (v > kMaxDuration) return invalid_argument("duration too large");
       ++pos;
     }
     if (pos == start) return invalid_argument("invalid duration \"" + std::string(s) + "\"");
@@ -152,6 +156,9 @@ Result<Seconds> parse_duration(std::string_view s) {
       case 'd': total += v * 86400; break;
       default: return invalid_argument("invalid duration unit in \"" + std::string(s) + "\"");
     }
+    // The bound holds for the whole duration, not only for each number ("1067494387d" is
+    // 2.9 million years): everything that stores or prints a duration may rely on it.
+    if (total > kMaxDuration) return invalid_argument("duration too large");
   }
   return Seconds(total);
 }

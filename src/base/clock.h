@@ -47,7 +47,8 @@ std::string format_rfc3339_nanos(SysTime t);       // Vault's style: 2024-01-01T
 int64_t to_unix_seconds(SysTime t);
 SysTime from_unix_seconds(int64_t s);
 
-// Vault durations: "90", "90s", "15m", "1h30m", "2d" (a bare number is seconds).
+// Vault durations: "90", "90s", "15m", "1h30m", "2d" (a bare number is seconds), at most 100
+// years in all.
 Result<Seconds> parse_duration(std::string_view s);
 
 }  // namespace custos

@@ -95,6 +95,11 @@ TEST(Clock, Durations) {
   EXPECT_FALSE(parse_duration("").ok());
   EXPECT_FALSE(parse_duration("1x").ok());
   EXPECT_FALSE(parse_duration("h").ok());
+  // At most 100 years, in total and not only per number (a fuzzer found "1067494387d").
+  EXPECT_EQ(parse_duration("36500d")->count(), 100LL * 365 * 86400);
+  EXPECT_FALSE(parse_duration("36501d").ok());
+  EXPECT_FALSE(parse_duration("1067494387d").ok());
+  EXPECT_FALSE(parse_duration("36500d1s").ok());
 }
 
 TEST(Reader, BoundsChecked) {
