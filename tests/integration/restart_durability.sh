@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Restart survival and durability with SQLite storage:
-# 1. secrets written before a clean stop are readable after restart + unseal with 3 of 5 keys;
+# 1. secrets (and a wrapped response) written before a clean stop are readable after restart +
+#    unseal with 3 of 5 keys;
 # 2. the database file does not contain a written secret in plaintext (the barrier encrypts);
 # 3. kill -9 during a stream of acknowledged durable writes loses none of them.
 source "$(dirname "$0")/lib.sh"
@@ -12,8 +13,13 @@ CANARY="plaintext-canary-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 expect_status 200 POST secret/data/app "{\"data\":{\"password\":\"$CANARY\"}}"
 expect_status 204 POST sys/mounts/kv1 '{"type":"kv"}'
 expect_status 204 POST kv1/cfg "{\"value\":\"$CANARY\"}"
+# A wrapped response is stored too (in its wrapping token's cubbyhole, with a lease).
+WRAPPED=$(curl -s --max-time 30 -H "X-Vault-Token: $TOKEN" -H "X-Vault-Wrap-TTL: 10m" \
+  ${CACERT:+--cacert "$CACERT"} "$ADDR/v1/secret/data/app")
+WT=$(json "$WRAPPED" o.wrap_info.token)
+[ -n "$WT" ] || fail "wrapped read: $WRAPPED"
 stop_server
-pass "wrote secrets, stopped with SIGTERM"
+pass "wrote secrets and a wrapped response, stopped with SIGTERM"
 
 for f in "$WORK"/custos.db*; do
   if grep -a -q "$CANARY" "$f"; then fail "secret found in plaintext in $(basename "$f")"; fi
@@ -31,7 +37,12 @@ expect_status 200 GET secret/data/app
 [ "$(json "$LAST" o.data.data.password)" = "$CANARY" ] || fail "secret lost across restart: $LAST"
 expect_status 200 GET kv1/cfg
 [ "$(json "$LAST" o.data.value)" = "$CANARY" ] || fail "kv v1 secret lost across restart"
-pass "restart, unseal with a different 3 of 5 keys, secrets intact"
+expect_status 200 POST sys/wrapping/lookup "{\"token\":\"$WT\"}"
+[ "$(json "$LAST" o.data.creation_ttl)" = 600 ] || fail "wrapping lookup after restart: $LAST"
+expect_status 200 POST sys/wrapping/unwrap "{\"token\":\"$WT\"}"
+[ "$(json "$LAST" o.data.data.password)" = "$CANARY" ] || fail "wrapped response lost across restart: $LAST"
+expect_status 400 POST sys/wrapping/unwrap "{\"token\":\"$WT\"}"
+pass "restart, unseal with a different 3 of 5 keys, secrets and the wrapped response intact (unwrapped once)"
 
 # Wrong key shares: progress resets, server stays sealed, data safe.
 expect_status 204 PUT sys/seal
