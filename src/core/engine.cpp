@@ -129,6 +129,13 @@ Result<int64_t> field_duration(const boost::json::object& data, std::string_view
   return n;
 }
 
+boost::json::array to_string_array(const std::vector<std::string>& v) {
+  boost::json::array out;
+  out.reserve(v.size());
+  for (const auto& x : v) out.emplace_back(x);
+  return out;
+}
+
 Result<std::vector<std::string>> field_string_list(const boost::json::object& data,
                                                    std::string_view key) {
   std::vector<std::string> out;

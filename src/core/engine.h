@@ -84,6 +84,8 @@ Result<bool> field_bool(const boost::json::object& data, std::string_view key, b
 // Vault durations given as a number of seconds or a string like "1h".
 Result<int64_t> field_duration(const boost::json::object& data, std::string_view key,
                                int64_t fallback);
+// The JSON array of a list of strings.
+boost::json::array to_string_array(const std::vector<std::string>& v);
 // A list given as a JSON array of strings or a comma-separated string.
 Result<std::vector<std::string>> field_string_list(const boost::json::object& data,
                                                    std::string_view key);

@@ -1,16 +1,8 @@
 #include "core/envelope.h"
 
+#include "core/engine.h"
+
 namespace custos::core {
-namespace {
-
-boost::json::array to_array(const std::vector<std::string>& v) {
-  boost::json::array out;
-  for (const auto& x : v) out.emplace_back(x);
-  return out;
-}
-
-}  // namespace
-
 bool has_envelope(const Response& r) {
   return r.data || r.auth || !r.lease_id.empty() || !r.warnings.empty() || r.wrap_info;
 }
@@ -19,8 +11,8 @@ boost::json::object auth_json(const Auth& a) {
   boost::json::object o;
   o["client_token"] = a.client_token;
   o["accessor"] = a.accessor;
-  o["policies"] = to_array(a.policies);
-  o["token_policies"] = to_array(a.token_policies);
+  o["policies"] = to_string_array(a.policies);
+  o["token_policies"] = to_string_array(a.token_policies);
   if (a.metadata.empty()) {
     o["metadata"] = nullptr;
   } else {
@@ -66,7 +58,7 @@ boost::json::object render_envelope(const Request& req, Response& r) {
   if (r.warnings.empty()) {
     env["warnings"] = nullptr;
   } else {
-    env["warnings"] = to_array(r.warnings);
+    env["warnings"] = to_string_array(r.warnings);
   }
   if (r.auth) {
     env["auth"] = auth_json(*r.auth);

@@ -12,12 +12,6 @@ namespace {
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
-boost::json::array to_array(const std::vector<std::string>& v) {
-  boost::json::array a;
-  for (const auto& x : v) a.emplace_back(x);
-  return a;
-}
-
 // Legacy sys/ endpoints answer with their fields both at the top level and under "data".
 Response legacy(boost::json::object data) {
   Response r;
@@ -455,9 +449,9 @@ Result<Response> Core::sys_policy_list(bool legacy_api) {
   names.push_back("root");
   std::sort(names.begin(), names.end());
   if (legacy_api) {
-    return legacy({{"policies", to_array(names)}, {"keys", to_array(names)}});
+    return legacy({{"policies", to_string_array(names)}, {"keys", to_string_array(names)}});
   }
-  return Response::with_data({{"keys", to_array(names)}});
+  return Response::with_data({{"keys", to_string_array(names)}});
 }
 
 Result<Response> Core::sys_policy(Request& req, const std::string& raw_name, bool legacy_api) {
@@ -528,10 +522,10 @@ Result<Response> Core::sys_capabilities(Request& req, bool self) {
   boost::json::array all;
   for (const auto& p : paths) {
     auto names = acl->capability_names(p);
-    d[p] = to_array(names);
+    d[p] = to_string_array(names);
     for (const auto& n : names) all.emplace_back(n);
   }
-  d["capabilities"] = to_array(acl->capability_names(paths.front()));
+  d["capabilities"] = to_string_array(acl->capability_names(paths.front()));
   return legacy(std::move(d));
 }
 
@@ -584,7 +578,7 @@ Result<Response> Core::token_lookup_response(const TokenEntry& e, const std::str
   int64_t now = to_unix_seconds(clock_.now());
   boost::json::object d;
   d["accessor"] = e.accessor;
-  if (!e.bound_cidrs.empty()) d["bound_cidrs"] = to_array(e.bound_cidrs);
+  if (!e.bound_cidrs.empty()) d["bound_cidrs"] = to_string_array(e.bound_cidrs);
   d["creation_time"] = e.creation_time;
   d["creation_ttl"] = e.creation_ttl;
   d["display_name"] = e.display_name;
@@ -609,7 +603,7 @@ Result<Response> Core::token_lookup_response(const TokenEntry& e, const std::str
   d["num_uses"] = e.num_uses;
   d["orphan"] = e.orphan;
   d["path"] = e.path;
-  d["policies"] = to_array(e.policies);
+  d["policies"] = to_string_array(e.policies);
   d["renewable"] = e.renewable;
   d["ttl"] = e.expire_time > 0 ? std::max<int64_t>(0, e.expire_time - now) : 0;
   d["type"] = e.type;
@@ -772,7 +766,7 @@ Result<Response> Core::handle_token(Request& req) {
     if (req.op != Operation::kList) return unimplemented("unsupported operation");
     ASSIGN_OR_RETURN(auto keys, barrier_.list(kTokenRolePrefix));
     if (keys.empty()) return not_found("");  // Vault answers an empty LIST with 404
-    return Response::with_data({{"keys", to_array(keys)}});
+    return Response::with_data({{"keys", to_string_array(keys)}});
   }
   if (starts_with(rel, "roles/")) {
     const std::string name = rel.substr(6);
@@ -863,7 +857,7 @@ Result<Response> Core::handle_token(Request& req) {
   if (rel == "accessors" || rel == "accessors/") {
     if (req.op != Operation::kList) return unimplemented("unsupported operation");
     ASSIGN_OR_RETURN(auto keys, tokens_->list_accessors());
-    return Response::with_data({{"keys", to_array(keys)}});
+    return Response::with_data({{"keys", to_string_array(keys)}});
   }
   if (rel == "tidy") {
     if (req.op != Operation::kUpdate && req.op != Operation::kCreate) {

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "base/encoding.h"
+#include "core/engine.h"
 #include "crypto/aead.h"
 #include "crypto/hash.h"
 #include "crypto/random.h"
@@ -75,11 +76,7 @@ boost::json::object TokenEntry::to_json() const {
   o["renewable"] = renewable;
   o["orphan"] = orphan;
   o["last_renewal_time"] = last_renewal_time;
-  if (!bound_cidrs.empty()) {
-    boost::json::array c;
-    for (const auto& x : bound_cidrs) c.emplace_back(x);
-    o["bound_cidrs"] = std::move(c);
-  }
+  if (!bound_cidrs.empty()) o["bound_cidrs"] = to_string_array(bound_cidrs);
   return o;
 }
 

@@ -32,12 +32,6 @@ std::vector<std::string> sanitize_policies(std::vector<std::string> in) {
   return {out.begin(), out.end()};
 }
 
-json::array to_string_array(const std::vector<std::string>& v) {
-  json::array a;
-  for (const auto& s : v) a.emplace_back(s);
-  return a;
-}
-
 Status apply_token_fields(const json::object& d, TokenFields& t, const CidrListParser& cidrs,
                           std::string_view method) {
   if (d.contains("token_policies")) {

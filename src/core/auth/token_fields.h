@@ -43,6 +43,5 @@ Status token_fields_from_json(const boost::json::object& o, TokenFields& t, std:
 Auth auth_from(const TokenFields& t);
 // Lower-cased, de-duplicated, sorted, empty names dropped.
 std::vector<std::string> sanitize_policies(std::vector<std::string> in);
-boost::json::array to_string_array(const std::vector<std::string>& v);
 
 }  // namespace custos::core
