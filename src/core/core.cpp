@@ -69,7 +69,7 @@ Core::Core(storage::Backend& backend, const Clock& clock, CoreConfig config)
       config_(std::move(config)),
       barrier_(backend, clock),
       audit_(clock),
-      wrapping_expiry_(make_wrapping_expiry()) {
+      token_expiry_(make_token_expiry()) {
   register_engine("kv", make_kv_engine);
   register_engine("transit", make_transit_engine);
   register_engine("database", make_database_engine);
@@ -240,20 +240,18 @@ Status Core::post_unseal() {
   RETURN_IF_ERROR(audit_.load(View(barrier_, "core/audit/")));
   leases_ = std::make_unique<LeaseManager>(
       View(barrier_, "sys/expire/"), clock_, [this](const std::string& mount_path) {
-        if (mount_path == kWrappingLeaseMount) return wrapping_expiry_;
+        // Auth methods issue tokens, not secrets: every lease under auth/ is a token's own.
+        if (mount_path.rfind("auth/", 0) == 0) return token_expiry_;
         std::shared_lock lock(mounts_mu_);
         auto it = mounts_.find(mount_path);
-        if (it == mounts_.end()) {
-          std::string p = mount_path.rfind("auth/", 0) == 0 ? mount_path.substr(5) : "";
-          it = auth_mounts_.find(p);
-          if (p.empty() || it == auth_mounts_.end()) return std::shared_ptr<Engine>();
-        }
+        if (it == mounts_.end()) return std::shared_ptr<Engine>();
         return std::shared_ptr<Engine>(it->second, it->second->engine.get());
       });
   tokens_->set_revoke_hook([this](const std::string& hash) {
     RETURN_IF_ERROR(leases_->revoke_token_leases(hash));
     return destroy_cubbyhole(hash);
   });
+  tokens_->set_expiry_hooks(token_expiry_hooks());
   RETURN_IF_ERROR(leases_->start());
   {
     std::lock_guard lock(policy_mu_);

@@ -148,14 +148,17 @@ class Core {
   // One token's cubbyhole (engines/cubbyhole.h).
   Result<View> cubbyhole(const std::string& token_hash);
   Result<View> cubbyhole_mount();  // the view every token's cubbyhole lies below
-  // Each wrapping token has a lease under kWrappingLeaseMount that revokes it (and so deletes
-  // the response it holds) when its TTL is up, rather than when it is next looked up.
-  static constexpr std::string_view kWrappingLeaseMount = "auth/token/";
-  std::shared_ptr<Engine> make_wrapping_expiry();
   Result<Response> sys_wrapping(Request& req, const std::string& rest);
   // sys/wrapping/lookup needs no token of its own (Vault): it reads the wrapping token's
   // creation facts without using it.
   Result<Response> wrapping_lookup(Request& req);
+
+  // Token expiry (core/token_leases.cpp): each service token with a TTL has a lease of its own
+  // under "auth/<method>/", kept at its expiry, that revokes it when due (a wrapping token's
+  // takes the response it holds with it). The lease manager finds token_expiry_ for every
+  // lease under "auth/".
+  std::shared_ptr<Engine> make_token_expiry();
+  TokenStore::ExpiryHooks token_expiry_hooks();
 
   // Policies
   Result<std::optional<policy::Policy>> get_policy(const std::string& name);
@@ -185,7 +188,7 @@ class Core {
   std::unique_ptr<TokenStore> tokens_;
   std::unique_ptr<LeaseManager> leases_;
   AuditBroker audit_;
-  std::shared_ptr<Engine> wrapping_expiry_;  // revokes wrapping tokens whose lease expired
+  std::shared_ptr<Engine> token_expiry_;  // revokes tokens whose own lease is due
 
   std::mutex seal_mu_;  // serializes init/unseal/seal
   std::vector<SecretBytes> unseal_progress_;

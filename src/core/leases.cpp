@@ -126,6 +126,7 @@ struct Record {
     o["max_expire_time"] = e.max_expire_time;
     o["last_renewal_time"] = e.last_renewal_time;
     o["renewable"] = e.renewable;
+    if (e.token_lease) o["token_lease"] = true;
     o["ttl"] = ttl;
     o["revoke_attempts"] = attempts;
     o["irrevocable"] = irrevocable;
@@ -160,6 +161,7 @@ struct Record {
     r.e.max_expire_time = num("max_expire_time");
     r.e.last_renewal_time = num("last_renewal_time");
     r.e.renewable = flag("renewable", true);
+    r.e.token_lease = flag("token_lease", false);
     r.ttl = num("ttl");
     r.attempts = num("revoke_attempts");
     r.irrevocable = flag("irrevocable", false);
@@ -188,6 +190,8 @@ struct LeaseManager::Impl {
   std::unordered_set<std::string> tombstones;            // revoked, delete not yet committed
   bool stopping = false;
   bool running = false;
+  // While the scheduler waits: when it will wake (unix ms); 0 while it works.
+  int64_t wake_at_ms = 0;
   bool loaded = false;
   std::vector<std::string> buckets;  // exp/ buckets still to load (earliest first)
   size_t next_bucket = 0;
@@ -236,7 +240,9 @@ struct LeaseManager::Impl {
       scheduled.emplace(id, due_ms);
     }
     queue.emplace(due_ms, id);
-    cv.notify_all();
+    // Wake the scheduler only when this lease is due before it would wake anyway: a wake-up
+    // per registration would cost a context switch for every token and secret issued.
+    if (due_ms < wake_at_ms) cv.notify_all();
   }
 
   void unschedule_locked(const std::string& id) {
@@ -292,8 +298,15 @@ struct LeaseManager::Impl {
 
   // Revokes `ids`: the engine call per lease, then one storage transaction per kBatch leases.
   // only_due: skip (and reschedule) leases whose expiry moved into the future (renewed).
+  // revoked_token: the token whose revocation asked for this (revoke_token_leases): its own
+  // lease is only deleted, since what its engine would do is already running.
+  //
+  // A token's own lease is ended by revoking its token, which revokes the token's children and
+  // leases, each under its own stripe lock. So that no thread ever holds two stripe locks, that
+  // engine call runs with the lease's lock released; the token's revocation deletes the lease
+  // (revoke_token_leases), and whatever is left is deleted here.
   BatchResult revoke_many(const std::vector<std::string>& ids, bool force, bool only_due,
-                          bool stoppable = false) {
+                          bool stoppable = false, const std::string& revoked_token = "") {
     BatchResult out;
     std::vector<storage::Op> ops;
     std::vector<std::string> done;
@@ -330,7 +343,7 @@ struct LeaseManager::Impl {
         std::lock_guard lock(mu);
         if (stopping) break;  // the rest stays in storage and loads again after unseal
       }
-      std::lock_guard lease_lock(stripe(id));
+      std::unique_lock lease_lock(stripe(id));
       if (tombstoned(id)) continue;
       auto rec = load(id);
       if (!rec.ok()) {
@@ -351,8 +364,23 @@ struct LeaseManager::Impl {
       }
       Status st = ok_status();
       std::shared_ptr<Engine> engine = lookup(r.e.mount_path);
-      if (!engine) {
+      const bool own_lease_of_revoked =
+          r.e.token_lease && !revoked_token.empty() && r.e.token_hash == revoked_token;
+      if (own_lease_of_revoked) {
+        // Its token is being revoked by the caller: nothing is left for the engine to do.
+      } else if (!engine) {
         st = failed_precondition("no secrets engine is mounted at " + r.e.mount_path);
+      } else if (r.e.token_lease) {
+        lease_lock.unlock();
+        st = engine->revoke_secret(r.e.internal);
+        lease_lock.lock();
+        auto again = load(id);
+        if (again.ok() && !*again) {
+          out.revoked++;  // the token's revocation deleted it
+          continue;
+        }
+        if (!again.ok() && st.ok()) st = again.status();
+        if (again.ok()) r = std::move(**again);
       } else {
         st = engine->revoke_secret(r.e.internal);
       }
@@ -486,7 +514,13 @@ struct LeaseManager::Impl {
         if (!queue.empty() && loaded) {
           wait = std::clamp<int64_t>(queue.begin()->first - now_ms(clock), 0, kMaxWaitMs);
         }
-        if (wait > 0) cv.wait_for(lock, std::chrono::milliseconds(wait), [&] { return stopping; });
+        if (wait > 0) {
+          wake_at_ms = now_ms(clock) + wait;
+          cv.wait_for(lock, std::chrono::milliseconds(wait), [&] {
+            return stopping || (!queue.empty() && queue.begin()->first < wake_at_ms);
+          });
+          wake_at_ms = 0;
+        }
       } catch (const std::exception& e) {
         LOG_ERROR(kComponent, "scheduler pass failed: " << e.what());
         std::unique_lock lock(mu);
@@ -585,6 +619,77 @@ Result<LeaseEntry> LeaseManager::register_secret(const Request& req, const Secre
   return r.e;
 }
 
+namespace {
+
+// A token's own lease, as track_token and add_token_lease first store it.
+Record new_token_lease(const std::string& lease_id, const std::string& mount_path,
+                       const std::string& token_hash, int64_t now) {
+  Record r;
+  r.e.lease_id = lease_id;
+  r.e.mount_path = mount_path;
+  r.e.token_hash = token_hash;
+  r.e.internal = boost::json::object{{"token_hash", token_hash}};
+  r.e.issue_time = now;
+  r.e.renewable = false;
+  r.e.token_lease = true;
+  return r;
+}
+
+void set_token_lease_expiry(Record& r, int64_t expire_time) {
+  r.e.expire_time = expire_time;
+  r.e.max_expire_time = expire_time;
+  r.ttl = std::max<int64_t>(0, expire_time - r.e.issue_time);
+}
+
+Status check_token_lease(const std::string& lease_id, const std::string& mount_path,
+                         const std::string& token_hash, int64_t expire_time) {
+  if (lease_id.empty() || mount_path.empty() || token_hash.empty() || expire_time <= 0) {
+    return internal_error("a token lease needs an ID, a mount, a token and an expiry");
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+Status LeaseManager::track_token(const std::string& lease_id, const std::string& mount_path,
+                                 const std::string& token_hash, int64_t expire_time) {
+  RETURN_IF_ERROR(check_token_lease(lease_id, mount_path, token_hash, expire_time));
+  Impl& m = *impl_;
+  std::lock_guard lease_lock(m.stripe(lease_id));
+  ASSIGN_OR_RETURN(auto rec, m.load(lease_id));
+  std::vector<storage::Op> ops;
+  Record r;
+  if (rec && !m.tombstoned(lease_id)) {
+    r = std::move(*rec);
+    if (r.e.expire_time == expire_time) return ok_status();
+    ops.push_back(m.del_op(Impl::exp_key(r.e.expire_time, lease_id)));
+    r.e.last_renewal_time = to_unix_seconds(m.clock.now());
+  } else {
+    r = new_token_lease(lease_id, mount_path, token_hash, to_unix_seconds(m.clock.now()));
+    ops.push_back(m.put_op(Impl::token_key(token_hash, lease_id), ""));
+  }
+  set_token_lease_expiry(r, expire_time);
+  ops.push_back(m.put_op(Impl::id_key(lease_id), json::serialize(r.to_json())));
+  ops.push_back(m.put_op(Impl::exp_key(expire_time, lease_id), ""));
+  RETURN_IF_ERROR(m.view.barrier().transaction(std::move(ops)));
+  m.schedule(lease_id, expire_time * 1000);
+  return ok_status();
+}
+
+std::function<void()> LeaseManager::add_token_lease(const std::string& lease_id,
+                                                    const std::string& mount_path,
+                                                    const std::string& token_hash,
+                                                    int64_t expire_time, WriteBatch& batch) {
+  if (!check_token_lease(lease_id, mount_path, token_hash, expire_time).ok()) return {};
+  Impl& m = *impl_;
+  Record r = new_token_lease(lease_id, mount_path, token_hash, to_unix_seconds(m.clock.now()));
+  set_token_lease_expiry(r, expire_time);
+  batch.put(m.full(Impl::id_key(lease_id)), as_bytes(json::serialize(r.to_json())));
+  batch.put(m.full(Impl::exp_key(expire_time, lease_id)), {});
+  batch.put(m.full(Impl::token_key(token_hash, lease_id)), {});
+  return [this, lease_id, expire_time] { impl_->schedule(lease_id, expire_time * 1000); };
+}
+
 Result<std::optional<LeaseEntry>> LeaseManager::lookup(const std::string& lease_id) {
   ASSIGN_OR_RETURN(auto rec, impl_->load(lease_id));
   if (!rec || impl_->tombstoned(lease_id)) return std::optional<LeaseEntry>();
@@ -665,7 +770,8 @@ Status LeaseManager::revoke_token_leases(const std::string& token_hash) {
   ids.reserve(keys.size());
   for (const auto& k : keys) ids.push_back(unescape_id(k));
   if (ids.empty()) return ok_status();
-  Impl::BatchResult r = m.revoke_many(ids, /*force=*/false, /*only_due=*/false);
+  Impl::BatchResult r =
+      m.revoke_many(ids, /*force=*/false, /*only_due=*/false, /*stoppable=*/false, token_hash);
   // Failures are persisted as due and retried with backoff: the token revocation proceeds, as in
   // Vault (which marks the token's leases expired and lets the expiration manager finish).
   if (r.failed > 0) {

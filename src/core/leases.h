@@ -29,6 +29,9 @@ struct LeaseEntry {
   int64_t max_expire_time = 0;  // issue + max TTL
   int64_t last_renewal_time = 0;
   bool renewable = true;
+  // A token's own lease (track_token): it ends token_hash, the token it belongs to, so
+  // revoking that token deletes it without calling the engine.
+  bool token_lease = false;
 };
 
 // How failed revocations are retried: exponential backoff from `initial_backoff`, capped at
@@ -59,6 +62,19 @@ class LeaseManager {
   // lease with its ID. `default_ttl`/`max_ttl` are the mount's.
   Result<LeaseEntry> register_secret(const Request& req, const Secret& secret, int64_t default_ttl,
                                      int64_t max_ttl);
+
+  // Registers a token's own lease, or moves it to `expire_time` (token renewal): when it is due,
+  // the engine mounted at `mount_path` (Engine::revoke_secret with {"token_hash": ...}) revokes
+  // the token, its children and their leases, as Vault's expiration manager does. Revoking the
+  // token by any other way deletes this lease with the token's other leases. Not renewable
+  // through sys/leases (tokens renew through auth/token/renew*).
+  Status track_token(const std::string& lease_id, const std::string& mount_path,
+                     const std::string& token_hash, int64_t expire_time);
+  // The same for a token being created: the lease's writes go into `batch` (keys from the
+  // barrier's root) to commit with the token's own; run the returned function once they are.
+  std::function<void()> add_token_lease(const std::string& lease_id, const std::string& mount_path,
+                                        const std::string& token_hash, int64_t expire_time,
+                                        WriteBatch& batch);
 
   // sys/leases/lookup|renew|revoke|revoke-prefix/|revoke-force/|tidy|count, sys/renew, sys/revoke.
   // `rest` is the path after "sys/". `handled` is false for paths that are not lease paths.

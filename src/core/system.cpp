@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "base/encoding.h"
+#include "base/log.h"
 #include "core/core.h"
 #include "core/engines/cubbyhole.h"
 #include "crypto/random.h"
@@ -433,6 +434,10 @@ Result<Response> Core::sys_auth(Request& req, const std::string& rest) {
     }
     m->engine->shutdown();
     RETURN_IF_ERROR(persist_auth());
+    // As Vault: the tokens the method issued go with it (with their trees and leases).
+    ASSIGN_OR_RETURN(size_t revoked, tokens_->revoke_created_under("auth/" + path));
+    if (revoked > 0)
+      LOG_INFO("core", "disabling auth/" << path << " revoked " << revoked << " tokens");
     RETURN_IF_ERROR(View(barrier_, "auth/" + m->entry.uuid + "/").delete_tree(""));
     return Response::empty();
   }

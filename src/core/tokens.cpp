@@ -217,12 +217,19 @@ Result<std::pair<std::string, TokenEntry>> TokenStore::create(const TokenCreateP
   e.accessor = random_base62(24);
   ASSIGN_OR_RETURN(auto existing, view_.get("id/" + e.hash));
   if (existing) return invalid_argument("cannot create a token with a duplicate ID");
-  RETURN_IF_ERROR(save(e));
-  boost::json::object acc;
-  acc["hash"] = e.hash;
-  RETURN_IF_ERROR(view_.put_json("accessor/" + e.accessor, acc));
-  if (!e.parent_hash.empty()) {
-    RETURN_IF_ERROR(view_.put("parent/" + e.parent_hash + "/" + e.hash, {}));
+  // The entry, its accessor, its parent link and its lease: one transaction (one fsync).
+  const std::string& at = view_.prefix();
+  WriteBatch batch;
+  batch.put_json(at + "id/" + e.hash, e.to_json());
+  batch.put_json(at + "accessor/" + e.accessor, boost::json::object{{"hash", e.hash}});
+  if (!e.parent_hash.empty()) batch.put(at + "parent/" + e.parent_hash + "/" + e.hash, {});
+  std::function<void()> committed;
+  if (expiry_.add && e.expire_time != 0) committed = expiry_.add(e, batch);
+  RETURN_IF_ERROR(View(view_.barrier(), "").apply(std::move(batch)));
+  if (committed) committed();
+  {
+    std::lock_guard lock(mu_);
+    cache_[e.hash] = e;
   }
   return std::make_pair(std::move(token), std::move(e));
 }
@@ -331,6 +338,9 @@ Result<TokenEntry> TokenStore::renew(const TokenEntry& entry, int64_t increment)
   if (ttl <= 0) return invalid_argument("past the max TTL, cannot renew");
   e.expire_time = now + ttl;
   e.last_renewal_time = now;
+  // The lease moves first: a lease later than its token is harmless (the token has expired by
+  // then), one earlier would revoke a renewed token.
+  if (expiry_.track) RETURN_IF_ERROR(expiry_.track(e));
   RETURN_IF_ERROR(save(e));
   return e;
 }
@@ -384,6 +394,21 @@ Result<bool> TokenStore::stored(const std::string& hash) {
   return v.has_value();
 }
 
+Result<size_t> TokenStore::revoke_created_under(const std::string& path_prefix) {
+  if (path_prefix.empty()) return invalid_argument("an empty prefix would revoke every token");
+  size_t revoked = 0;
+  ASSIGN_OR_RETURN(auto ids, view_.list("id/"));
+  for (const auto& hash : ids) {
+    ASSIGN_OR_RETURN(auto v, view_.get_json("id/" + hash));
+    if (!v || !v->is_object()) continue;  // revoked meanwhile (a parent's tree)
+    ASSIGN_OR_RETURN(TokenEntry e, TokenEntry::from_json(v->as_object()));
+    if (e.path.compare(0, path_prefix.size(), path_prefix) != 0) continue;
+    RETURN_IF_ERROR(revoke_tree(hash, 0));
+    ++revoked;
+  }
+  return revoked;
+}
+
 Result<TokenStore::TidyReport> TokenStore::tidy() {
   TidyReport report;
   const int64_t now = to_unix_seconds(clock_.now());
@@ -396,6 +421,9 @@ Result<TokenStore::TidyReport> TokenStore::tidy() {
     if (e.expire_time != 0 && e.expire_time <= now) {
       RETURN_IF_ERROR(revoke(e));
       ++report.expired;
+    } else if (e.expire_time != 0 && expiry_.track && e.num_uses != kRevocationPending) {
+      // A token from before tokens had leases gets its lease now (a no-op when it has one).
+      RETURN_IF_ERROR(expiry_.track(e));
     }
   }
   // Parent links left by a revocation that stopped part way (a crash, a failed lease

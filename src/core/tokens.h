@@ -73,6 +73,9 @@ struct TokenCreateParams {
 
 // True for a token minted to wrap a response: its only policy is "response-wrapping".
 bool is_wrapping_token(const TokenEntry& e);
+// The ID of a token's own lease (core/token_leases.cpp): "auth/<method>/<path>/h<digest>",
+// the digest derived from the token's hash.
+std::string token_lease_id(const TokenEntry& e);
 
 class TokenStore {
  public:
@@ -120,6 +123,21 @@ class TokenStore {
   void set_revoke_hook(std::function<Status(const std::string& hash)> hook) {
     revoke_hook_ = std::move(hook);
   }
+  // Core's side of token expiry (core/token_leases.cpp), which keeps each service token with
+  // an expiry under a lease of its own, so the lease manager revokes it when it expires,
+  // whether or not anyone presents it.
+  struct ExpiryHooks {
+    // A new token: adds its lease's writes to `batch` (keys from the barrier's root), committed
+    // in one transaction with the token's own; returns what to run once they are.
+    std::function<std::function<void()>(const TokenEntry&, WriteBatch& batch)> add;
+    // Registers or moves the lease of a stored token: before a renewal is stored (a failure
+    // fails the renewal), and by tidy for live tokens that may have none.
+    std::function<Status(const TokenEntry&)> track;
+  };
+  void set_expiry_hooks(ExpiryHooks hooks) { expiry_ = std::move(hooks); }
+  // Revokes (with their trees) the tokens created under `path_prefix` ("auth/approle/"): the
+  // tokens an auth method issued, when it is disabled. Returns how many.
+  Result<size_t> revoke_created_under(const std::string& path_prefix);
 
   int64_t default_ttl() const { return default_ttl_; }
   int64_t max_ttl() const { return max_ttl_; }
@@ -142,6 +160,7 @@ class TokenStore {
   // another's change.
   std::mutex update_mu_;
   std::function<Status(const std::string& hash)> revoke_hook_;
+  ExpiryHooks expiry_;
 };
 
 std::string token_hash(std::string_view token);

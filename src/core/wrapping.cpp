@@ -23,36 +23,7 @@ Status invalid_wrapping_token() {
   return invalid_argument("wrapping token is not valid or does not exist");
 }
 
-// The lease manager's view of wrapping tokens: revoking a wrapping token's lease revokes it.
-class WrappingExpiry final : public Engine {
- public:
-  explicit WrappingExpiry(std::function<TokenStore*()> tokens) : tokens_(std::move(tokens)) {}
-
-  Result<Response> handle(Request& req) override {
-    (void)req;
-    return not_found("unsupported path");
-  }
-
-  Status revoke_secret(const boost::json::object& internal) override {
-    ASSIGN_OR_RETURN(std::string hash, field_string(internal, "token_hash"));
-    TokenStore* tokens = tokens_();
-    if (hash.empty() || tokens == nullptr) return internal_error("a wrapping lease is corrupt");
-    // An expired token is revoked by the lookup itself; one whose only use is running is
-    // revoked by that request; one already unwrapped is gone. Idempotent, as leases need.
-    ASSIGN_OR_RETURN(std::optional<TokenEntry> e, tokens->lookup_hash(hash));
-    if (!e) return ok_status();
-    return tokens->revoke(*e);
-  }
-
- private:
-  std::function<TokenStore*()> tokens_;
-};
-
 }  // namespace
-
-std::shared_ptr<Engine> Core::make_wrapping_expiry() {
-  return std::make_shared<WrappingExpiry>([this] { return tokens_.get(); });
-}
 
 Result<View> Core::cubbyhole_mount() {
   std::shared_lock lock(mounts_mu_);
@@ -104,16 +75,6 @@ Result<Response> Core::mint_wrapping_token(const std::string& text, int64_t ttl,
                                                      {"creation_path", creation_path}});
     return box.apply(std::move(batch));
   }();
-  if (stored.ok()) {
-    Request owner;  // the lease belongs to no token: revoking the wrapping token ends it anyway
-    owner.mount_point = kWrappingLeaseMount;
-    owner.rel_path = "wrapping";
-    Secret lease;
-    lease.internal = boost::json::object{{"token_hash", e.hash}};
-    lease.ttl = lease.max_ttl = e.creation_ttl;
-    lease.renewable = false;
-    stored = leases_->register_secret(owner, lease, e.creation_ttl, e.creation_ttl).status();
-  }
   if (!stored.ok()) {
     if (Status st = tokens_->revoke(e); !st.ok()) {
       LOG_WARN("core", "could not revoke an empty wrapping token: " << st.message());
