@@ -298,15 +298,13 @@ struct LeaseManager::Impl {
 
   // Revokes `ids`: the engine call per lease, then one storage transaction per kBatch leases.
   // only_due: skip (and reschedule) leases whose expiry moved into the future (renewed).
-  // revoked_token: the token whose revocation asked for this (revoke_token_leases): its own
-  // lease is only deleted, since what its engine would do is already running.
   //
   // A token's own lease is ended by revoking its token, which revokes the token's children and
-  // leases, each under its own stripe lock. So that no thread ever holds two stripe locks, that
-  // engine call runs with the lease's lock released; the token's revocation deletes the lease
-  // (revoke_token_leases), and whatever is left is deleted here.
+  // leases, each under its own stripe lock, and then deletes the token's lease
+  // (forget_token_lease). So that no thread ever holds two stripe locks, that engine call runs
+  // with the lease's lock released; whatever the revocation left is deleted here.
   BatchResult revoke_many(const std::vector<std::string>& ids, bool force, bool only_due,
-                          bool stoppable = false, const std::string& revoked_token = "") {
+                          bool stoppable = false) {
     BatchResult out;
     std::vector<storage::Op> ops;
     std::vector<std::string> done;
@@ -364,11 +362,7 @@ struct LeaseManager::Impl {
       }
       Status st = ok_status();
       std::shared_ptr<Engine> engine = lookup(r.e.mount_path);
-      const bool own_lease_of_revoked =
-          r.e.token_lease && !revoked_token.empty() && r.e.token_hash == revoked_token;
-      if (own_lease_of_revoked) {
-        // Its token is being revoked by the caller: nothing is left for the engine to do.
-      } else if (!engine) {
+      if (!engine) {
         st = failed_precondition("no secrets engine is mounted at " + r.e.mount_path);
       } else if (r.e.token_lease) {
         lease_lock.unlock();
@@ -666,13 +660,26 @@ Status LeaseManager::track_token(const std::string& lease_id, const std::string&
     r.e.last_renewal_time = to_unix_seconds(m.clock.now());
   } else {
     r = new_token_lease(lease_id, mount_path, token_hash, to_unix_seconds(m.clock.now()));
-    ops.push_back(m.put_op(Impl::token_key(token_hash, lease_id), ""));
   }
   set_token_lease_expiry(r, expire_time);
   ops.push_back(m.put_op(Impl::id_key(lease_id), json::serialize(r.to_json())));
   ops.push_back(m.put_op(Impl::exp_key(expire_time, lease_id), ""));
   RETURN_IF_ERROR(m.view.barrier().transaction(std::move(ops)));
   m.schedule(lease_id, expire_time * 1000);
+  return ok_status();
+}
+
+Status LeaseManager::forget_token_lease(const std::string& lease_id) {
+  Impl& m = *impl_;
+  std::lock_guard lease_lock(m.stripe(lease_id));
+  ASSIGN_OR_RETURN(auto rec, m.load(lease_id));
+  if (!rec || !rec->e.token_lease) return ok_status();
+  std::vector<storage::Op> ops;
+  ops.push_back(m.del_op(Impl::id_key(lease_id)));
+  ops.push_back(m.del_op(Impl::exp_key(rec->e.expire_time, lease_id)));
+  RETURN_IF_ERROR(m.view.barrier().transaction(std::move(ops)));
+  std::lock_guard lock(m.mu);
+  m.unschedule_locked(lease_id);
   return ok_status();
 }
 
@@ -686,7 +693,6 @@ std::function<void()> LeaseManager::add_token_lease(const std::string& lease_id,
   set_token_lease_expiry(r, expire_time);
   batch.put(m.full(Impl::id_key(lease_id)), as_bytes(json::serialize(r.to_json())));
   batch.put(m.full(Impl::exp_key(expire_time, lease_id)), {});
-  batch.put(m.full(Impl::token_key(token_hash, lease_id)), {});
   return [this, lease_id, expire_time] { impl_->schedule(lease_id, expire_time * 1000); };
 }
 
@@ -770,8 +776,7 @@ Status LeaseManager::revoke_token_leases(const std::string& token_hash) {
   ids.reserve(keys.size());
   for (const auto& k : keys) ids.push_back(unescape_id(k));
   if (ids.empty()) return ok_status();
-  Impl::BatchResult r =
-      m.revoke_many(ids, /*force=*/false, /*only_due=*/false, /*stoppable=*/false, token_hash);
+  Impl::BatchResult r = m.revoke_many(ids, /*force=*/false, /*only_due=*/false);
   // Failures are persisted as due and retried with backoff: the token revocation proceeds, as in
   // Vault (which marks the token's leases expired and lets the expiration manager finish).
   if (r.failed > 0) {

@@ -29,8 +29,8 @@ struct LeaseEntry {
   int64_t max_expire_time = 0;  // issue + max TTL
   int64_t last_renewal_time = 0;
   bool renewable = true;
-  // A token's own lease (track_token): it ends token_hash, the token it belongs to, so
-  // revoking that token deletes it without calling the engine.
+  // A token's own lease (track_token): it ends token_hash, the token it belongs to; revoking
+  // that token deletes it (forget_token_lease) without calling the engine.
   bool token_lease = false;
 };
 
@@ -70,6 +70,9 @@ class LeaseManager {
   // through sys/leases (tokens renew through auth/token/renew*).
   Status track_token(const std::string& lease_id, const std::string& mount_path,
                      const std::string& token_hash, int64_t expire_time);
+  // Deletes a token's own lease once the token is revoked (no engine call: nothing is left
+  // to end). A token's own lease is not indexed with the leases obtained with the token.
+  Status forget_token_lease(const std::string& lease_id);
   // The same for a token being created: the lease's writes go into `batch` (keys from the
   // barrier's root) to commit with the token's own; run the returned function once they are.
   std::function<void()> add_token_lease(const std::string& lease_id, const std::string& mount_path,

@@ -106,6 +106,10 @@ TokenStore::ExpiryHooks Core::token_expiry_hooks() {
     std::string id = token_lease_id(e);
     return leases_->track_token(id, lease_mount(id), e.hash, e.expire_time);
   };
+  hooks.forget = [this](const TokenEntry& e) {
+    if (e.type == "batch") return ok_status();
+    return leases_->forget_token_lease(token_lease_id(e));
+  };
   return hooks;
 }
 

@@ -354,16 +354,25 @@ Status TokenStore::revoke_tree(const std::string& hash, int depth) {
   }
   if (revoke_hook_) RETURN_IF_ERROR(revoke_hook_(hash));
   ASSIGN_OR_RETURN(auto v, view_.get_json("id/" + hash));
+  std::optional<TokenEntry> entry;
   if (v && v->is_object()) {
-    auto e = TokenEntry::from_json(v->as_object());
-    if (e.ok() && !e->accessor.empty()) RETURN_IF_ERROR(view_.del("accessor/" + e->accessor));
-    if (e.ok() && !e->parent_hash.empty()) {
-      RETURN_IF_ERROR(view_.del("parent/" + e->parent_hash + "/" + hash));
+    if (auto e = TokenEntry::from_json(v->as_object()); e.ok()) {
+      entry = std::move(*e);
+      entry->hash = hash;
     }
   }
-  RETURN_IF_ERROR(view_.del("id/" + hash));
-  std::lock_guard lock(mu_);
-  cache_.erase(hash);
+  // The entry, its accessor and its parent link go in one transaction; then its own lease (a
+  // crash in between leaves a lease whose token is gone, which ends as a no-op).
+  WriteBatch batch;
+  if (entry && !entry->accessor.empty()) batch.del("accessor/" + entry->accessor);
+  if (entry && !entry->parent_hash.empty()) batch.del("parent/" + entry->parent_hash + "/" + hash);
+  batch.del("id/" + hash);
+  RETURN_IF_ERROR(view_.apply(std::move(batch)));
+  {
+    std::lock_guard lock(mu_);
+    cache_.erase(hash);
+  }
+  if (entry && entry->expire_time != 0 && expiry_.forget) RETURN_IF_ERROR(expiry_.forget(*entry));
   return ok_status();
 }
 

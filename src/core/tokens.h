@@ -133,6 +133,9 @@ class TokenStore {
     // Registers or moves the lease of a stored token: before a renewal is stored (a failure
     // fails the renewal), and by tidy for live tokens that may have none.
     std::function<Status(const TokenEntry&)> track;
+    // A token just revoked: deletes its lease (not indexed with the leases obtained with the
+    // token, which the revoke hook revokes, to spare a token's creation one more key).
+    std::function<Status(const TokenEntry&)> forget;
   };
   void set_expiry_hooks(ExpiryHooks hooks) { expiry_ = std::move(hooks); }
   // Revokes (with their trees) the tokens created under `path_prefix` ("auth/approle/"): the
