@@ -43,7 +43,14 @@ Result<Response> Core::wrap_response(const Request& req, Response resp) {
     return invalid_argument("the response of " + req.path + " is not JSON and cannot be wrapped");
   }
   if (!resp.raw && !has_envelope(resp)) return resp;  // 204: nothing to wrap
+  // What the wrapped response lets its holder use, named without unwrapping it (Vault): a
+  // token's accessor, or an AppRole secret ID's.
   std::string wrapped_accessor = resp.auth ? resp.auth->accessor : "";
+  if (!resp.auth && resp.data) {
+    if (const auto* a = resp.data->if_contains("secret_id_accessor"); a && a->is_string()) {
+      wrapped_accessor = std::string(a->as_string());
+    }
+  }
   SecretString text(boost::json::serialize(
       resp.raw ? *resp.raw : boost::json::value(render_envelope(req, resp))));
   return mint_wrapping_token(text.str(), req.wrap_ttl, req.path, wrapped_accessor);

@@ -212,6 +212,24 @@ TEST_F(WrappingTest, WrappedTokenCreationRewrapAndSysWrappingWrap) {
   EXPECT_EQ(str_at(*back->raw, {"data", "k"}), "v");
 }
 
+TEST_F(WrappingTest, AWrappedAppRoleSecretIdNamesItsAccessor) {
+  ASSERT_TRUE(call(Operation::kUpdate, "sys/auth/approle", object{{"type", "approle"}}).ok());
+  ASSERT_TRUE(call(Operation::kUpdate, "auth/approle/role/ci", object{{"token_ttl", "10m"}}).ok());
+  auto wrapped = call(Operation::kUpdate, "auth/approle/role/ci/secret-id", {}, "", 60);
+  ASSERT_TRUE(wrapped.ok()) << wrapped.status().to_string();
+  ASSERT_TRUE(wrapped->wrap_info);
+  // As Vault: the secret ID's accessor, so an orchestrator can track (or destroy) the secret
+  // ID it hands over without unwrapping it.
+  const std::string accessor = wrapped->wrap_info->wrapped_accessor;
+  EXPECT_FALSE(accessor.empty());
+  auto un = call(Operation::kUpdate, "sys/wrapping/unwrap", {}, wrapped->wrap_info->token);
+  ASSERT_TRUE(un.ok()) << un.status().to_string();
+  EXPECT_EQ(str_at(*un->raw, {"data", "secret_id_accessor"}), accessor);
+  auto looked = call(Operation::kUpdate, "auth/approle/role/ci/secret-id-accessor/lookup",
+                     object{{"secret_id_accessor", accessor}});
+  ASSERT_TRUE(looked.ok()) << looked.status().to_string();
+}
+
 TEST_F(WrappingTest, PolicyWrappingTtlsAreEnforced) {
   ASSERT_TRUE(call(Operation::kUpdate, "sys/policies/acl/wrapped",
                    object{{"policy",

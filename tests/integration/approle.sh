@@ -143,4 +143,30 @@ TOKEN= expect_status 200 PUT sys/unseal "{\"key\":\"${KEYS[0]}\"}"
 TOKEN= expect_status 200 POST auth/approle/login "{\"role_id\":\"$ROLE_ID\",\"secret_id\":\"$SECRET_ID\"}"
 TOKEN= expect_status 200 POST auth/userpass/login/alice '{"password":"new password"}'
 pass "approle and userpass logins work after a restart and unseal"
+UP_AFTER=$(json "$LAST" o.auth.client_token)
+
+# --- tokens expire on schedule (their own leases), and go with their auth method --------------
+# A parent with a 5 s TTL and a child renewed past it: nobody presents the parent again, yet its
+# lease revokes it on time with its tree, so the child stops working although its own TTL runs.
+expect_status 204 PUT sys/policies/acl/creator \
+  '{"policy":"path \"auth/token/create\" { capabilities = [\"update\"] }"}'
+expect_status 200 POST auth/token/create '{"policies":["creator"],"ttl":"5s"}'
+PARENT=$(json "$LAST" o.auth.client_token)
+TOKEN=$PARENT expect_status 200 POST auth/token/create '{"policies":["default"],"ttl":"3s"}'
+CHILD=$(json "$LAST" o.auth.client_token)
+TOKEN=$CHILD expect_status 200 POST auth/token/renew-self '{"increment":"60s"}'
+[ "$(json "$LAST" o.auth.lease_duration)" = 60 ] || fail "child renewal: $LAST"
+for _ in $(seq 150); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Vault-Token: $CHILD" "$ADDR/v1/auth/token/lookup-self")
+  [ "$code" = 403 ] && break
+  sleep 0.1
+done
+[ "$code" = 403 ] || fail "the child of an expired parent still works ($code)"
+pass "an unpresented parent's lease revoked it on time, with a child renewed past it"
+
+TOKEN=$UP_AFTER expect_status 200 GET auth/token/lookup-self
+expect_status 204 DELETE sys/auth/userpass
+TOKEN=$UP_AFTER expect_status 403 GET auth/token/lookup-self
+expect_status 200 GET auth/token/lookup-self
+pass "disabling userpass revoked the tokens it issued (and only those)"
 finish
