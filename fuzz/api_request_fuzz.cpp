@@ -2,8 +2,9 @@
 // server parses a request, then go through http::Api and core with the root token (unless the
 // input brings a token of its own), so JSON bodies, query parameters and headers
 // (X-Vault-Wrap-TTL) reach every handler that reads them: tokens and token roles, policies, kv
-// v1 and v2, the cubbyhole, response wrapping, leases, AppRole, capabilities. State carries
-// over between inputs, as on a real server.
+// v1 and v2, the cubbyhole, response wrapping, leases (tokens' own included), auth methods
+// (enabled and disabled: sys/auth), AppRole, userpass, capabilities. State carries over between
+// inputs, as on a real server.
 //
 // Only paths on an allow-list run: the rest could touch the world outside the process (audit
 // devices write files, mounts could reach a database) or stop the server (seal).
@@ -40,7 +41,8 @@ struct Server {
     auto init = core.initialize(1, 1, root);
     if (!init.ok() || !core.unseal(hex_encode(init->shares[0].span()), false).ok()) std::abort();
     if (!core.mount("secret/", "kv-v2", {}).ok() || !core.mount("kv1/", "kv", {}).ok() ||
-        !core.enable_auth("approle/", "approle").ok()) {
+        !core.enable_auth("approle/", "approle").ok() ||
+        !core.enable_auth("userpass/", "userpass").ok()) {
       std::abort();
     }
   }
@@ -53,8 +55,8 @@ Server& server() {
 
 bool allowed_path(std::string_view p) {
   static constexpr std::string_view kPrefixes[] = {"secret/",          "kv1/",
-                                                   "cubbyhole/",       "auth/token/",
-                                                   "auth/approle/",    "sys/wrapping/",
+                                                   "cubbyhole/",       "auth/",
+                                                   "sys/auth",         "sys/wrapping/",
                                                    "sys/policy",       "sys/policies/",
                                                    "sys/capabilities", "sys/leases/",
                                                    "sys/renew",        "sys/revoke",
