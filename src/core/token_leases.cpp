@@ -3,14 +3,17 @@
 // deleted with the token), so an expired token is revoked on time, with its children, the
 // leases obtained with it and its cubbyhole, whether or not anyone presents it again.
 // Lease IDs follow the token's creation path, as Vault's do:
-//   auth/token/create/h<digest>        auth/token/create, create-orphan
-//   auth/token/create/<role>/h<digest> a token role
-//   auth/approle/login/h<digest>       a login
-//   auth/token/wrapping/h<digest>      a response-wrapping token
-// where <digest> is derived from the token's hash (itself a hash of the token), so the ID tells
-// nothing about the token. sys/leases/revoke-prefix/auth/approle/ therefore revokes every
-// token AppRole issued, and sys/leases/lookup shows a token's expiry.
+//   auth/token/create/h<id>        auth/token/create, create-orphan
+//   auth/token/create/<role>/h<id> a token role
+//   auth/approle/login/h<id>       a login
+//   auth/token/wrapping/h<id>      a response-wrapping token
+// where <id> is the creation time (10 hex digits) and a digest derived from the token's hash
+// (itself a hash of the token), so the ID tells nothing about the token but when it was made.
+// sys/leases/revoke-prefix/auth/approle/ therefore revokes every token AppRole issued, and
+// sys/leases/lookup shows a token's expiry.
+#include <algorithm>
 #include <boost/json.hpp>
+#include <cstdio>
 
 #include "base/encoding.h"
 #include "core/core.h"
@@ -19,7 +22,7 @@
 namespace custos::core {
 namespace {
 
-constexpr size_t kDigestChars = 40;
+constexpr size_t kDigestChars = 32;
 constexpr size_t kMaxPathChars = 256;
 
 // Revoking a token's lease revokes the token (its tree, leases and cubbyhole).
@@ -77,9 +80,14 @@ std::string lease_base(const TokenEntry& e) {
 }  // namespace
 
 std::string token_lease_id(const TokenEntry& e) {
+  // The creation time first, so the IDs of tokens issued together sort together: a lease's
+  // record lands next to the previous one in the storage B-tree instead of at a random place.
+  char when[24];
+  std::snprintf(when, sizeof(when), "%010llx",
+                static_cast<unsigned long long>(std::max<int64_t>(0, e.creation_time)));
   std::string digest =
       hex_encode(crypto::sha256(as_bytes("custos token lease\n" + e.hash))).substr(0, kDigestChars);
-  return lease_base(e) + "/h" + digest;
+  return lease_base(e) + "/h" + when + digest;
 }
 
 std::shared_ptr<Engine> Core::make_token_expiry() {

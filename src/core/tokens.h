@@ -73,8 +73,8 @@ struct TokenCreateParams {
 
 // True for a token minted to wrap a response: its only policy is "response-wrapping".
 bool is_wrapping_token(const TokenEntry& e);
-// The ID of a token's own lease (core/token_leases.cpp): "auth/<method>/<path>/h<digest>",
-// the digest derived from the token's hash.
+// The ID of a token's own lease (core/token_leases.cpp): "auth/<method>/<path>/h<id>",
+// <id> being the creation time and a digest derived from the token's hash.
 std::string token_lease_id(const TokenEntry& e);
 
 class TokenStore {
