@@ -126,9 +126,12 @@ void Api::add_route(std::string prefix, RouteHandler handler) {
 
 net::HttpResponse Api::handle(net::HttpRequest& req) {
   // Writes made for this request do not wait for their fsync; its answer does (below).
-  storage::DeferDurability defer;
   AfterDurable after;
-  net::HttpResponse resp = route(req, after);
+  net::HttpResponse resp;
+  {
+    storage::DeferDurability defer;
+    resp = route(req, after);
+  }  // a lone writer's fsync runs here, the answer built while the device wrote
   hold_until_durable(resp, std::move(after));
   return resp;
 }

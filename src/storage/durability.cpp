@@ -6,6 +6,13 @@ namespace custos::storage {
 namespace {
 
 thread_local int defer_depth = 0;
+thread_local DeferredSync* owed_sync = nullptr;
+
+void run_owed_sync() {
+  DeferredSync* backend = owed_sync;
+  owed_sync = nullptr;
+  if (backend) backend->run_deferred_sync();
+}
 
 }  // namespace
 
@@ -13,10 +20,17 @@ DeferDurability::DeferDurability() {
   ++defer_depth;
 }
 DeferDurability::~DeferDurability() {
-  --defer_depth;
+  if (--defer_depth == 0) run_owed_sync();
 }
 bool DeferDurability::active() {
   return defer_depth > 0;
+}
+void DeferDurability::owe(DeferredSync* backend) {
+  if (owed_sync != backend) run_owed_sync();
+  owed_sync = backend;
+}
+bool DeferDurability::owes(const DeferredSync* backend) {
+  return owed_sync == backend;
 }
 
 DurabilityTracker::~DurabilityTracker() {

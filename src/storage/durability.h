@@ -22,16 +22,36 @@
 
 namespace custos::storage {
 
+// A backend whose lone writer, inside a DeferDurability scope, may leave its fsync for the end
+// of that scope (DeferDurability::owe()): the device then writes while the thread builds its
+// answer, and the fsync that follows finds less to wait for.
+class DeferredSync {
+ public:
+  // Runs the fsync this thread owes; called once, on the owing thread.
+  virtual void run_deferred_sync() = 0;
+
+ protected:
+  ~DeferredSync() = default;
+};
+
 // While one is alive on a thread, backend writes made on that thread do not wait until they
 // are durable (see above). Scopes nest.
 class DeferDurability {
  public:
   DeferDurability();
+  // The outermost scope runs the fsync this thread owes, if any.
   ~DeferDurability();
   DeferDurability(const DeferDurability&) = delete;
   DeferDurability& operator=(const DeferDurability&) = delete;
 
   static bool active();
+
+  // Called by a backend on the writing thread, inside a scope: `backend` runs its fsync (its
+  // run_deferred_sync()) when this thread's outermost scope ends. A fsync owed to another
+  // backend runs at once. The scope must end before `backend` is destroyed.
+  static void owe(DeferredSync* backend);
+  // Whether this thread owes `backend` a fsync.
+  static bool owes(const DeferredSync* backend);
 };
 
 // Called once with the outcome: OK when the point is durable, an error when it never will be.

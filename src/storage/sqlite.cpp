@@ -287,7 +287,7 @@ struct OverlayEntry {
   Value value;       // null: deleted
 };
 
-class SqliteBackend final : public Backend {
+class SqliteBackend final : public Backend, private DeferredSync {
  public:
   SqliteBackend(std::string path, const SqliteOptions& options, Connection conn,
                 SqliteTestHooks hooks)
@@ -444,11 +444,14 @@ class SqliteBackend final : public Backend {
   // else queued, no commit running) commits and, while fsyncs are quick, fsyncs on its own
   // thread, so one client's write costs no thread hand-off; otherwise the committer and syncer
   // threads do, batching everything queued. Returns once the write is durable, or as soon as it is
-  // visible inside a DeferDurability scope.
+  // visible inside a DeferDurability scope; there a lone writer's fsync waits for the scope's
+  // end (defer_sync()).
   Status write(Pending p) {
     for (const auto& op : p.ops) p.bytes += op.key.size() + (op.value ? op.value->size() : 0);
     uint64_t seq = 0;
     bool lead = false;
+    // This thread holds the fsync turn until its scope ends: its next write may lead too.
+    const bool owes_sync = DeferDurability::owes(this);
     {
       std::unique_lock lock(mu_);
       // Back-pressure: writers wait while the queue holds too much (a slow disk), but the
@@ -468,9 +471,10 @@ class SqliteBackend final : public Backend {
       // includes `seq` is taken after the write is visible.
       applied_.store(seq, std::memory_order_release);
       // Lone: nothing else queued, no commit, checkpoint or fsync running or due. A writer that
-      // would wait for an fsync in progress anyway leaves its commit to the committer, to batch.
+      // would wait for an fsync in progress anyway leaves its commit to the committer, to batch
+      // (unless that fsync is its own, deferred, still to run).
       if (!committing_ && queue_.size() == 1 && !checkpoint_due_ &&
-          !sync_running_.load(std::memory_order_acquire)) {
+          (owes_sync || !sync_running_.load(std::memory_order_acquire))) {
         committing_ = true;
         lead = true;
       } else if (!committing_ && committer_idle_) {
@@ -480,7 +484,14 @@ class SqliteBackend final : public Backend {
     if (lead) {
       Committed c = commit_queued();
       if (!c.st.ok()) return failure_status(c.st);
-      request_sync(c.last, /*inline_ok=*/!c.more && syncs_are_quick());
+      const bool inline_ok = !c.more && syncs_are_quick();
+      if (owes_sync) {
+        note_committed(c.last);  // the fsync this thread owes covers it
+      } else if (inline_ok && DeferDurability::active()) {
+        defer_sync(c.last);
+      } else {
+        request_sync(c.last, inline_ok);
+      }
     }
     if (DeferDurability::active()) return ok_status();
     Status st = tracker_.wait(seq);
@@ -611,10 +622,54 @@ class SqliteBackend final : public Backend {
     return sync_avg_ns_.load(std::memory_order_relaxed) < inline_sync_limit_ns_;
   }
 
-  // sync_mu_ held on entry and on return; released during the fsync.
-  void run_sync(std::unique_lock<std::mutex>& lock) {
+  // A lone writer inside a DeferDurability scope: takes the fsync turn, starts the device
+  // writing the WAL, and leaves the fsync for the end of the scope (run_deferred_sync()), once
+  // the thread has built its answer. The device writes meanwhile, so the fsync finds less to
+  // wait for; holding the turn, this thread's further writes lead too, while other threads'
+  // writes batch, as during any fsync. docs/formats/storage-sqlite.md, "Deferred durability".
+  void defer_sync(uint64_t last) {
+    {
+      std::lock_guard lock(sync_mu_);
+      sync_committed_ = std::max(sync_committed_, last);
+      if (syncing_) return;  // the fsync running now is followed by another (finish_sync())
+      take_sync_turn();
+    }
+    start_writeback();
+    DeferDurability::owe(this);
+  }
+
+  void run_deferred_sync() override {
+    std::unique_lock lock(sync_mu_);
+    finish_sync(lock);
+  }
+
+  void note_committed(uint64_t last) {
+    std::lock_guard lock(sync_mu_);
+    sync_committed_ = std::max(sync_committed_, last);
+  }
+
+  // Starts writing the WAL's dirty pages without waiting for them: a hint, whose errors the
+  // fsync reports. Called holding the fsync turn, which owns wal_fd_.
+  void start_writeback() {
+    if (!open_wal_fd().ok()) return;
+    (void)::sync_file_range(wal_fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
+  }
+
+  // sync_mu_ held.
+  void take_sync_turn() {
     syncing_ = true;
     sync_running_.store(true, std::memory_order_release);
+  }
+
+  // sync_mu_ held on entry and on return; released during the fsync.
+  void run_sync(std::unique_lock<std::mutex>& lock) {
+    take_sync_turn();
+    finish_sync(lock);
+  }
+
+  // Holding the fsync turn (take_sync_turn()), with sync_mu_ held on entry and on return:
+  // fsyncs the WAL (sync_mu_ released meanwhile) and gives the turn up.
+  void finish_sync(std::unique_lock<std::mutex>& lock) {
     const uint64_t target = sync_committed_;
     lock.unlock();
     const auto started = std::chrono::steady_clock::now();
@@ -736,6 +791,13 @@ class SqliteBackend final : public Backend {
   // cache flush (measured: about 1 in 10 fdatasyncs pay it without the stat, all of them with).
   Status sync_wal() {
     if (hooks_.before_sync) RETURN_IF_ERROR(hooks_.before_sync());
+    RETURN_IF_ERROR(open_wal_fd());
+    if (::fdatasync(wal_fd_) != 0) return errno_error("fdatasync of the WAL");
+    return ok_status();
+  }
+
+  // Holding the fsync turn.
+  Status open_wal_fd() {
     if (wal_fd_ >= 0 && check_wal_fd_.exchange(false, std::memory_order_acq_rel)) {
       struct stat st {};
       if (::fstat(wal_fd_, &st) != 0 || st.st_nlink == 0) {
@@ -743,20 +805,23 @@ class SqliteBackend final : public Backend {
         wal_fd_ = -1;
       }
     }
-    if (wal_fd_ < 0) {
-      const std::string wal = path_ + "-wal";
-      wal_fd_ = ::open(wal.c_str(), O_RDONLY | O_CLOEXEC);
-      if (wal_fd_ < 0) return errno_error("opening the WAL to sync it");
-      std::string dir = path_.substr(0, path_.find_last_of('/') + 1);
-      if (dir.empty()) dir = ".";
-      int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (dfd < 0) return errno_error("opening the database directory to sync it");
-      int rc = ::fsync(dfd);
-      int saved = errno;
-      ::close(dfd);
-      if (rc != 0) return errno_error("syncing the database directory", saved);
-    }
-    if (::fdatasync(wal_fd_) != 0) return errno_error("fdatasync of the WAL");
+    if (wal_fd_ >= 0) return ok_status();
+    const std::string wal = path_ + "-wal";
+    int fd = ::open(wal.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno_error("opening the WAL to sync it");
+    // Kept only once the directory is synced too, so that a failure is met again next time.
+    Cleanup close_fd([&] {
+      if (fd >= 0) ::close(fd);
+    });
+    std::string dir = path_.substr(0, path_.find_last_of('/') + 1);
+    if (dir.empty()) dir = ".";
+    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return errno_error("opening the database directory to sync it");
+    int rc = ::fsync(dfd);
+    int saved = errno;
+    ::close(dfd);
+    if (rc != 0) return errno_error("syncing the database directory", saved);
+    wal_fd_ = std::exchange(fd, -1);
     return ok_status();
   }
 
@@ -837,7 +902,7 @@ class SqliteBackend final : public Backend {
   std::atomic<int64_t> sync_avg_ns_{0};    // recent fsyncs' average length (run_sync())
   bool sync_failed_ = false;               // guarded by sync_mu_
   bool sync_stopping_ = false;             // guarded by sync_mu_
-  int wal_fd_ = -1;                        // used by whoever runs the fsync (one at a time)
+  int wal_fd_ = -1;                        // used by whoever holds the fsync turn
   std::atomic<bool> check_wal_fd_{false};  // a checkpoint ran: check wal_fd_ before its next use
 
   // Last: started once every member above exists.

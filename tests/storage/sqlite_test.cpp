@@ -347,6 +347,64 @@ TEST(SqliteCommit, LoneWriterCommitsAndSyncsOnItsOwnThread) {
   EXPECT_EQ(rec.sync_threads, (std::vector<std::thread::id>{me, me, other_id}));
 }
 
+// Inside a DeferDurability scope (a server request), a lone writer's fsync waits for the end of
+// the scope, so the device writes the WAL while the thread builds its answer. Until then the
+// writer holds the fsync turn: its own further writes lead (commit on its thread) and share
+// that fsync, while another thread's write waits for it and does not hang.
+TEST(SqliteCommit, ALoneWriterInADeferScopeFsyncsWhenTheScopeEnds) {
+  TempDir dir;
+  Recorder rec;
+  SqliteTestHooks hooks;
+  hooks.before_commit = [&](size_t) {
+    std::lock_guard lock(rec.mu);
+    rec.commit_threads.push_back(std::this_thread::get_id());
+    return ok_status();
+  };
+  hooks.before_sync = [&] {
+    std::lock_guard lock(rec.mu);
+    rec.sync_threads.push_back(std::this_thread::get_id());
+    return ok_status();
+  };
+  auto r = open_sqlite_with_hooks(
+      {.path = dir.file("kv.db"), .inline_sync_limit = std::chrono::hours(1)}, std::move(hooks));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  Backend& b = **r;
+  const auto me = std::this_thread::get_id();
+  std::atomic<bool> other_done{false};
+  std::thread other;
+  uint64_t ticket = 0;
+  {
+    DeferDurability defer;
+    ASSERT_TRUE(b.put("a", as_bytes("1")).ok());
+    ASSERT_TRUE(b.put("b", as_bytes("2")).ok());
+    EXPECT_EQ(rec.syncs(), 0u) << "the fsync ran before the scope ended";
+    ticket = b.sync_point();
+    EXPECT_NE(ticket, 0u);
+    EXPECT_EQ(get_string(b, "a"), "1");
+    {
+      std::lock_guard lock(rec.mu);
+      EXPECT_EQ(rec.commit_threads, (std::vector<std::thread::id>{me, me}));
+    }
+    // A plain write on another thread waits for durability, which this thread's fsync brings.
+    other = std::thread([&] {
+      EXPECT_TRUE(b.put("c", as_bytes("3")).ok());
+      other_done = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_FALSE(other_done.load()) << "a write became durable while the fsync was owed";
+  }
+  // Both writes are durable once the scope has ended: the callback runs at once, here.
+  bool durable = false;
+  b.on_durable(ticket, [&](Status st) { durable = st.ok(); });
+  EXPECT_TRUE(durable);
+  other.join();
+  EXPECT_TRUE(other_done.load());
+  EXPECT_EQ(b.sync_point(), 0u);
+  std::lock_guard lock(rec.mu);
+  ASSERT_GE(rec.sync_threads.size(), 1u);
+  EXPECT_EQ(rec.sync_threads.front(), me) << "the owed fsync ran on another thread";
+}
+
 // A slow disk must not hold the thread of a lone writer (a server I/O thread) for its fsyncs:
 // once recent fsyncs average over the limit, the syncer thread runs them, and a write inside a
 // DeferDurability scope returns while its fsync is still running. Quick fsyncs bring the
