@@ -73,4 +73,9 @@ struct ProducerConfig {
 
 Result<std::unique_ptr<EvidenceProducer>> make_producer(const ProducerConfig& config);
 
+// The running program's file (/proc/self/exe), what the sim producer measures for a process
+// that measures itself (`custos agent fetch` by default, the PKCS#11 module's host). Empty if
+// it cannot be read.
+std::string self_executable();
+
 }  // namespace custos::agent

@@ -159,3 +159,13 @@ Status run_program(const std::vector<std::string>& argv,
 }
 
 }  // namespace custos::agent::internal
+
+namespace custos::agent {
+
+std::string self_executable() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+}  // namespace custos::agent

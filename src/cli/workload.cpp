@@ -86,12 +86,6 @@ Status fill_from_flags(const AttestFlags& f, agent::FetchOptions& fo, agent::Pro
   return ok_status();
 }
 
-std::string self_exe() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-}
-
 Status write_secret(const std::string& out, const SecretBytes& value) {
   int fd = STDOUT_FILENO;
   bool close_it = false;
@@ -154,7 +148,7 @@ void register_workload_commands(CLI::App& app, Globals& g) {
       g.exit_code = report(invalid_argument("exactly one of --key or --resource is required"));
       return;
     }
-    if (pc.program.empty()) pc.program = self_exe();
+    if (pc.program.empty()) pc.program = agent::self_executable();
     auto producer = agent::make_producer(pc);
     if (!producer.ok()) {
       g.exit_code = report(producer.status());
@@ -269,7 +263,7 @@ void register_workload_commands(CLI::App& app, Globals& g) {
       g.exit_code = report(st);
       return;
     }
-    if (bo.producer.program.empty()) bo.producer.program = self_exe();
+    if (bo.producer.program.empty()) bo.producer.program = agent::self_executable();
     bo.fetch.key_id = *bench_key;
     bo.clients = *clients;
     bo.pool_per_client = *pool;

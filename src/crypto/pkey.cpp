@@ -706,6 +706,22 @@ std::string jwk_of(EVP_PKEY* pkey) {
 }  // namespace
 
 Result<Bytes> PublicKey::ec_xy() const { return ec_xy_of(pkey_); }
+
+Status PublicKey::rsa_components(Bytes& modulus, Bytes& exponent) const {
+  ASSIGN_OR_RETURN(KeyType t, internal::classify(pkey_));
+  if (t != KeyType::kRsa) return invalid_argument("not an RSA key");
+  for (auto [name, out] :
+       {std::pair{OSSL_PKEY_PARAM_RSA_N, &modulus}, std::pair{OSSL_PKEY_PARAM_RSA_E, &exponent}}) {
+    BIGNUM* bn = nullptr;
+    if (EVP_PKEY_get_bn_param(pkey_, name, &bn) != 1 || bn == nullptr) {
+      return ossl::internal("EVP_PKEY_get_bn_param");
+    }
+    out->assign(static_cast<size_t>(BN_num_bytes(bn)), 0);
+    BN_bn2bin(bn, out->data());
+    BN_free(bn);
+  }
+  return ok_status();
+}
 std::string PublicKey::to_jwk() const { return jwk_of(pkey_); }
 
 Status PublicKey::verify(ByteSpan message, ByteSpan sig, const SignOptions& opts) const {
@@ -965,6 +981,27 @@ Result<Bytes> PrivateKey::sign_digest(ByteSpan digest, const SignOptions& opts) 
   if (is_ec(t) && opts.ec_format == SignOptions::EcFormat::kRaw) {
     return ecdsa_der_to_raw(sig, internal::ec_field_size(t));
   }
+  return sig;
+}
+
+Result<Bytes> PrivateKey::rsa_pkcs1_sign_raw(ByteSpan encoded) const {
+  ASSIGN_OR_RETURN(KeyType t, internal::classify(pkey_));
+  if (t != KeyType::kRsa) return invalid_argument("PKCS#1 v1.5 signing needs an RSA key");
+  const size_t max = static_cast<size_t>(EVP_PKEY_get_size(pkey_));
+  if (encoded.empty() || max < 11 || encoded.size() > max - 11) {
+    return invalid_argument("PKCS#1 v1.5: the input does not fit the modulus");
+  }
+  ossl::EvpPkeyCtx pctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey_, nullptr));
+  if (!pctx || EVP_PKEY_sign_init(pctx.get()) != 1 ||
+      EVP_PKEY_CTX_set_rsa_padding(pctx.get(), RSA_PKCS1_PADDING) <= 0) {
+    return ossl::internal("EVP_PKEY_sign_init");
+  }
+  size_t len = max;
+  Bytes sig(len);
+  if (EVP_PKEY_sign(pctx.get(), sig.data(), &len, encoded.data(), encoded.size()) != 1) {
+    return ossl::internal("EVP_PKEY_sign");
+  }
+  sig.resize(len);
   return sig;
 }
 

@@ -55,6 +55,8 @@ class PublicKey {
   // JSON text: {"kty":...}, members in RFC 7638 order (so sha256(to_jwk()) is the thumbprint).
   std::string to_jwk() const;
   Result<Bytes> ec_xy() const;  // x||y for EC keys
+  // RSA modulus and public exponent, big-endian without leading zeros.
+  Status rsa_components(Bytes& modulus, Bytes& exponent) const;
 
   // OK if `sig` is a valid signature over `message` (hashed here with opts.hash).
   Status verify(ByteSpan message, ByteSpan sig, const SignOptions& opts = {}) const;
@@ -97,6 +99,9 @@ class PrivateKey {
   Result<Bytes> sign(ByteSpan message, const SignOptions& opts = {}) const;
   Result<Bytes> sign_digest(ByteSpan digest, const SignOptions& opts = {}) const;
   Result<SecretBytes> rsa_oaep_decrypt(ByteSpan ciphertext, HashAlg hash = HashAlg::kSha256) const;
+  // RSA PKCS#1 v1.5 signature over bytes the caller has already encoded (a DigestInfo: PKCS#11's
+  // CKM_RSA_PKCS); at most the modulus size less 11 bytes.
+  Result<Bytes> rsa_pkcs1_sign_raw(ByteSpan encoded) const;
   // ECDH shared secret (raw x coordinate) with a peer key on the same curve.
   Result<SecretBytes> ecdh(const PublicKey& peer) const;
 

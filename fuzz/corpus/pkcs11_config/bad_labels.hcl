@@ -1,0 +1,3 @@
+kbs_addr = "x"
+key "a" "b" { id = "1" }
+key { id = "2" }

@@ -1,0 +1,3 @@
+kbs_addr = "x"
+tee = "nitro"
+key "a" { id = "1" }

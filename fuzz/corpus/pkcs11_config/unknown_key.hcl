@@ -1,0 +1,2 @@
+kbs_addr = "x"
+unknown = 1
