@@ -69,7 +69,17 @@ Result<KeySpec> key_of(const hcl::Block& b) {
 }  // namespace
 
 Result<ModuleConfig> parse_module_config(std::string_view text) {
-  ASSIGN_OR_RETURN(hcl::Body body, hcl::parse(text));
+  Result<hcl::Body> parsed = hcl::parse(text);
+  if (!parsed.ok()) {
+    // The parser quotes what it did not expect, which could be an unquoted PIN: only the line.
+    const std::string& m = parsed.status().message();
+    const size_t colon = m.find(':');
+    return invalid_argument((m.rfind("line ", 0) == 0 && colon != std::string::npos
+                                 ? m.substr(0, colon)
+                                 : std::string("the file")) +
+                            ": syntax error (the text is not repeated: it may hold the PIN)");
+  }
+  const hcl::Body& body = *parsed;
   ModuleConfig c;
   std::set<std::string> seen;
   for (const hcl::Attribute& a : body.attributes) {

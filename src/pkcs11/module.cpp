@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -36,6 +37,7 @@ struct Session {
   std::vector<CK_OBJECT_HANDLE> found;
   size_t next_found = 0;
   bool signing = false;
+  bool multipart = false;  // C_SignUpdate was called
   SignMechanism mechanism;
   CK_OBJECT_HANDLE key = 0;
   Bytes buffer;  // C_SignUpdate's input so far
@@ -44,6 +46,7 @@ struct Session {
 struct State {
   std::mutex mu;
   bool initialized = false;
+  bool initializing = false;  // a C_Initialize is attesting (outside the lock)
   pid_t pid = 0;
   std::string token_label;
   SecretString pin;
@@ -65,15 +68,17 @@ void pad(CK_UTF8CHAR* dst, size_t n, std::string_view s) {
 }
 
 Result<ModuleConfig> load_config() {
-  const char* env = std::getenv(kConfigEnv);
+  const char* env = ::secure_getenv(kConfigEnv);
   const std::string path = env != nullptr && *env != '\0' ? env : kDefaultConfigPath;
   std::ifstream in(path, std::ios::binary);
   if (!in) return failed_precondition("cannot read the configuration " + path);
   std::string text(kMaxConfigBytes + 1, '\0');
   in.read(text.data(), static_cast<std::streamsize>(text.size()));
   text.resize(static_cast<size_t>(in.gcount()));
-  if (text.size() > kMaxConfigBytes) return invalid_argument(path + ": larger than 64 KiB");
-  Result<ModuleConfig> c = parse_module_config(text);
+  Result<ModuleConfig> c = text.size() > kMaxConfigBytes
+                               ? Result<ModuleConfig>(invalid_argument("larger than 64 KiB"))
+                               : parse_module_config(text);
+  secure_wipe(text.data(), text.size());  // it may hold the PIN
   if (!c.ok()) return invalid_argument(path + ": " + c.status().message());
   return c;
 }
@@ -113,23 +118,39 @@ CK_RV Initialize(CK_VOID_PTR init_args) {
     CK_C_INITIALIZE_ARGS args;
     std::memcpy(&args, init_args, sizeof(args));
     if (args.pReserved != nullptr) return CKR_ARGUMENTS_BAD;
+    const int given = (args.CreateMutex != nullptr) + (args.DestroyMutex != nullptr) +
+                      (args.LockMutex != nullptr) + (args.UnlockMutex != nullptr);
+    if (given != 0 && given != 4) return CKR_ARGUMENTS_BAD;
+    // The module locks with the OS's primitives only, and the release runs an HTTP client
+    // whose name resolution starts threads.
+    if (given == 4 && (args.flags & CKF_OS_LOCKING_OK) == 0) return CKR_CANT_LOCK;
+    if ((args.flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS) != 0) return CKR_NEED_TO_CREATE_THREADS;
   }
   State& s = state();
-  std::lock_guard lock(s.mu);
-  if (s.initialized) {
-    if (s.pid == ::getpid()) return CKR_CRYPTOKI_ALREADY_INITIALIZED;
-    // A child after fork(): the keys it inherited stay; sessions and login do not.
-    s.sessions.clear();
-    s.logged_in = false;
-    s.pid = ::getpid();
-    return CKR_OK;
+  {
+    std::lock_guard lock(s.mu);
+    if (s.initialized) {
+      if (s.pid == ::getpid()) return CKR_CRYPTOKI_ALREADY_INITIALIZED;
+      // A child after fork(): the keys it inherited stay; sessions and login do not.
+      s.sessions.clear();
+      s.logged_in = false;
+      s.pid = ::getpid();
+      return CKR_OK;
+    }
+    if (s.initializing) return CKR_CRYPTOKI_ALREADY_INITIALIZED;
+    s.initializing = true;
   }
+  // Attestation and release take network round trips: not under the lock, which every other
+  // call (and a fork() meanwhile) would otherwise wait for.
   Result<ModuleConfig> cfg = load_config();
+  Result<std::vector<TokenKey>> keys =
+      cfg.ok() ? release_keys(*cfg) : Result<std::vector<TokenKey>>(cfg.status());
+  std::lock_guard lock(s.mu);
+  s.initializing = false;
   if (!cfg.ok()) {
     report(cfg.status().message());
     return CKR_GENERAL_ERROR;
   }
-  Result<std::vector<TokenKey>> keys = release_keys(*cfg);
   if (!keys.ok()) {
     report("the key broker released nothing: " + keys.status().message());
     return CKR_DEVICE_ERROR;
@@ -334,8 +355,9 @@ CK_RV Login(CK_SESSION_HANDLE session, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, C
   std::lock_guard lock(s.mu);
   if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
   if (s.sessions.count(session) == 0) return CKR_SESSION_HANDLE_INVALID;
-  if (user != CKU_USER)
-    return user == CKU_SO ? CKR_USER_TYPE_INVALID : CKR_OPERATION_NOT_INITIALIZED;
+  // No security officer; no key needs CKU_CONTEXT_SPECIFIC (CKA_ALWAYS_AUTHENTICATE is false).
+  if (user == CKU_CONTEXT_SPECIFIC) return CKR_OPERATION_NOT_INITIALIZED;
+  if (user != CKU_USER) return CKR_USER_TYPE_INVALID;
   if (s.logged_in) return CKR_USER_ALREADY_LOGGED_IN;
   if (!s.pin.empty()) {
     if (pin == nullptr && pin_len > 0) return CKR_ARGUMENTS_BAD;
@@ -440,8 +462,13 @@ CK_RV FindObjectsFinal(CK_SESSION_HANDLE session) {
   return CKR_OK;
 }
 
-CK_RV GetObjectSize(CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ULONG_PTR size) {
+CK_RV GetObjectSize(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object, CK_ULONG_PTR size) {
   if (size == nullptr) return CKR_ARGUMENTS_BAD;
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (s.sessions.count(session) == 0) return CKR_SESSION_HANDLE_INVALID;
+  if (!s.token->visible(object, s.logged_in)) return CKR_OBJECT_HANDLE_INVALID;
   *size = CK_UNAVAILABLE_INFORMATION;
   return CKR_OK;
 }
@@ -464,16 +491,18 @@ CK_RV SignInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism, CK_OBJECT_
   CK_RV rv = check_sign_mechanism(*mechanism, s.token->key(key).key, m);
   if (rv != CKR_OK) return rv;
   se.signing = true;
+  se.multipart = false;
   se.mechanism = m;
   se.key = key;
   se.buffer.clear();
   return CKR_OK;
 }
 
-// Ends the session's operation unless it only asked for the length (PKCS#11 §5.2).
-CK_RV finish_sign(CK_SESSION_HANDLE session, const CK_BYTE* data, size_t data_len, bool final,
+// C_Sign (`final` false: `data` is the whole input) and C_SignFinal (the C_SignUpdate input).
+// Every outcome ends the operation except a length query and CKR_BUFFER_TOO_SMALL (PKCS#11
+// §5.2).
+CK_RV finish_sign(CK_SESSION_HANDLE session, const CK_BYTE* data, CK_ULONG data_len, bool final,
                   CK_BYTE_PTR signature, CK_ULONG_PTR signature_len) {
-  if (signature_len == nullptr) return CKR_ARGUMENTS_BAD;
   State& s = state();
   std::shared_ptr<const Token> token;
   SignMechanism m;
@@ -486,6 +515,18 @@ CK_RV finish_sign(CK_SESSION_HANDLE session, const CK_BYTE* data, size_t data_le
     if (it == s.sessions.end()) return CKR_SESSION_HANDLE_INVALID;
     Session& se = it->second;
     if (!se.signing) return CKR_OPERATION_NOT_INITIALIZED;
+    auto end = [&se](CK_RV rv) {
+      se.signing = false;
+      se.multipart = false;
+      se.buffer.clear();
+      return rv;
+    };
+    if (signature_len == nullptr || (!final && data == nullptr && data_len > 0)) {
+      return end(CKR_ARGUMENTS_BAD);
+    }
+    if (!final && se.multipart) return end(CKR_OPERATION_ACTIVE);  // C_Sign after C_SignUpdate
+    if (!final && data_len > kMaxSignInput) return end(CKR_DATA_LEN_RANGE);
+    if (!s.token->visible(se.key, s.logged_in)) return end(CKR_USER_NOT_LOGGED_IN);
     const size_t need = signature_length(s.token->key(se.key).key);
     if (signature == nullptr || *signature_len < need) {
       *signature_len = need;
@@ -495,8 +536,7 @@ CK_RV finish_sign(CK_SESSION_HANDLE session, const CK_BYTE* data, size_t data_le
     m = se.mechanism;
     key = se.key;
     input = final ? std::move(se.buffer) : Bytes(data, data + data_len);
-    se.signing = false;
-    se.buffer.clear();
+    end(CKR_OK);
   }
   Bytes sig;
   CK_RV rv = sign(m, token->key(key).key, input, sig);
@@ -508,13 +548,10 @@ CK_RV finish_sign(CK_SESSION_HANDLE session, const CK_BYTE* data, size_t data_le
 
 CK_RV Sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_len, CK_BYTE_PTR signature,
            CK_ULONG_PTR signature_len) {
-  if (data == nullptr && data_len > 0) return CKR_ARGUMENTS_BAD;
-  if (data_len > kMaxSignInput) return CKR_DATA_LEN_RANGE;
   return finish_sign(session, data, data_len, false, signature, signature_len);
 }
 
 CK_RV SignUpdate(CK_SESSION_HANDLE session, CK_BYTE_PTR part, CK_ULONG part_len) {
-  if (part == nullptr && part_len > 0) return CKR_ARGUMENTS_BAD;
   State& s = state();
   std::lock_guard lock(s.mu);
   if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
@@ -522,11 +559,19 @@ CK_RV SignUpdate(CK_SESSION_HANDLE session, CK_BYTE_PTR part, CK_ULONG part_len)
   if (it == s.sessions.end()) return CKR_SESSION_HANDLE_INVALID;
   Session& se = it->second;
   if (!se.signing) return CKR_OPERATION_NOT_INITIALIZED;
-  if (se.buffer.size() + part_len > kMaxSignInput) {
-    se.signing = false;
-    se.buffer.clear();
-    return CKR_DATA_LEN_RANGE;
+  CK_RV rv = CKR_OK;
+  if (part == nullptr && part_len > 0) {
+    rv = CKR_ARGUMENTS_BAD;
+  } else if (part_len > kMaxSignInput - se.buffer.size()) {  // the buffer never passes the cap
+    rv = CKR_DATA_LEN_RANGE;
   }
+  if (rv != CKR_OK) {
+    se.signing = false;
+    se.multipart = false;
+    se.buffer.clear();
+    return rv;
+  }
+  se.multipart = true;
   if (part_len > 0) se.buffer.insert(se.buffer.end(), part, part + part_len);
   return CKR_OK;
 }
@@ -535,12 +580,35 @@ CK_RV SignFinal(CK_SESSION_HANDLE session, CK_BYTE_PTR signature, CK_ULONG_PTR s
   return finish_sign(session, nullptr, 0, true, signature, signature_len);
 }
 
-CK_RV GetFunctionStatus(CK_SESSION_HANDLE) {
+CK_RV not_parallel(CK_SESSION_HANDLE session) {
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (s.sessions.count(session) == 0) return CKR_SESSION_HANDLE_INVALID;
   return CKR_FUNCTION_NOT_PARALLEL;
 }
-CK_RV CancelFunction(CK_SESSION_HANDLE) {
-  return CKR_FUNCTION_NOT_PARALLEL;
+CK_RV GetFunctionStatus(CK_SESSION_HANDLE session) {
+  return not_parallel(session);
 }
+CK_RV CancelFunction(CK_SESSION_HANDLE session) {
+  return not_parallel(session);
+}
+
+// No exception leaves through the C ABI: the host (nginx) would abort.
+template <auto F>
+struct Guarded;
+template <typename... Args, CK_RV (*F)(Args...)>
+struct Guarded<F> {
+  static CK_RV fn(Args... args) noexcept {
+    try {
+      return F(args...);
+    } catch (const std::bad_alloc&) {
+      return CKR_HOST_MEMORY;
+    } catch (...) {
+      return CKR_GENERAL_ERROR;
+    }
+  }
+};
 
 // Everything else: a read-only signing token.
 template <typename F>
@@ -556,35 +624,35 @@ CK_RV GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out);
 CK_FUNCTION_LIST make_list() {
   CK_FUNCTION_LIST list{};
   list.version = {2, 40};
-  list.C_Initialize = &Initialize;
-  list.C_Finalize = &Finalize;
-  list.C_GetInfo = &GetInfo;
-  list.C_GetFunctionList = &GetFunctionList;
-  list.C_GetSlotList = &GetSlotList;
-  list.C_GetSlotInfo = &GetSlotInfo;
-  list.C_GetTokenInfo = &GetTokenInfo;
-  list.C_GetMechanismList = &GetMechanismList;
-  list.C_GetMechanismInfo = &GetMechanismInfo;
+  list.C_Initialize = &Guarded<&Initialize>::fn;
+  list.C_Finalize = &Guarded<&Finalize>::fn;
+  list.C_GetInfo = &Guarded<&GetInfo>::fn;
+  list.C_GetFunctionList = &Guarded<&GetFunctionList>::fn;
+  list.C_GetSlotList = &Guarded<&GetSlotList>::fn;
+  list.C_GetSlotInfo = &Guarded<&GetSlotInfo>::fn;
+  list.C_GetTokenInfo = &Guarded<&GetTokenInfo>::fn;
+  list.C_GetMechanismList = &Guarded<&GetMechanismList>::fn;
+  list.C_GetMechanismInfo = &Guarded<&GetMechanismInfo>::fn;
   CUSTOS_UNSUPPORTED(C_InitToken);
   CUSTOS_UNSUPPORTED(C_InitPIN);
   CUSTOS_UNSUPPORTED(C_SetPIN);
-  list.C_OpenSession = &OpenSession;
-  list.C_CloseSession = &CloseSession;
-  list.C_CloseAllSessions = &CloseAllSessions;
-  list.C_GetSessionInfo = &GetSessionInfo;
+  list.C_OpenSession = &Guarded<&OpenSession>::fn;
+  list.C_CloseSession = &Guarded<&CloseSession>::fn;
+  list.C_CloseAllSessions = &Guarded<&CloseAllSessions>::fn;
+  list.C_GetSessionInfo = &Guarded<&GetSessionInfo>::fn;
   CUSTOS_UNSUPPORTED(C_GetOperationState);
   CUSTOS_UNSUPPORTED(C_SetOperationState);
-  list.C_Login = &Login;
-  list.C_Logout = &Logout;
+  list.C_Login = &Guarded<&Login>::fn;
+  list.C_Logout = &Guarded<&Logout>::fn;
   CUSTOS_UNSUPPORTED(C_CreateObject);
   CUSTOS_UNSUPPORTED(C_CopyObject);
   CUSTOS_UNSUPPORTED(C_DestroyObject);
-  list.C_GetObjectSize = &GetObjectSize;
-  list.C_GetAttributeValue = &GetAttributeValue;
+  list.C_GetObjectSize = &Guarded<&GetObjectSize>::fn;
+  list.C_GetAttributeValue = &Guarded<&GetAttributeValue>::fn;
   CUSTOS_UNSUPPORTED(C_SetAttributeValue);
-  list.C_FindObjectsInit = &FindObjectsInit;
-  list.C_FindObjects = &FindObjects;
-  list.C_FindObjectsFinal = &FindObjectsFinal;
+  list.C_FindObjectsInit = &Guarded<&FindObjectsInit>::fn;
+  list.C_FindObjects = &Guarded<&FindObjects>::fn;
+  list.C_FindObjectsFinal = &Guarded<&FindObjectsFinal>::fn;
   CUSTOS_UNSUPPORTED(C_EncryptInit);
   CUSTOS_UNSUPPORTED(C_Encrypt);
   CUSTOS_UNSUPPORTED(C_EncryptUpdate);
@@ -598,10 +666,10 @@ CK_FUNCTION_LIST make_list() {
   CUSTOS_UNSUPPORTED(C_DigestUpdate);
   CUSTOS_UNSUPPORTED(C_DigestKey);
   CUSTOS_UNSUPPORTED(C_DigestFinal);
-  list.C_SignInit = &SignInit;
-  list.C_Sign = &Sign;
-  list.C_SignUpdate = &SignUpdate;
-  list.C_SignFinal = &SignFinal;
+  list.C_SignInit = &Guarded<&SignInit>::fn;
+  list.C_Sign = &Guarded<&Sign>::fn;
+  list.C_SignUpdate = &Guarded<&SignUpdate>::fn;
+  list.C_SignFinal = &Guarded<&SignFinal>::fn;
   CUSTOS_UNSUPPORTED(C_SignRecoverInit);
   CUSTOS_UNSUPPORTED(C_SignRecover);
   CUSTOS_UNSUPPORTED(C_VerifyInit);
@@ -621,8 +689,8 @@ CK_FUNCTION_LIST make_list() {
   CUSTOS_UNSUPPORTED(C_DeriveKey);
   CUSTOS_UNSUPPORTED(C_SeedRandom);
   CUSTOS_UNSUPPORTED(C_GenerateRandom);
-  list.C_GetFunctionStatus = &GetFunctionStatus;
-  list.C_CancelFunction = &CancelFunction;
+  list.C_GetFunctionStatus = &Guarded<&GetFunctionStatus>::fn;
+  list.C_CancelFunction = &Guarded<&CancelFunction>::fn;
   CUSTOS_UNSUPPORTED(C_WaitForSlotEvent);
   return list;
 }

@@ -47,7 +47,7 @@ pem_json() { node -e 'process.stdout.write(JSON.stringify(require("fs").readFile
 # register_key ALGORITHM PEM POLICY: prints the new key's id.
 register_key() {
   local extra='"key_length":2048'
-  [ "$1" = EC ] && extra='"curve_type":"secp256r1"'
+  [ "$1" = EC ] && extra="\"curve_type\":\"${4:-secp256r1}\""
   json "$(kbs_post kbs/v1/keys "{\"key_information\":{\"algorithm\":\"$1\",$extra,\"key_string\":$(pem_json "$2")},\"transfer_policy_id\":\"$3\"}")" o.key_information.id
 }
 pin_policy() { # pin_policy ID PROGRAM
@@ -67,23 +67,27 @@ openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/rsa.pem
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/ec.pem" 2> /dev/null
 openssl pkey -in "$WORK/rsa.pem" -pubout -out "$WORK/rsa.pub"
 openssl pkey -in "$WORK/ec.pem" -pubout -out "$WORK/ec.pub"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-521 -out "$WORK/p521.pem" 2> /dev/null
+openssl pkey -in "$WORK/p521.pem" -pubout -out "$WORK/p521.pub"
 
 # --- pkcs11-tool: keys pinned to pkcs11-tool's own binary.
 pin_policy pin-tool "$PKCS11_TOOL"
 RSA_ID=$(register_key RSA "$WORK/rsa.pem" pin-tool)
 EC_ID=$(register_key EC "$WORK/ec.pem" pin-tool)
-[ -n "$RSA_ID" ] && [ -n "$EC_ID" ] || fail "key registration returned no id"
-module_config "$WORK/tool.hcl" "key \"web-rsa\" { id = \"$RSA_ID\" }" "key \"web-ec\" { id = \"$EC_ID\" }"
+P521_ID=$(register_key EC "$WORK/p521.pem" pin-tool secp521r1)
+[ -n "$RSA_ID" ] && [ -n "$EC_ID" ] && [ -n "$P521_ID" ] || fail "key registration returned no id"
+module_config "$WORK/tool.hcl" "key \"web-rsa\" { id = \"$RSA_ID\" }" "key \"web-ec\" { id = \"$EC_ID\" }" \
+  "key \"p521\" { id = \"$P521_ID\" }"
 export CUSTOS_PKCS11_CONFIG="$WORK/tool.hcl"
 P11=("$PKCS11_TOOL" --module "$MODULE")
 
 "${P11[@]}" -L > "$WORK/slots" 2>&1 || fail "pkcs11-tool -L: $(cat "$WORK/slots")"
 grep -q 'token label *: custos' "$WORK/slots" || fail "no custos token: $(cat "$WORK/slots")"
 "${P11[@]}" -O > "$WORK/objects" 2>&1 || fail "pkcs11-tool -O: $(cat "$WORK/objects")"
-[ "$(grep -c '^Private Key Object' "$WORK/objects")" = 2 ] || fail "expected 2 private keys: $(cat "$WORK/objects")"
-[ "$(grep -c '^Public Key Object' "$WORK/objects")" = 2 ] || fail "expected 2 public keys: $(cat "$WORK/objects")"
+[ "$(grep -c '^Private Key Object' "$WORK/objects")" = 3 ] || fail "expected 3 private keys: $(cat "$WORK/objects")"
+[ "$(grep -c '^Public Key Object' "$WORK/objects")" = 3 ] || fail "expected 3 public keys: $(cat "$WORK/objects")"
 grep -q 'never extractable' "$WORK/objects" || fail "private keys are not marked never extractable"
-pass "pkcs11-tool sees the custos token with both released keys (private ones sensitive, never extractable)"
+pass "pkcs11-tool sees the custos token with the three released keys (private ones sensitive, never extractable)"
 
 echo "a message signed inside the attested process" > "$WORK/msg"
 sign() { # sign MECHANISM KEY_ID OUT [pkcs11-tool args]
@@ -101,7 +105,10 @@ openssl dgst -sha256 -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:32 -ve
 sign ECDSA-SHA256 "$EC_ID" "$WORK/sig3" --signature-format openssl
 openssl dgst -sha256 -verify "$WORK/ec.pub" -signature "$WORK/sig3" "$WORK/msg" > /dev/null ||
   fail "the ECDSA signature does not verify with the registered key"
-pass "pkcs11-tool signs with SHA256-RSA-PKCS, RSA-PSS and ECDSA-SHA256; openssl verifies all three with the registered public keys"
+sign ECDSA-SHA512 "$P521_ID" "$WORK/sig5" --signature-format openssl
+openssl dgst -sha512 -verify "$WORK/p521.pub" -signature "$WORK/sig5" "$WORK/msg" > /dev/null ||
+  fail "the P-521 ECDSA signature does not verify with the registered key"
+pass "pkcs11-tool signs with SHA256-RSA-PKCS, RSA-PSS, ECDSA-SHA256 (P-256) and ECDSA-SHA512 (P-521); openssl verifies each with the registered public key"
 
 if "${P11[@]}" --read-object --type privkey --id "$(hex "$RSA_ID")" -o "$WORK/leak" > "$WORK/read.log" 2>&1 &&
   [ -s "$WORK/leak" ]; then
