@@ -4,6 +4,7 @@
 #include <charconv>
 #include <fstream>
 #include <map>
+#include <set>
 #include <system_error>
 #include <utility>
 
@@ -166,6 +167,11 @@ Result<ListenerConfig> parse_listener(const hcl::Block& b) {
   if (b.labels[0] != "tcp") {
     return error_at(b.line, "unknown listener type " + quote_text(b.labels[0]) + " (available: \"tcp\")");
   }
+  if (!b.body.blocks.empty() && b.body.blocks.front().type == "telemetry") {
+    return error_at(b.body.blocks.front().line,
+                    "listener telemetry (unauthenticated_metrics_access) is not supported: "
+                    "scrape sys/metrics with a token that may read it");
+  }
   RETURN_IF_ERROR(no_blocks(b));
   ListenerConfig l;
   l.line = b.line;
@@ -242,6 +248,41 @@ std::string_view storage_type_name(StorageType t) {
   return "unknown";
 }
 
+// Vault's telemetry stanza. Custos serves its metrics at sys/metrics (Prometheus text or Vault's
+// JSON) and has no push sinks: their keys are refused rather than silently ignored. The other
+// keys are accepted so that a vault.conf starts unchanged; docs/configuration.md says which have
+// no effect.
+Status parse_telemetry(const hcl::Block& b) {
+  if (!b.labels.empty()) return error_at(b.line, "telemetry takes no label: telemetry { ... }");
+  RETURN_IF_ERROR(no_blocks(b));
+  static const std::set<std::string, std::less<>> kAccepted = {"prometheus_retention_time",
+                                                               "disable_hostname",
+                                                               "enable_hostname_label",
+                                                               "usage_gauge_period",
+                                                               "maximum_gauge_cardinality",
+                                                               "lease_metrics_epsilon",
+                                                               "num_lease_metrics_buckets",
+                                                               "add_lease_metrics_namespace_labels",
+                                                               "add_mount_point_rollback_metrics",
+                                                               "filter_default",
+                                                               "prefix_filter",
+                                                               "metrics_prefix"};
+  SeenKeys seen;
+  for (const hcl::Attribute& a : b.body.attributes) {
+    RETURN_IF_ERROR(seen.check(a));
+    if (kAccepted.count(a.name) > 0) continue;
+    const std::string& k = a.name;
+    if (k.rfind("statsd", 0) == 0 || k.rfind("statsite", 0) == 0 || k.rfind("dogstatsd", 0) == 0 ||
+        k.rfind("circonus", 0) == 0 || k.rfind("stackdriver", 0) == 0) {
+      return error_at(a.line, quote_text(k) +
+                                  ": metrics sinks are not supported; scrape sys/metrics "
+                                  "(?format=prometheus) instead");
+    }
+    return error_at(a.line, "unknown telemetry key " + quote_text(k));
+  }
+  return ok_status();
+}
+
 Result<ServerConfig> parse_server_config(std::string_view text) {
   ASSIGN_OR_RETURN(hcl::Body body, hcl::parse(text));
   ServerConfig c;
@@ -278,6 +319,7 @@ Result<ServerConfig> parse_server_config(std::string_view text) {
     }
   }
   bool have_storage = false;
+  bool have_telemetry = false;
   int storage_line = 0;
   for (const hcl::Block& b : body.blocks) {
     if (b.type == "storage") {
@@ -291,9 +333,13 @@ Result<ServerConfig> parse_server_config(std::string_view text) {
     } else if (b.type == "listener") {
       ASSIGN_OR_RETURN(ListenerConfig l, parse_listener(b));
       c.listeners.push_back(std::move(l));
+    } else if (b.type == "telemetry") {
+      if (have_telemetry) return error_at(b.line, "only one telemetry stanza is allowed");
+      RETURN_IF_ERROR(parse_telemetry(b));
+      have_telemetry = true;
     } else {
       return error_at(b.line, "unknown stanza " + quote_text(b.type) +
-                                  " (supported: storage, listener)");
+                                  " (supported: storage, listener, telemetry)");
     }
   }
   if (!have_storage) return invalid_argument("a storage stanza is required");

@@ -77,6 +77,10 @@ Core::Core(storage::Backend& backend, const Clock& clock, CoreConfig config)
   register_engine(std::string(kCubbyholeType), make_cubbyhole_engine);
   register_auth("approle", make_approle_auth);
   register_auth("userpass", make_userpass_auth);
+  unsealed_gauge_ =
+      metrics::Registry::global().gauge("vault_core_unsealed", "1 while unsealed, 0 while sealed",
+                                        [this] { return barrier_.sealed() ? 0.0 : 1.0; });
+  register_process_gauges();
 }
 
 Core::~Core() { pre_seal(); }

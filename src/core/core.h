@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/metrics.h"
 #include "core/audit.h"
 #include "core/auth/token_role.h"
 #include "core/barrier.h"
@@ -179,6 +180,8 @@ class Core {
   // Seal/status bodies
   boost::json::object seal_status_json(const SealStatus& s) const;
   Result<Response> sys_health(Request& req);
+  Result<Response> sys_metrics(Request& req);
+  static void register_process_gauges();
   Result<Response> sys_audit(Request& req, const std::string& rest);
 
   storage::Backend& backend_;
@@ -194,6 +197,7 @@ class Core {
   std::vector<SecretBytes> unseal_progress_;
   std::string unseal_nonce_;
   std::string cluster_id_;
+  metrics::GaugeHandle unsealed_gauge_;  // vault_core_unsealed (sys/metrics)
 
   mutable std::shared_mutex mounts_mu_;
   std::map<std::string, std::shared_ptr<Mounted>> mounts_;  // path ("secret/") -> engine

@@ -1,9 +1,15 @@
 // sys/ endpoints (seal lifecycle, mounts, policies, audit, keyring) and the token auth method.
+#include <unistd.h>
+
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
 
 #include "base/encoding.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "core/core.h"
 #include "core/engines/cubbyhole.h"
 #include "crypto/random.h"
@@ -31,7 +37,84 @@ Response legacy(boost::json::object data) {
 
 bool is_write(Operation op) { return op == Operation::kCreate || op == Operation::kUpdate; }
 
+// Resident set size in bytes (/proc/self/statm's second field, in pages).
+double resident_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long size = 0, resident = 0;
+  int n = std::fscanf(f, "%lu %lu", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE)) : 0;
+}
+
+double open_fds() {
+  std::error_code ec;
+  double n = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++n;
+  }
+  return n;
+}
+
 }  // namespace
+
+void Core::register_process_gauges() {
+  static metrics::GaugeHandle rss = metrics::Registry::global().gauge(
+      "custos_process_resident_memory_bytes", "resident memory of the server process",
+      [] { return resident_bytes(); });
+  static metrics::GaugeHandle fds = metrics::Registry::global().gauge(
+      "custos_process_open_fds", "file descriptors the server process holds",
+      [] { return open_fds(); });
+}
+
+// sys/metrics: ?format=prometheus gives the Prometheus text format; without it, Vault's JSON
+// (go-metrics' shape: Gauges, Counters, Samples). docs/api.md, "Metrics".
+Result<Response> Core::sys_metrics(Request& req) {
+  if (req.op != Operation::kRead) return unimplemented("unsupported operation");
+  ASSIGN_OR_RETURN(std::string format, field_string(req.data, "format", ""));
+  Response r;
+  if (format == "prometheus") {
+    r.raw_body = metrics::Registry::global().prometheus();
+    r.raw_content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return r;
+  }
+  if (!format.empty()) return invalid_argument("format must be \"prometheus\" or absent");
+  boost::json::array gauges, counters, samples;
+  metrics::Registry::global().visit([&](metrics::Registry::Kind kind,
+                                        const metrics::Registry::Sample& s) {
+    boost::json::object labels;
+    for (const auto& [k, v] : s.labels) labels[k] = v;
+    // Whole numbers as integers ("Value": 17, not 1.7E1).
+    auto number = [](double v) -> boost::json::value {
+      if (v == std::floor(v) && std::fabs(v) < 9.0e15) return static_cast<int64_t>(v);
+      return v;
+    };
+    if (kind == metrics::Registry::Kind::kGauge) {
+      gauges.push_back(
+          boost::json::object{{"Name", s.name}, {"Value", number(s.value)}, {"Labels", labels}});
+    } else if (kind == metrics::Registry::Kind::kCounter) {
+      counters.push_back(boost::json::object{{"Name", s.name},
+                                             {"Count", number(s.value)},
+                                             {"Sum", number(s.value)},
+                                             {"Labels", labels}});
+    } else {
+      metrics::Histogram::Snapshot h = s.histogram->snapshot();
+      samples.push_back(
+          boost::json::object{{"Name", s.name},
+                              {"Count", h.count},
+                              {"Sum", h.sum},
+                              {"Mean", h.count > 0 ? h.sum / static_cast<double>(h.count) : 0.0},
+                              {"Labels", labels}});
+    }
+  });
+  r.raw = boost::json::object{{"Timestamp", format_rfc3339_nanos(clock_.now())},
+                              {"Gauges", std::move(gauges)},
+                              {"Counters", std::move(counters)},
+                              {"Points", boost::json::array{}},
+                              {"Samples", std::move(samples)}};
+  return r;
+}
 
 boost::json::object Core::seal_status_json(const SealStatus& s) const {
   boost::json::object o;
@@ -216,6 +299,7 @@ Result<Response> Core::handle_sys(Request& req) {
     auto r = leases_->handle_sys(req, rest, handled);
     if (handled) return r;
   }
+  if (rest == "metrics") return sys_metrics(req);
   if (rest == "leader") {
     Response r;
     r.raw = boost::json::object{{"ha_enabled", false},

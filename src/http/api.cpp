@@ -1,11 +1,14 @@
 #include "http/api.h"
 
+#include <array>
 #include <boost/json.hpp>
+#include <chrono>
 #include <optional>
 
 #include "base/clock.h"
 #include "base/encoding.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "core/envelope.h"
 #include "crypto/random.h"
 #include "storage/durability.h"
@@ -124,7 +127,49 @@ void Api::add_route(std::string prefix, RouteHandler handler) {
   routes_[std::move(prefix)] = std::move(handler);
 }
 
+namespace {
+
+// Every request, by method and status class (a fixed set of series, resolved once), and the
+// time to its answer (built and, for a write, durable): Vault's vault.core.handle_request.
+struct RequestMetrics {
+  static constexpr std::array<std::string_view, 8> kMethods = {"GET",  "PUT",   "POST", "DELETE",
+                                                               "LIST", "PATCH", "HEAD", "other"};
+  static constexpr std::array<std::string_view, 5> kClasses = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+  std::array<std::array<metrics::Counter*, kClasses.size()>, kMethods.size()> requests{};
+  metrics::Histogram* latency = nullptr;
+
+  RequestMetrics() {
+    auto& r = metrics::Registry::global();
+    for (size_t m = 0; m < kMethods.size(); ++m) {
+      for (size_t c = 0; c < kClasses.size(); ++c) {
+        requests[m][c] =
+            &r.counter("custos_http_requests_total", "HTTP requests answered",
+                       {{"method", std::string(kMethods[m])}, {"code", std::string(kClasses[c])}});
+      }
+    }
+    latency =
+        &r.histogram("vault_core_handle_request",
+                     "Seconds spent on a request, to its answer (a lone writer's fsync included)");
+  }
+
+  void record(std::string_view method, int status, std::chrono::steady_clock::duration took) {
+    size_t m = 0;
+    while (m + 1 < kMethods.size() && kMethods[m] != method) ++m;
+    const size_t c = status >= 100 && status < 600 ? static_cast<size_t>(status / 100 - 1) : 4;
+    requests[m][c]->inc();
+    latency->observe_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count());
+  }
+};
+
+RequestMetrics& request_metrics() {
+  static RequestMetrics m;
+  return m;
+}
+
+}  // namespace
+
 net::HttpResponse Api::handle(net::HttpRequest& req) {
+  const auto started = std::chrono::steady_clock::now();
   // Writes made for this request do not wait for their fsync; its answer does (below).
   AfterDurable after;
   net::HttpResponse resp;
@@ -133,6 +178,7 @@ net::HttpResponse Api::handle(net::HttpRequest& req) {
     resp = route(req, after);
   }  // a lone writer's fsync runs here, the answer built while the device wrote
   hold_until_durable(resp, std::move(after));
+  request_metrics().record(req.method, resp.status, std::chrono::steady_clock::now() - started);
   return resp;
 }
 

@@ -7,6 +7,7 @@
 #include "attestation/sim/sim.h"
 #include "base/encoding.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "core/auth/cidr.h"
 #include "core/tokens.h"
 #include "crypto/hash.h"
@@ -315,6 +316,11 @@ Status Broker::authorize(std::string_view token, std::string_view remote_addr,
 }
 
 Status Broker::audit(const Decision& d) {
+  // reason is one of kReasons: a bounded set of series.
+  metrics::Registry::global()
+      .counter("custos_kbs_decisions_total", "key and resource release decisions",
+               {{"outcome", d.released ? "released" : "denied"}, {"reason", d.reason}})
+      .inc();
   core::Request req;
   req.op = core::Operation::kUpdate;
   req.path = d.path;

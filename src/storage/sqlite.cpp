@@ -27,6 +27,7 @@
 
 #include "base/cleanup.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "storage/backend.h"
 #include "storage/durability.h"
 #include "storage/keys.h"
@@ -679,6 +680,9 @@ class SqliteBackend final : public Backend, private DeferredSync {
     const int64_t took = std::chrono::duration_cast<std::chrono::nanoseconds>(
                              std::chrono::steady_clock::now() - started)
                              .count();
+    static metrics::Histogram& fsyncs = metrics::Registry::global().histogram(
+        "custos_storage_fsync_seconds", "fdatasync of the SQLite WAL, each covering its commits");
+    fsyncs.observe_ns(took);
     const int64_t avg = sync_avg_ns_.load(std::memory_order_relaxed);
     sync_avg_ns_.store(avg + (took - avg) / 8, std::memory_order_relaxed);
     if (st.ok()) {
@@ -713,6 +717,10 @@ class SqliteBackend final : public Backend, private DeferredSync {
 
   // One transaction for the whole batch: all of it commits, or none.
   Status commit(const std::vector<Pending>& batch) {
+    static metrics::Counter& commits = metrics::Registry::global().counter(
+        "custos_storage_commits_total", "SQLite transactions committed (each one batch)");
+    static metrics::Counter& writes = metrics::Registry::global().counter(
+        "custos_storage_committed_writes_total", "writes committed, over all batches");
     std::lock_guard conn_lock(conn_mu_);
     RETURN_IF_ERROR(step(kBegin, "begin"));
     Status st;
@@ -742,6 +750,8 @@ class SqliteBackend final : public Backend, private DeferredSync {
       std::lock_guard lock(mu_);
       checkpoint_due_ = true;
     }
+    commits.inc();
+    writes.inc(batch.size());
     return st;
   }
 

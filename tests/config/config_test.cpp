@@ -170,7 +170,8 @@ TEST(Config, LogLevels) {
 // Reject twins.
 TEST(Config, UnknownStanzasAndKeysNameTheLine) {
   expect_error(std::string(kMinimal) + "\nseal \"awskms\" {\n}\n", "line 6: unknown stanza \"seal\"");
-  expect_error(std::string(kMinimal) + "telemetry {}\n", "line 5: unknown stanza \"telemetry\"");
+  expect_error(std::string(kMinimal) + "service_registration \"consul\" {}\n",
+               "line 5: unknown stanza \"service_registration\"");
   expect_error(std::string(kMinimal) + "cluster_name = \"x\"\n", "line 5: unknown key \"cluster_name\"");
   expect_error("storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = true\n  adress = \"x\"\n}\n",
                "line 4: unknown key \"adress\" in listener \"tcp\"");
@@ -274,6 +275,29 @@ TEST(Config, SeedCorpusValidFilesParse) {
     if (!bad) ++good;
   }
   EXPECT_GE(good, 3);
+}
+
+}  // namespace
+}  // namespace custos::config
+
+namespace custos::config {
+namespace {
+
+// Vault's telemetry stanza: accepted so a vault.conf starts; push sinks and the listener's
+// unauthenticated access are refused with a reason, not ignored.
+TEST(Config, TelemetryStanza) {
+  const std::string base(kMinimal);
+  EXPECT_TRUE(parse_server_config(base + "telemetry {\n  prometheus_retention_time = \"30s\"\n"
+                                         "  disable_hostname = true\n}\n")
+                  .ok());
+  expect_error(base + "telemetry {\n  statsd_address = \"127.0.0.1:8125\"\n}\n",
+               "line 6: \"statsd_address\": metrics sinks are not supported");
+  expect_error(base + "telemetry {\n  colour = 1\n}\n", "unknown telemetry key \"colour\"");
+  expect_error(base + "telemetry {}\ntelemetry {}\n", "only one telemetry stanza");
+  expect_error(
+      "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = true\n"
+      "  telemetry {\n    unauthenticated_metrics_access = true\n  }\n}\n",
+      "line 4: listener telemetry (unauthenticated_metrics_access) is not supported");
 }
 
 }  // namespace

@@ -586,3 +586,44 @@ TEST_F(CoreTest, MountTableSurvivesSealAndUnmountDeletesData) {
 
 }  // namespace
 }  // namespace custos::core
+
+namespace custos::core {
+namespace {
+
+TEST_F(CoreTest, SysMetricsNeedsReadOnItAndServesPrometheusTextOrVaultJson) {
+  init_unseal();
+  auto limited = call(Operation::kUpdate, "auth/token/create",
+                      object{{"policies", boost::json::array{"default"}}});
+  ASSERT_TRUE(limited.ok()) << limited.status().to_string();
+  EXPECT_EQ(call(Operation::kRead, "sys/metrics", {}, limited->auth->client_token).status().code(),
+            Code::kPermissionDenied);
+
+  auto text = call(Operation::kRead, "sys/metrics", object{{"format", "prometheus"}});
+  ASSERT_TRUE(text.ok()) << text.status().to_string();
+  ASSERT_TRUE(text->raw_body.has_value());
+  EXPECT_EQ(text->raw_content_type.rfind("text/plain; version=0.0.4", 0), 0u);
+  EXPECT_NE(text->raw_body->find("# TYPE vault_core_unsealed gauge\n"), std::string::npos);
+  EXPECT_NE(text->raw_body->find("\nvault_core_unsealed 1\n"), std::string::npos)
+      << *text->raw_body;
+
+  auto json = call(Operation::kRead, "sys/metrics");
+  ASSERT_TRUE(json.ok()) << json.status().to_string();
+  ASSERT_TRUE(json->raw.has_value());
+  const auto& o = json->raw->as_object();
+  ASSERT_TRUE(o.contains("Gauges") && o.contains("Counters") && o.contains("Samples"));
+  bool unsealed = false;
+  for (const auto& g : o.at("Gauges").as_array()) {
+    if (g.as_object().at("Name") == "vault_core_unsealed")
+      unsealed = g.as_object().at("Value") == 1;
+  }
+  EXPECT_TRUE(unsealed) << boost::json::serialize(*json->raw);
+  EXPECT_EQ(call(Operation::kRead, "sys/metrics", object{{"format", "xml"}}).status().code(),
+            Code::kInvalidArgument);
+
+  ASSERT_TRUE(core_->seal().ok());
+  auto metrics_text = metrics::Registry::global().prometheus();
+  EXPECT_NE(metrics_text.find("\nvault_core_unsealed 0\n"), std::string::npos) << metrics_text;
+}
+
+}  // namespace
+}  // namespace custos::core
