@@ -5,21 +5,6 @@
 # through /kbs/v1 (ISecL), /kbs/v0 (Trustee) and auth/attest login + a KV read.
 source "$(dirname "$0")/lib.sh"
 
-# start_dev: a dev server on a free port with a sim platform in $WORK/sim; sets ADDR and TOKEN.
-start_dev() {
-  : > "$WORK/server.log"
-  "$CUSTOS" server -dev -dev-root-token-id=root -dev-listen-address=127.0.0.1:0 \
-    -dev-sim-dir="$WORK/sim" >> "$WORK/server.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 100); do
-    ADDR=$(grep -o 'listening on https\?://[0-9.:]*' "$WORK/server.log" | head -1 | sed 's/listening on //' || true)
-    [ -n "$ADDR" ] && [ -d "$WORK/sim" ] && { TOKEN=root; return 0; }
-    kill -0 "$SERVER_PID" 2>/dev/null || fail "dev server exited during start"
-    sleep 0.1
-  done
-  fail "dev server did not start listening within 10s"
-}
-
 # kbs METHOD PATH [BODY]: calls $ADDR/PATH (not under /v1) with the root token; sets CODE, BODY.
 kbs() {
   local args=(-s -o "$WORK/kresp" -w '%{http_code}' -X "$1" --max-time 30 -H "X-Vault-Token: $TOKEN")

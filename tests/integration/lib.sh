@@ -46,6 +46,22 @@ start_server() {
   fail "server did not start listening within 10s"
 }
 
+# start_dev: `custos server -dev` on a free port with a sim platform in $WORK/sim (the key broker
+# trusts it); sets ADDR and TOKEN (root).
+start_dev() {
+  : > "$WORK/server.log"
+  "$CUSTOS" server -dev -dev-root-token-id=root -dev-listen-address=127.0.0.1:0 \
+    -dev-sim-dir="$WORK/sim" >> "$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 100); do
+    ADDR=$(grep -o 'listening on https\?://[0-9.:]*' "$WORK/server.log" | head -1 | sed 's/listening on //' || true)
+    [ -n "$ADDR" ] && [ -d "$WORK/sim" ] && { TOKEN=root; return 0; }
+    kill -0 "$SERVER_PID" 2>/dev/null || fail "dev server exited during start"
+    sleep 0.1
+  done
+  fail "dev server did not start listening within 10s"
+}
+
 stop_server() {
   kill -TERM "$SERVER_PID"
   for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || { SERVER_PID=""; return 0; }; sleep 0.1; done

@@ -22,18 +22,7 @@ stop_nginx() {
 }
 trap 'stop_nginx; cleanup' EXIT
 
-# A dev server with a sim platform in $WORK/sim.
-: > "$WORK/server.log"
-"$CUSTOS" server -dev -dev-root-token-id=root -dev-listen-address=127.0.0.1:0 \
-  -dev-sim-dir="$WORK/sim" >> "$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 100); do
-  ADDR=$(grep -o 'listening on http://[0-9.:]*' "$WORK/server.log" | head -1 | sed 's/listening on //' || true)
-  [ -n "$ADDR" ] && [ -d "$WORK/sim" ] && break
-  kill -0 "$SERVER_PID" 2> /dev/null || fail "dev server exited during start"
-  sleep 0.1
-done
-[ -n "$ADDR" ] || fail "dev server did not start listening within 10s"
+start_dev  # a dev server with a sim platform in $WORK/sim
 
 # kbs_post PATH BODY: POSTs with the root token; prints the response body, fails on non-2xx.
 kbs_post() {

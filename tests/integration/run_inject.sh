@@ -7,18 +7,7 @@
 source "$(dirname "$0")/lib.sh"
 command -v cc > /dev/null || { echo "skip: no C compiler"; exit 0; }
 
-: > "$WORK/server.log"
-"$CUSTOS" server -dev -dev-root-token-id=root -dev-listen-address=127.0.0.1:0 \
-  -dev-sim-dir="$WORK/sim" >> "$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 100); do
-  ADDR=$(grep -o 'listening on https\?://[0-9.:]*' "$WORK/server.log" | head -1 | sed 's/listening on //' || true)
-  [ -n "$ADDR" ] && [ -d "$WORK/sim" ] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || fail "dev server exited during start"
-  sleep 0.1
-done
-[ -n "$ADDR" ] || fail "dev server did not start"
-TOKEN=root
+start_dev
 unset VAULT_ADDR VAULT_TOKEN CUSTOS_TOKEN CUSTOS_ADDR
 expect_status 204 PUT sys/audit/file "{\"type\":\"file\",\"options\":{\"file_path\":\"$WORK/audit.log\"}}"
 
