@@ -111,6 +111,27 @@ Result<std::vector<TokenKey>> release_keys(const ModuleConfig& cfg) {
   return keys;
 }
 
+// Runs `f` under the module's lock once the module is initialised and `slot` is ours.
+template <typename F>
+CK_RV on_slot(CK_SLOT_ID slot, F&& f) {
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  if (slot != kSlot) return CKR_SLOT_ID_INVALID;
+  return f(s);
+}
+
+// The same once `session` is open.
+template <typename F>
+CK_RV on_session(CK_SESSION_HANDLE session, F&& f) {
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
+  auto it = s.sessions.find(session);
+  if (it == s.sessions.end()) return CKR_SESSION_HANDLE_INVALID;
+  return f(s, it->second);
+}
+
 // ---- general purpose ----
 
 CK_RV Initialize(CK_VOID_PTR init_args) {
@@ -214,86 +235,77 @@ CK_RV GetSlotList(CK_BBOOL, CK_SLOT_ID_PTR list, CK_ULONG_PTR count) {
 
 CK_RV GetSlotInfo(CK_SLOT_ID slot, CK_SLOT_INFO_PTR info) {
   if (info == nullptr) return CKR_ARGUMENTS_BAD;
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (slot != kSlot) return CKR_SLOT_ID_INVALID;
-  std::memset(info, 0, sizeof(*info));
-  pad(info->slotDescription, sizeof(info->slotDescription), "Custos key broker");
-  pad(info->manufacturerID, sizeof(info->manufacturerID), "Custos");
-  info->flags = CKF_TOKEN_PRESENT;
-  info->hardwareVersion = {1, 0};
-  info->firmwareVersion = {1, 0};
-  return CKR_OK;
+  return on_slot(slot, [&](State&) -> CK_RV {
+    std::memset(info, 0, sizeof(*info));
+    pad(info->slotDescription, sizeof(info->slotDescription), "Custos key broker");
+    pad(info->manufacturerID, sizeof(info->manufacturerID), "Custos");
+    info->flags = CKF_TOKEN_PRESENT;
+    info->hardwareVersion = {1, 0};
+    info->firmwareVersion = {1, 0};
+    return CKR_OK;
+  });
 }
 
 CK_RV GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info) {
   if (info == nullptr) return CKR_ARGUMENTS_BAD;
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (slot != kSlot) return CKR_SLOT_ID_INVALID;
-  std::memset(info, 0, sizeof(*info));
-  pad(info->label, sizeof(info->label), s.token_label);
-  pad(info->manufacturerID, sizeof(info->manufacturerID), "Custos");
-  pad(info->model, sizeof(info->model), "key broker");
-  pad(info->serialNumber, sizeof(info->serialNumber), "1");
-  info->flags = CKF_TOKEN_INITIALIZED | CKF_WRITE_PROTECTED | CKF_USER_PIN_INITIALIZED |
-                (s.pin.empty() ? 0 : CKF_LOGIN_REQUIRED);
-  info->ulMaxSessionCount = CK_EFFECTIVELY_INFINITE;
-  info->ulSessionCount = s.sessions.size();
-  info->ulMaxRwSessionCount = CK_EFFECTIVELY_INFINITE;
-  info->ulRwSessionCount =
-      static_cast<CK_ULONG>(std::count_if(s.sessions.begin(), s.sessions.end(), [](const auto& e) {
-        return (e.second.flags & CKF_RW_SESSION) != 0;
-      }));
-  info->ulMaxPinLen = 256;
-  info->ulMinPinLen = s.pin.empty() ? 0 : 1;
-  info->ulTotalPublicMemory = CK_UNAVAILABLE_INFORMATION;
-  info->ulFreePublicMemory = CK_UNAVAILABLE_INFORMATION;
-  info->ulTotalPrivateMemory = CK_UNAVAILABLE_INFORMATION;
-  info->ulFreePrivateMemory = CK_UNAVAILABLE_INFORMATION;
-  info->hardwareVersion = {1, 0};
-  info->firmwareVersion = {1, 0};
-  pad(info->utcTime, sizeof(info->utcTime), "");
-  return CKR_OK;
+  return on_slot(slot, [&](State& s) -> CK_RV {
+    std::memset(info, 0, sizeof(*info));
+    pad(info->label, sizeof(info->label), s.token_label);
+    pad(info->manufacturerID, sizeof(info->manufacturerID), "Custos");
+    pad(info->model, sizeof(info->model), "key broker");
+    pad(info->serialNumber, sizeof(info->serialNumber), "1");
+    info->flags = CKF_TOKEN_INITIALIZED | CKF_WRITE_PROTECTED | CKF_USER_PIN_INITIALIZED |
+                  (s.pin.empty() ? 0 : CKF_LOGIN_REQUIRED);
+    info->ulMaxSessionCount = CK_EFFECTIVELY_INFINITE;
+    info->ulSessionCount = s.sessions.size();
+    info->ulMaxRwSessionCount = CK_EFFECTIVELY_INFINITE;
+    info->ulRwSessionCount = static_cast<CK_ULONG>(
+        std::count_if(s.sessions.begin(), s.sessions.end(),
+                      [](const auto& e) { return (e.second.flags & CKF_RW_SESSION) != 0; }));
+    info->ulMaxPinLen = 256;
+    info->ulMinPinLen = s.pin.empty() ? 0 : 1;
+    info->ulTotalPublicMemory = CK_UNAVAILABLE_INFORMATION;
+    info->ulFreePublicMemory = CK_UNAVAILABLE_INFORMATION;
+    info->ulTotalPrivateMemory = CK_UNAVAILABLE_INFORMATION;
+    info->ulFreePrivateMemory = CK_UNAVAILABLE_INFORMATION;
+    info->hardwareVersion = {1, 0};
+    info->firmwareVersion = {1, 0};
+    pad(info->utcTime, sizeof(info->utcTime), "");
+    return CKR_OK;
+  });
 }
 
 CK_RV GetMechanismList(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list, CK_ULONG_PTR count) {
   if (count == nullptr) return CKR_ARGUMENTS_BAD;
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (slot != kSlot) return CKR_SLOT_ID_INVALID;
-  const std::vector<CK_MECHANISM_TYPE> mechs = sign_mechanisms();
-  if (list == nullptr) {
+  return on_slot(slot, [&](State&) -> CK_RV {
+    const std::vector<CK_MECHANISM_TYPE> mechs = sign_mechanisms();
+    if (list == nullptr) {
+      *count = mechs.size();
+      return CKR_OK;
+    }
+    if (*count < mechs.size()) {
+      *count = mechs.size();
+      return CKR_BUFFER_TOO_SMALL;
+    }
+    std::copy(mechs.begin(), mechs.end(), list);
     *count = mechs.size();
     return CKR_OK;
-  }
-  if (*count < mechs.size()) {
-    *count = mechs.size();
-    return CKR_BUFFER_TOO_SMALL;
-  }
-  std::copy(mechs.begin(), mechs.end(), list);
-  *count = mechs.size();
-  return CKR_OK;
+  });
 }
 
 CK_RV GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR info) {
   if (info == nullptr) return CKR_ARGUMENTS_BAD;
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (slot != kSlot) return CKR_SLOT_ID_INVALID;
-  if (is_rsa_mechanism(type)) {
-    *info = CK_MECHANISM_INFO{2048, 8192, CKF_SIGN};
-  } else if (is_ec_mechanism(type)) {
-    *info =
-        CK_MECHANISM_INFO{256, 521, CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS};
-  } else {
-    return CKR_MECHANISM_INVALID;
-  }
-  return CKR_OK;
+  return on_slot(slot, [&](State&) -> CK_RV {
+    if (is_rsa_mechanism(type)) {
+      *info = CK_MECHANISM_INFO{2048, 8192, CKF_SIGN};
+    } else if (is_ec_mechanism(type)) {
+      *info = CK_MECHANISM_INFO{256, 521,
+                                CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS};
+    } else {
+      return CKR_MECHANISM_INVALID;
+    }
+    return CKR_OK;
+  });
 }
 
 // ---- sessions ----
@@ -301,81 +313,69 @@ CK_RV GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type, CK_MECHANISM_INF
 CK_RV OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR, CK_NOTIFY,
                   CK_SESSION_HANDLE_PTR session) {
   if (session == nullptr) return CKR_ARGUMENTS_BAD;
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (slot != kSlot) return CKR_SLOT_ID_INVALID;
-  if ((flags & CKF_SERIAL_SESSION) == 0) return CKR_SESSION_PARALLEL_NOT_SUPPORTED;
-  const CK_SESSION_HANDLE h = s.next_session++;
-  s.sessions[h].flags = flags;
-  *session = h;
-  return CKR_OK;
+  return on_slot(slot, [&](State& s) -> CK_RV {
+    if ((flags & CKF_SERIAL_SESSION) == 0) return CKR_SESSION_PARALLEL_NOT_SUPPORTED;
+    const CK_SESSION_HANDLE h = s.next_session++;
+    s.sessions[h].flags = flags;
+    *session = h;
+    return CKR_OK;
+  });
 }
 
 CK_RV CloseSession(CK_SESSION_HANDLE session) {
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (s.sessions.erase(session) == 0) return CKR_SESSION_HANDLE_INVALID;
-  if (s.sessions.empty()) s.logged_in = false;  // the login ends with the last session
-  return CKR_OK;
+  return on_session(session, [&](State& s, Session&) -> CK_RV {
+    s.sessions.erase(session);
+    if (s.sessions.empty()) s.logged_in = false;  // the login ends with the last session
+    return CKR_OK;
+  });
 }
 
 CK_RV CloseAllSessions(CK_SLOT_ID slot) {
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (slot != kSlot) return CKR_SLOT_ID_INVALID;
-  s.sessions.clear();
-  s.logged_in = false;
-  return CKR_OK;
+  return on_slot(slot, [&](State& s) -> CK_RV {
+    s.sessions.clear();
+    s.logged_in = false;
+    return CKR_OK;
+  });
 }
 
 CK_RV GetSessionInfo(CK_SESSION_HANDLE session, CK_SESSION_INFO_PTR info) {
   if (info == nullptr) return CKR_ARGUMENTS_BAD;
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  auto it = s.sessions.find(session);
-  if (it == s.sessions.end()) return CKR_SESSION_HANDLE_INVALID;
-  const bool rw = (it->second.flags & CKF_RW_SESSION) != 0;
-  info->slotID = kSlot;
-  info->flags = it->second.flags;
-  info->ulDeviceError = 0;
-  if (s.logged_in) {
-    info->state = rw ? CKS_RW_USER_FUNCTIONS : CKS_RO_USER_FUNCTIONS;
-  } else {
-    info->state = rw ? CKS_RW_PUBLIC_SESSION : CKS_RO_PUBLIC_SESSION;
-  }
-  return CKR_OK;
+  return on_session(session, [&](State& s, Session& se) -> CK_RV {
+    const bool rw = (se.flags & CKF_RW_SESSION) != 0;
+    info->slotID = kSlot;
+    info->flags = se.flags;
+    info->ulDeviceError = 0;
+    if (s.logged_in) {
+      info->state = rw ? CKS_RW_USER_FUNCTIONS : CKS_RO_USER_FUNCTIONS;
+    } else {
+      info->state = rw ? CKS_RW_PUBLIC_SESSION : CKS_RO_PUBLIC_SESSION;
+    }
+    return CKR_OK;
+  });
 }
 
 CK_RV Login(CK_SESSION_HANDLE session, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_ULONG pin_len) {
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (s.sessions.count(session) == 0) return CKR_SESSION_HANDLE_INVALID;
-  // No security officer; no key needs CKU_CONTEXT_SPECIFIC (CKA_ALWAYS_AUTHENTICATE is false).
-  if (user == CKU_CONTEXT_SPECIFIC) return CKR_OPERATION_NOT_INITIALIZED;
-  if (user != CKU_USER) return CKR_USER_TYPE_INVALID;
-  if (s.logged_in) return CKR_USER_ALREADY_LOGGED_IN;
-  if (!s.pin.empty()) {
-    if (pin == nullptr && pin_len > 0) return CKR_ARGUMENTS_BAD;
-    std::string_view given(reinterpret_cast<const char*>(pin), pin == nullptr ? 0 : pin_len);
-    if (!constant_time_equal(given, s.pin.str())) return CKR_PIN_INCORRECT;
-  }
-  s.logged_in = true;
-  return CKR_OK;
+  return on_session(session, [&](State& s, Session&) -> CK_RV {
+    // No security officer; no key needs CKU_CONTEXT_SPECIFIC (CKA_ALWAYS_AUTHENTICATE is false).
+    if (user == CKU_CONTEXT_SPECIFIC) return CKR_OPERATION_NOT_INITIALIZED;
+    if (user != CKU_USER) return CKR_USER_TYPE_INVALID;
+    if (s.logged_in) return CKR_USER_ALREADY_LOGGED_IN;
+    if (!s.pin.empty()) {
+      if (pin == nullptr && pin_len > 0) return CKR_ARGUMENTS_BAD;
+      std::string_view given(reinterpret_cast<const char*>(pin), pin == nullptr ? 0 : pin_len);
+      if (!constant_time_equal(given, s.pin.str())) return CKR_PIN_INCORRECT;
+    }
+    s.logged_in = true;
+    return CKR_OK;
+  });
 }
 
 CK_RV Logout(CK_SESSION_HANDLE session) {
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (s.sessions.count(session) == 0) return CKR_SESSION_HANDLE_INVALID;
-  if (!s.logged_in) return CKR_USER_NOT_LOGGED_IN;
-  s.logged_in = false;
-  return CKR_OK;
+  return on_session(session, [&](State& s, Session&) -> CK_RV {
+    if (!s.logged_in) return CKR_USER_NOT_LOGGED_IN;
+    s.logged_in = false;
+    return CKR_OK;
+  });
 }
 
 // ---- objects ----
@@ -383,119 +383,101 @@ CK_RV Logout(CK_SESSION_HANDLE session) {
 CK_RV GetAttributeValue(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object, CK_ATTRIBUTE_PTR tmpl,
                         CK_ULONG count) {
   if (tmpl == nullptr && count > 0) return CKR_ARGUMENTS_BAD;
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (s.sessions.count(session) == 0) return CKR_SESSION_HANDLE_INVALID;
-  if (!s.token->visible(object, s.logged_in)) return CKR_OBJECT_HANDLE_INVALID;
-  CK_RV rv = CKR_OK;
-  for (CK_ULONG i = 0; i < count; ++i) {
-    Bytes value;
-    switch (s.token->attribute(object, tmpl[i].type, value)) {
-      case Token::Lookup::kSensitive:
+  return on_session(session, [&](State& s, Session&) -> CK_RV {
+    if (!s.token->visible(object, s.logged_in)) return CKR_OBJECT_HANDLE_INVALID;
+    CK_RV rv = CKR_OK;
+    for (CK_ULONG i = 0; i < count; ++i) {
+      Bytes value;
+      switch (s.token->attribute(object, tmpl[i].type, value)) {
+        case Token::Lookup::kSensitive:
+          tmpl[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
+          rv = CKR_ATTRIBUTE_SENSITIVE;
+          continue;
+        case Token::Lookup::kUnknownType:
+          tmpl[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
+          if (rv == CKR_OK) rv = CKR_ATTRIBUTE_TYPE_INVALID;
+          continue;
+        case Token::Lookup::kFound:
+          break;
+      }
+      if (tmpl[i].pValue == nullptr) {
+        tmpl[i].ulValueLen = value.size();
+      } else if (tmpl[i].ulValueLen < value.size()) {
         tmpl[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
-        rv = CKR_ATTRIBUTE_SENSITIVE;
-        continue;
-      case Token::Lookup::kUnknownType:
-        tmpl[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
-        if (rv == CKR_OK) rv = CKR_ATTRIBUTE_TYPE_INVALID;
-        continue;
-      case Token::Lookup::kFound:
-        break;
+        if (rv == CKR_OK) rv = CKR_BUFFER_TOO_SMALL;
+      } else {
+        if (!value.empty()) std::memcpy(tmpl[i].pValue, value.data(), value.size());
+        tmpl[i].ulValueLen = value.size();
+      }
     }
-    if (tmpl[i].pValue == nullptr) {
-      tmpl[i].ulValueLen = value.size();
-    } else if (tmpl[i].ulValueLen < value.size()) {
-      tmpl[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
-      if (rv == CKR_OK) rv = CKR_BUFFER_TOO_SMALL;
-    } else {
-      if (!value.empty()) std::memcpy(tmpl[i].pValue, value.data(), value.size());
-      tmpl[i].ulValueLen = value.size();
-    }
-  }
-  return rv;
+    return rv;
+  });
 }
 
 CK_RV FindObjectsInit(CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count) {
   if (tmpl == nullptr && count > 0) return CKR_ARGUMENTS_BAD;
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  auto it = s.sessions.find(session);
-  if (it == s.sessions.end()) return CKR_SESSION_HANDLE_INVALID;
-  Session& se = it->second;
-  if (se.finding) return CKR_OPERATION_ACTIVE;
-  se.found.clear();
-  se.next_found = 0;
-  for (CK_OBJECT_HANDLE h = 1; h <= s.token->object_count(); ++h) {
-    if (s.token->visible(h, s.logged_in) && s.token->matches(h, tmpl, count)) se.found.push_back(h);
-  }
-  se.finding = true;
-  return CKR_OK;
+  return on_session(session, [&](State& s, Session& se) -> CK_RV {
+    if (se.finding) return CKR_OPERATION_ACTIVE;
+    se.found.clear();
+    se.next_found = 0;
+    for (CK_OBJECT_HANDLE h = 1; h <= s.token->object_count(); ++h) {
+      if (s.token->visible(h, s.logged_in) && s.token->matches(h, tmpl, count))
+        se.found.push_back(h);
+    }
+    se.finding = true;
+    return CKR_OK;
+  });
 }
 
 CK_RV FindObjects(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE_PTR out, CK_ULONG max,
                   CK_ULONG_PTR count) {
   if ((out == nullptr && max > 0) || count == nullptr) return CKR_ARGUMENTS_BAD;
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  auto it = s.sessions.find(session);
-  if (it == s.sessions.end()) return CKR_SESSION_HANDLE_INVALID;
-  Session& se = it->second;
-  if (!se.finding) return CKR_OPERATION_NOT_INITIALIZED;
-  CK_ULONG n = 0;
-  while (n < max && se.next_found < se.found.size()) out[n++] = se.found[se.next_found++];
-  *count = n;
-  return CKR_OK;
+  return on_session(session, [&](State&, Session& se) -> CK_RV {
+    if (!se.finding) return CKR_OPERATION_NOT_INITIALIZED;
+    CK_ULONG n = 0;
+    while (n < max && se.next_found < se.found.size()) out[n++] = se.found[se.next_found++];
+    *count = n;
+    return CKR_OK;
+  });
 }
 
 CK_RV FindObjectsFinal(CK_SESSION_HANDLE session) {
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  auto it = s.sessions.find(session);
-  if (it == s.sessions.end()) return CKR_SESSION_HANDLE_INVALID;
-  if (!it->second.finding) return CKR_OPERATION_NOT_INITIALIZED;
-  it->second.finding = false;
-  it->second.found.clear();
-  return CKR_OK;
+  return on_session(session, [&](State&, Session& se) -> CK_RV {
+    if (!se.finding) return CKR_OPERATION_NOT_INITIALIZED;
+    se.finding = false;
+    se.found.clear();
+    return CKR_OK;
+  });
 }
 
 CK_RV GetObjectSize(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object, CK_ULONG_PTR size) {
   if (size == nullptr) return CKR_ARGUMENTS_BAD;
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (s.sessions.count(session) == 0) return CKR_SESSION_HANDLE_INVALID;
-  if (!s.token->visible(object, s.logged_in)) return CKR_OBJECT_HANDLE_INVALID;
-  *size = CK_UNAVAILABLE_INFORMATION;
-  return CKR_OK;
+  return on_session(session, [&](State& s, Session&) -> CK_RV {
+    if (!s.token->visible(object, s.logged_in)) return CKR_OBJECT_HANDLE_INVALID;
+    *size = CK_UNAVAILABLE_INFORMATION;
+    return CKR_OK;
+  });
 }
 
 // ---- signing ----
 
 CK_RV SignInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism, CK_OBJECT_HANDLE key) {
   if (mechanism == nullptr) return CKR_ARGUMENTS_BAD;
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  auto it = s.sessions.find(session);
-  if (it == s.sessions.end()) return CKR_SESSION_HANDLE_INVALID;
-  Session& se = it->second;
-  if (se.signing) return CKR_OPERATION_ACTIVE;
-  if (!s.token->visible(key, s.logged_in)) return CKR_KEY_HANDLE_INVALID;
-  if (!s.token->is_private_key(key)) return CKR_KEY_FUNCTION_NOT_PERMITTED;
-  if (!s.pin.empty() && !s.logged_in) return CKR_USER_NOT_LOGGED_IN;
-  SignMechanism m;
-  CK_RV rv = check_sign_mechanism(*mechanism, s.token->key(key).key, m);
-  if (rv != CKR_OK) return rv;
-  se.signing = true;
-  se.multipart = false;
-  se.mechanism = m;
-  se.key = key;
-  se.buffer.clear();
-  return CKR_OK;
+  return on_session(session, [&](State& s, Session& se) -> CK_RV {
+    if (se.signing) return CKR_OPERATION_ACTIVE;
+    if (!s.token->visible(key, s.logged_in)) return CKR_KEY_HANDLE_INVALID;
+    if (!s.token->is_private_key(key)) return CKR_KEY_FUNCTION_NOT_PERMITTED;
+    if (!s.pin.empty() && !s.logged_in) return CKR_USER_NOT_LOGGED_IN;
+    SignMechanism m;
+    CK_RV rv = check_sign_mechanism(*mechanism, s.token->key(key).key, m);
+    if (rv != CKR_OK) return rv;
+    se.signing = true;
+    se.multipart = false;
+    se.mechanism = m;
+    se.key = key;
+    se.buffer.clear();
+    return CKR_OK;
+  });
 }
 
 // C_Sign (`final` false: `data` is the whole input) and C_SignFinal (the C_SignUpdate input).
@@ -552,28 +534,24 @@ CK_RV Sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_len, CK_BY
 }
 
 CK_RV SignUpdate(CK_SESSION_HANDLE session, CK_BYTE_PTR part, CK_ULONG part_len) {
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  auto it = s.sessions.find(session);
-  if (it == s.sessions.end()) return CKR_SESSION_HANDLE_INVALID;
-  Session& se = it->second;
-  if (!se.signing) return CKR_OPERATION_NOT_INITIALIZED;
-  CK_RV rv = CKR_OK;
-  if (part == nullptr && part_len > 0) {
-    rv = CKR_ARGUMENTS_BAD;
-  } else if (part_len > kMaxSignInput - se.buffer.size()) {  // the buffer never passes the cap
-    rv = CKR_DATA_LEN_RANGE;
-  }
-  if (rv != CKR_OK) {
-    se.signing = false;
-    se.multipart = false;
-    se.buffer.clear();
-    return rv;
-  }
-  se.multipart = true;
-  if (part_len > 0) se.buffer.insert(se.buffer.end(), part, part + part_len);
-  return CKR_OK;
+  return on_session(session, [&](State&, Session& se) -> CK_RV {
+    if (!se.signing) return CKR_OPERATION_NOT_INITIALIZED;
+    CK_RV rv = CKR_OK;
+    if (part == nullptr && part_len > 0) {
+      rv = CKR_ARGUMENTS_BAD;
+    } else if (part_len > kMaxSignInput - se.buffer.size()) {  // the buffer never passes the cap
+      rv = CKR_DATA_LEN_RANGE;
+    }
+    if (rv != CKR_OK) {
+      se.signing = false;
+      se.multipart = false;
+      se.buffer.clear();
+      return rv;
+    }
+    se.multipart = true;
+    if (part_len > 0) se.buffer.insert(se.buffer.end(), part, part + part_len);
+    return CKR_OK;
+  });
 }
 
 CK_RV SignFinal(CK_SESSION_HANDLE session, CK_BYTE_PTR signature, CK_ULONG_PTR signature_len) {
@@ -581,11 +559,7 @@ CK_RV SignFinal(CK_SESSION_HANDLE session, CK_BYTE_PTR signature, CK_ULONG_PTR s
 }
 
 CK_RV not_parallel(CK_SESSION_HANDLE session) {
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  if (!s.initialized) return CKR_CRYPTOKI_NOT_INITIALIZED;
-  if (s.sessions.count(session) == 0) return CKR_SESSION_HANDLE_INVALID;
-  return CKR_FUNCTION_NOT_PARALLEL;
+  return on_session(session, [&](State&, Session&) -> CK_RV { return CKR_FUNCTION_NOT_PARALLEL; });
 }
 CK_RV GetFunctionStatus(CK_SESSION_HANDLE session) {
   return not_parallel(session);

@@ -243,6 +243,22 @@ struct Recorder {
     std::lock_guard lock(mu);
     return sync_threads.size();
   }
+  // Hooks that record each commit (its size and thread) and each fsync's thread.
+  SqliteTestHooks hooks() {
+    SqliteTestHooks h;
+    h.before_commit = [this](size_t writes) {
+      std::lock_guard lock(mu);
+      commits.push_back(writes);
+      commit_threads.push_back(std::this_thread::get_id());
+      return ok_status();
+    };
+    h.before_sync = [this] {
+      std::lock_guard lock(mu);
+      sync_threads.push_back(std::this_thread::get_id());
+      return ok_status();
+    };
+    return h;
+  }
 };
 
 // Writes made visible so far (durable or not) once the first commit's writes are durable:
@@ -318,21 +334,9 @@ TEST(SqliteCommit, BatchesRespectMaxBatch) {
 TEST(SqliteCommit, LoneWriterCommitsAndSyncsOnItsOwnThread) {
   TempDir dir;
   Recorder rec;
-  SqliteTestHooks hooks;
-  hooks.before_commit = [&](size_t writes) {
-    std::lock_guard lock(rec.mu);
-    rec.commits.push_back(writes);
-    rec.commit_threads.push_back(std::this_thread::get_id());
-    return ok_status();
-  };
-  hooks.before_sync = [&] {
-    std::lock_guard lock(rec.mu);
-    rec.sync_threads.push_back(std::this_thread::get_id());
-    return ok_status();
-  };
   // However slow this machine's fsyncs, they count as quick here (see the next test).
   auto r = open_sqlite_with_hooks(
-      {.path = dir.file("kv.db"), .inline_sync_limit = std::chrono::hours(1)}, std::move(hooks));
+      {.path = dir.file("kv.db"), .inline_sync_limit = std::chrono::hours(1)}, rec.hooks());
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   ASSERT_TRUE((*r)->put("a", as_bytes("1")).ok());
   std::vector<Op> ops = {{Op::Kind::kPut, "b", to_bytes("2")}, {Op::Kind::kDelete, "a", {}}};
@@ -354,19 +358,8 @@ TEST(SqliteCommit, LoneWriterCommitsAndSyncsOnItsOwnThread) {
 TEST(SqliteCommit, ALoneWriterInADeferScopeFsyncsWhenTheScopeEnds) {
   TempDir dir;
   Recorder rec;
-  SqliteTestHooks hooks;
-  hooks.before_commit = [&](size_t) {
-    std::lock_guard lock(rec.mu);
-    rec.commit_threads.push_back(std::this_thread::get_id());
-    return ok_status();
-  };
-  hooks.before_sync = [&] {
-    std::lock_guard lock(rec.mu);
-    rec.sync_threads.push_back(std::this_thread::get_id());
-    return ok_status();
-  };
   auto r = open_sqlite_with_hooks(
-      {.path = dir.file("kv.db"), .inline_sync_limit = std::chrono::hours(1)}, std::move(hooks));
+      {.path = dir.file("kv.db"), .inline_sync_limit = std::chrono::hours(1)}, rec.hooks());
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   Backend& b = **r;
   const auto me = std::this_thread::get_id();
