@@ -414,7 +414,8 @@ Status set_sig_params(EVP_PKEY_CTX* pctx, KeyType t, const SignOptions& opts) {
   if (t != KeyType::kRsa) return ok_status();
   if (opts.rsa_padding == SignOptions::RsaPadding::kPss) {
     if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) <= 0 ||
-        EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) <= 0 ||
+        EVP_PKEY_CTX_set_rsa_pss_saltlen(
+            pctx, opts.pss_salt_len < 0 ? RSA_PSS_SALTLEN_DIGEST : opts.pss_salt_len) <= 0 ||
         EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, ossl::md(opts.hash)) <= 0) {
       return ossl::internal("setting RSA-PSS parameters");
     }
@@ -982,6 +983,24 @@ Result<Bytes> PrivateKey::sign_digest(ByteSpan digest, const SignOptions& opts) 
     return ecdsa_der_to_raw(sig, internal::ec_field_size(t));
   }
   return sig;
+}
+
+Result<Bytes> PrivateKey::ecdsa_sign_any_digest(ByteSpan digest) const {
+  ASSIGN_OR_RETURN(KeyType t, internal::classify(pkey_));
+  if (!is_ec(t)) return invalid_argument("ECDSA needs an EC key");
+  if (digest.empty() || digest.size() > 1024) return invalid_argument("ECDSA: digest length");
+  ossl::EvpPkeyCtx pctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey_, nullptr));
+  if (!pctx || EVP_PKEY_sign_init(pctx.get()) != 1) return ossl::internal("EVP_PKEY_sign_init");
+  size_t len = 0;
+  if (EVP_PKEY_sign(pctx.get(), nullptr, &len, digest.data(), digest.size()) != 1) {
+    return ossl::internal("EVP_PKEY_sign (size)");
+  }
+  Bytes sig(len);
+  if (EVP_PKEY_sign(pctx.get(), sig.data(), &len, digest.data(), digest.size()) != 1) {
+    return ossl::internal("EVP_PKEY_sign");
+  }
+  sig.resize(len);
+  return ecdsa_der_to_raw(sig, internal::ec_field_size(t));
 }
 
 Result<Bytes> PrivateKey::rsa_pkcs1_sign_raw(ByteSpan encoded) const {

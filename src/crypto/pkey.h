@@ -26,6 +26,8 @@ struct SignOptions {
   // ECDSA signature encoding: DER (X.509, TLS) or raw r||s of fixed width (SGX quotes, JWS, SNP
   // uses little-endian r,s and converts before calling).
   enum class EcFormat { kDer, kRaw } ec_format = EcFormat::kDer;
+  // RSA-PSS salt length in bytes; -1: the hash's length.
+  int pss_salt_len = -1;
 };
 
 class PublicKey {
@@ -99,6 +101,9 @@ class PrivateKey {
   Result<Bytes> sign(ByteSpan message, const SignOptions& opts = {}) const;
   Result<Bytes> sign_digest(ByteSpan digest, const SignOptions& opts = {}) const;
   Result<SecretBytes> rsa_oaep_decrypt(ByteSpan ciphertext, HashAlg hash = HashAlg::kSha256) const;
+  // ECDSA over a digest of any length (longer ones are truncated to the curve order's size, as
+  // ECDSA defines): PKCS#11's CKM_ECDSA. Raw r||s.
+  Result<Bytes> ecdsa_sign_any_digest(ByteSpan digest) const;
   // RSA PKCS#1 v1.5 signature over bytes the caller has already encoded (a DigestInfo: PKCS#11's
   // CKM_RSA_PKCS); at most the modulus size less 11 bytes.
   Result<Bytes> rsa_pkcs1_sign_raw(ByteSpan encoded) const;

@@ -260,8 +260,9 @@ CK_RV check_sign_mechanism(const CK_MECHANISM& m, const crypto::PrivateKey& key,
   }
   out = SignMechanism{m.mechanism, std::nullopt};
   if (!is_pss(m.mechanism)) return CKR_OK;
-  // PSS: the parameters must be what the signature uses: MGF1 with the same hash, and a salt as
-  // long as the hash (TLS 1.3's rsa_pss_rsae_* and most signers').
+  // PSS: MGF1 with the message's hash, and a salt that fits the modulus (RFC 8017 9.1.1:
+  // emLen >= hLen + sLen + 2). TLS 1.3 uses a salt as long as the hash; other signers the
+  // longest that fits.
   if (m.pParameter == nullptr || m.ulParameterLen != sizeof(CK_RSA_PKCS_PSS_PARAMS)) {
     return CKR_MECHANISM_PARAM_INVALID;
   }
@@ -269,11 +270,13 @@ CK_RV check_sign_mechanism(const CK_MECHANISM& m, const crypto::PrivateKey& key,
   std::memcpy(&p, m.pParameter, sizeof(p));
   std::optional<crypto::HashAlg> h = hash_of(p.hashAlg);
   std::optional<crypto::HashAlg> fixed = hash_and_sign(m.mechanism);
-  if (!h || *h == crypto::HashAlg::kSha1 || (fixed && *fixed != *h) || p.mgf != mgf_of(*h) ||
-      p.sLen != crypto::hash_size(*h)) {
+  if (!h || *h == crypto::HashAlg::kSha1 || (fixed && *fixed != *h) || p.mgf != mgf_of(*h)) {
     return CKR_MECHANISM_PARAM_INVALID;
   }
+  const size_t em_len = static_cast<size_t>((key.bits() - 1 + 7) / 8);
+  if (p.sLen + crypto::hash_size(*h) + 2 > em_len) return CKR_MECHANISM_PARAM_INVALID;
   out.pss_hash = *h;
+  out.pss_salt_len = static_cast<int>(p.sLen);
   return CKR_OK;
 }
 
@@ -292,28 +295,18 @@ CK_RV sign(const SignMechanism& m, const crypto::PrivateKey& key, ByteSpan data,
   } else if (m.type == CKM_RSA_PKCS_PSS) {
     opts.hash = *m.pss_hash;
     opts.rsa_padding = crypto::SignOptions::RsaPadding::kPss;
+    opts.pss_salt_len = m.pss_salt_len;
     if (data.size() != crypto::hash_size(opts.hash)) return CKR_DATA_LEN_RANGE;
     r = key.sign_digest(data, opts);
   } else if (m.type == CKM_ECDSA) {
-    // The digest's length names its hash; other lengths are refused rather than truncated.
-    switch (data.size()) {
-      case 32:
-        opts.hash = crypto::HashAlg::kSha256;
-        break;
-      case 48:
-        opts.hash = crypto::HashAlg::kSha384;
-        break;
-      case 64:
-        opts.hash = crypto::HashAlg::kSha512;
-        break;
-      default:
-        return CKR_DATA_LEN_RANGE;
-    }
-    r = key.sign_digest(data, opts);
+    // A digest of any length; ECDSA truncates a longer one to the order's size.
+    if (data.empty() || data.size() > 1024) return CKR_DATA_LEN_RANGE;
+    r = key.ecdsa_sign_any_digest(data);
   } else if (std::optional<crypto::HashAlg> h = hash_and_sign(m.type)) {
     opts.hash = *h;
     opts.rsa_padding = is_pss(m.type) ? crypto::SignOptions::RsaPadding::kPss
                                       : crypto::SignOptions::RsaPadding::kPkcs1;
+    opts.pss_salt_len = m.pss_salt_len;
     r = key.sign(data, opts);
   } else {
     return CKR_MECHANISM_INVALID;

@@ -53,8 +53,9 @@ bool is_ec_mechanism(CK_MECHANISM_TYPE m);
 
 struct SignMechanism {
   CK_MECHANISM_TYPE type = 0;
-  // CKM_RSA_PKCS_PSS: the parameters' hash (checked against the digest's length when signing).
+  // RSA-PSS: the parameters' hash (checked against the digest's length when signing) and salt.
   std::optional<crypto::HashAlg> pss_hash;
+  int pss_salt_len = -1;
 };
 
 // CKR_OK, CKR_MECHANISM_INVALID, CKR_MECHANISM_PARAM_INVALID or CKR_KEY_TYPE_INCONSISTENT.

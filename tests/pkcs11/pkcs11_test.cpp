@@ -180,6 +180,17 @@ TEST(Pkcs11Token, SignaturesVerifyWithThePublicKeys) {
           .verify_digest(d256, sign_with(1, {CKM_RSA_PKCS_PSS, &pss, sizeof(pss)}, d256), pss_opts)
           .ok());
 
+  // PSS with another salt length than the hash's: 20 bytes, and the longest that fits (222).
+  for (CK_ULONG salt : {CK_ULONG{20}, CK_ULONG{222}}) {
+    CK_RSA_PKCS_PSS_PARAMS p{CKM_SHA256, CKG_MGF1_SHA256, salt};
+    crypto::SignOptions o = pss_opts;
+    o.pss_salt_len = static_cast<int>(salt);
+    EXPECT_TRUE(
+        k.rsa_pub.verify_digest(d256, sign_with(1, {CKM_RSA_PKCS_PSS, &p, sizeof(p)}, d256), o)
+            .ok())
+        << "salt " << salt;
+  }
+
   crypto::SignOptions ec_raw{crypto::HashAlg::kSha384, {}, crypto::SignOptions::EcFormat::kRaw};
   Bytes sig = sign_with(3, {CKM_ECDSA_SHA384, nullptr, 0}, msg);
   EXPECT_EQ(sig.size(), 96u);
@@ -187,6 +198,10 @@ TEST(Pkcs11Token, SignaturesVerifyWithThePublicKeys) {
   const Bytes d384 = crypto::sha384(msg);
   EXPECT_TRUE(
       k.ec_pub.verify_digest(d384, sign_with(3, {CKM_ECDSA, nullptr, 0}, d384), ec_raw).ok());
+  // CKM_ECDSA takes a digest of any length: SHA-1's 20 bytes (Java's NONEwithECDSA, say).
+  const Bytes d1 = crypto::digest(crypto::HashAlg::kSha1, msg);
+  crypto::SignOptions sha1_raw{crypto::HashAlg::kSha1, {}, crypto::SignOptions::EcFormat::kRaw};
+  EXPECT_TRUE(k.ec_pub.verify_digest(d1, sign_with(3, {CKM_ECDSA, nullptr, 0}, d1), sha1_raw).ok());
 }
 
 TEST(Pkcs11Token, MechanismsAndInputsOutsideTheRulesAreRefused) {
@@ -203,7 +218,8 @@ TEST(Pkcs11Token, MechanismsAndInputsOutsideTheRulesAreRefused) {
   // PSS parameters must agree: no parameters, a short salt, another MGF, SHA-1.
   CK_MECHANISM pss{CKM_RSA_PKCS_PSS, nullptr, 0};
   EXPECT_EQ(check_sign_mechanism(pss, rsa, m), CKR_MECHANISM_PARAM_INVALID);
-  for (CK_RSA_PKCS_PSS_PARAMS p : {CK_RSA_PKCS_PSS_PARAMS{CKM_SHA256, CKG_MGF1_SHA256, 20},
+  // 2048-bit modulus: emLen 256, so a SHA-256 salt of at most 256 - 32 - 2 = 222 bytes.
+  for (CK_RSA_PKCS_PSS_PARAMS p : {CK_RSA_PKCS_PSS_PARAMS{CKM_SHA256, CKG_MGF1_SHA256, 223},
                                    CK_RSA_PKCS_PSS_PARAMS{CKM_SHA256, CKG_MGF1_SHA384, 32},
                                    CK_RSA_PKCS_PSS_PARAMS{CKM_SHA_1, CKG_MGF1_SHA1, 20}}) {
     pss.pParameter = &p;
@@ -216,7 +232,8 @@ TEST(Pkcs11Token, MechanismsAndInputsOutsideTheRulesAreRefused) {
 
   Bytes sig;
   ASSERT_EQ(check_sign_mechanism(ecdsa, ec, m), CKR_OK);
-  EXPECT_EQ(sign(m, ec, Bytes(20, 1), sig), CKR_DATA_LEN_RANGE) << "a digest of no known hash";
+  EXPECT_EQ(sign(m, ec, Bytes(), sig), CKR_DATA_LEN_RANGE) << "an empty digest";
+  EXPECT_EQ(sign(m, ec, Bytes(2000, 1), sig), CKR_DATA_LEN_RANGE) << "no digest is that long";
   ASSERT_EQ(check_sign_mechanism(rsa_pkcs, rsa, m), CKR_OK);
   EXPECT_EQ(sign(m, rsa, Bytes(256 - 10, 1), sig), CKR_DATA_LEN_RANGE) << "too long to pad";
   EXPECT_EQ(sign(m, rsa, Bytes(), sig), CKR_DATA_LEN_RANGE);
