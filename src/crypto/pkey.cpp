@@ -434,6 +434,20 @@ Status set_oaep_params(EVP_PKEY_CTX* pctx, HashAlg hash) {
   return ok_status();
 }
 
+// EVP_PKEY_sign on an initialised context: asks the length, then signs.
+Result<Bytes> pkey_sign(EVP_PKEY_CTX* pctx, ByteSpan in) {
+  size_t len = 0;
+  if (EVP_PKEY_sign(pctx, nullptr, &len, in.data(), in.size()) != 1) {
+    return ossl::internal("EVP_PKEY_sign (size)");
+  }
+  Bytes sig(len);
+  if (EVP_PKEY_sign(pctx, sig.data(), &len, in.data(), in.size()) != 1) {
+    return ossl::internal("EVP_PKEY_sign");
+  }
+  sig.resize(len);
+  return sig;
+}
+
 Status check_digest_size(ByteSpan digest, const SignOptions& opts) {
   if (digest.size() != hash_size(opts.hash)) {
     return invalid_argument("digest length does not match the hash algorithm");
@@ -970,15 +984,7 @@ Result<Bytes> PrivateKey::sign_digest(ByteSpan digest, const SignOptions& opts) 
     return ossl::internal("EVP_PKEY_sign_init");
   }
   RETURN_IF_ERROR(set_sig_params(pctx.get(), t, opts));
-  size_t len = 0;
-  if (EVP_PKEY_sign(pctx.get(), nullptr, &len, digest.data(), digest.size()) != 1) {
-    return ossl::internal("EVP_PKEY_sign (size)");
-  }
-  Bytes sig(len);
-  if (EVP_PKEY_sign(pctx.get(), sig.data(), &len, digest.data(), digest.size()) != 1) {
-    return ossl::internal("EVP_PKEY_sign");
-  }
-  sig.resize(len);
+  ASSIGN_OR_RETURN(Bytes sig, pkey_sign(pctx.get(), digest));
   if (is_ec(t) && opts.ec_format == SignOptions::EcFormat::kRaw) {
     return ecdsa_der_to_raw(sig, internal::ec_field_size(t));
   }
@@ -991,15 +997,7 @@ Result<Bytes> PrivateKey::ecdsa_sign_any_digest(ByteSpan digest) const {
   if (digest.empty() || digest.size() > 1024) return invalid_argument("ECDSA: digest length");
   ossl::EvpPkeyCtx pctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey_, nullptr));
   if (!pctx || EVP_PKEY_sign_init(pctx.get()) != 1) return ossl::internal("EVP_PKEY_sign_init");
-  size_t len = 0;
-  if (EVP_PKEY_sign(pctx.get(), nullptr, &len, digest.data(), digest.size()) != 1) {
-    return ossl::internal("EVP_PKEY_sign (size)");
-  }
-  Bytes sig(len);
-  if (EVP_PKEY_sign(pctx.get(), sig.data(), &len, digest.data(), digest.size()) != 1) {
-    return ossl::internal("EVP_PKEY_sign");
-  }
-  sig.resize(len);
+  ASSIGN_OR_RETURN(Bytes sig, pkey_sign(pctx.get(), digest));
   return ecdsa_der_to_raw(sig, internal::ec_field_size(t));
 }
 
@@ -1015,13 +1013,7 @@ Result<Bytes> PrivateKey::rsa_pkcs1_sign_raw(ByteSpan encoded) const {
       EVP_PKEY_CTX_set_rsa_padding(pctx.get(), RSA_PKCS1_PADDING) <= 0) {
     return ossl::internal("EVP_PKEY_sign_init");
   }
-  size_t len = max;
-  Bytes sig(len);
-  if (EVP_PKEY_sign(pctx.get(), sig.data(), &len, encoded.data(), encoded.size()) != 1) {
-    return ossl::internal("EVP_PKEY_sign");
-  }
-  sig.resize(len);
-  return sig;
+  return pkey_sign(pctx.get(), encoded);
 }
 
 Result<SecretBytes> PrivateKey::rsa_oaep_decrypt(ByteSpan ciphertext, HashAlg hash) const {
