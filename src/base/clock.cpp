@@ -6,8 +6,10 @@
 namespace custos {
 
 const SystemClock& SystemClock::instance() {
-  static const SystemClock clock;
-  return clock;
+  // Never destroyed: threads that outlive main() (a lease scheduler in a leaked server, as the
+  // api_request fuzz target keeps one) may still read the time during exit.
+  static const SystemClock* clock = new SystemClock;
+  return *clock;
 }
 
 namespace {
