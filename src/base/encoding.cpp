@@ -1,6 +1,7 @@
 #include "base/encoding.h"
 
 #include <array>
+#include <charconv>
 
 namespace custos {
 namespace {
@@ -149,6 +150,18 @@ bool valid_utf8(std::string_view s) {
     i += len;
   }
   return true;
+}
+
+std::optional<uint64_t> parse_uint64(std::string_view s) {
+  int base = 10;
+  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+    s.remove_prefix(2);
+    base = 16;
+  }
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
 }
 
 }  // namespace custos

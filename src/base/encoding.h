@@ -1,6 +1,8 @@
 // Text encodings of binary data. Decoders reject anything malformed rather than guessing.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -22,5 +24,9 @@ std::string strip_whitespace(std::string_view s);
 // Whether s is well-formed UTF-8 (RFC 3629): no overlong forms, surrogates or code points past
 // U+10FFFF. JSON text must be UTF-8, so bytes that are not never reach a JSON answer.
 bool valid_utf8(std::string_view s);
+
+// An unsigned number written in decimal or, with a 0x/0X prefix, in hex ("4231", "0x1087");
+// nullopt for anything else, including an empty string and overflow.
+std::optional<uint64_t> parse_uint64(std::string_view s);
 
 }  // namespace custos

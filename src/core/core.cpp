@@ -23,6 +23,10 @@ namespace {
 
 constexpr std::string_view kSealConfigPath = "core/seal-config";
 constexpr std::string_view kRootKeyPath = "core/root-key";
+// Auto seal only (docs/formats/barrier.md): the recovery key encrypted by the HSM, and the
+// recovery shares' count and threshold.
+constexpr std::string_view kRecoveryKeyPath = "core/recovery-key";
+constexpr std::string_view kRecoveryConfigPath = "core/recovery-config";
 constexpr std::string_view kMountsPath = "core/mounts";
 constexpr std::string_view kClusterPath = "core/cluster";
 constexpr std::string_view kAuthPath = "core/auth";
@@ -98,31 +102,112 @@ void Core::register_auth(const std::string& type, EngineFactory factory) {
 // ---------------------------------------------------------------------------------------------
 // Seal lifecycle
 
+namespace {
+
+// Splits a fresh key into Shamir shares after checking the counts the way Vault words it
+// (`what` is "secret" or "recovery").
+Result<std::vector<SecretBytes>> split_key(const SecretBytes& key, int shares, int threshold,
+                                           const std::string& what) {
+  if (shares < 1 || shares > 255)
+    return invalid_argument(what + "_shares must be between 1 and 255");
+  if (threshold < 1 || threshold > shares) {
+    return invalid_argument(what + "_threshold must be between 1 and " + what + "_shares");
+  }
+  if (shares > 1 && threshold < 2) {
+    return invalid_argument(what + "_threshold must be at least 2 when " + what +
+                            "_shares is above 1");
+  }
+  std::vector<SecretBytes> out;
+  if (shares == 1) {
+    out.push_back(key.clone());
+    return out;
+  }
+  return crypto::shamir_split(key.span(), shares, threshold);
+}
+
+// Combines the shares entered so far (one share is the key itself).
+Result<SecretBytes> combine_shares(const std::vector<SecretBytes>& shares, int threshold) {
+  if (threshold == 1) return shares.front().clone();
+  auto combined = crypto::shamir_combine(shares);
+  if (!combined.ok()) {
+    return invalid_argument("failed to combine unseal key shares: " + combined.status().message());
+  }
+  return std::move(*combined);
+}
+
+}  // namespace
+
 Result<InitResult> Core::initialize(int shares, int threshold, const std::string& root_token_id) {
   std::lock_guard lock(seal_mu_);
   ASSIGN_OR_RETURN(bool inited, barrier_.initialized());
   if (inited) return invalid_argument("Vault is already initialized");
-  if (shares < 1 || shares > 255) return invalid_argument("secret_shares must be between 1 and 255");
-  if (threshold < 1 || threshold > shares) {
-    return invalid_argument("secret_threshold must be between 1 and secret_shares");
-  }
-  if (shares > 1 && threshold < 2) {
-    return invalid_argument("secret_threshold must be at least 2 when secret_shares is above 1");
+  if (config_.auto_seal) {
+    return invalid_argument(
+        "parameters secret_shares,secret_threshold not applicable to seal type " +
+        config_.auto_seal->type());
   }
   SecretBytes unseal_key = crypto::random_secret(32);
-  std::vector<SecretBytes> out;
-  if (shares == 1) {
-    out.push_back(unseal_key.clone());
-  } else {
-    ASSIGN_OR_RETURN(out, crypto::shamir_split(unseal_key.span(), shares, threshold));
-  }
+  ASSIGN_OR_RETURN(std::vector<SecretBytes> out,
+                   split_key(unseal_key, shares, threshold, "secret"));
   ASSIGN_OR_RETURN(SecretBytes root_key, barrier_.initialize());
   ASSIGN_OR_RETURN(Bytes wrapped, barrier_.encrypt_with(unseal_key.span(), kRootKeyPath, root_key.span()));
   RETURN_IF_ERROR(backend_.put(kRootKeyPath, wrapped));
   boost::json::object cfg{{"type", "shamir"}, {"secret_shares", shares}, {"secret_threshold", threshold}};
   RETURN_IF_ERROR(backend_.put(kSealConfigPath, as_bytes(boost::json::serialize(cfg))));
+  ASSIGN_OR_RETURN(std::string root_token, first_unseal(root_token_id));
+  InitResult result;
+  result.shares = std::move(out);
+  result.root_token = std::move(root_token);
+  // Vault leaves a freshly initialised Shamir-sealed server sealed.
+  pre_seal();
+  barrier_.seal();
+  LOG_INFO("core", "initialized with " << shares << " shares, threshold " << threshold);
+  return result;
+}
 
-  // First unseal-time setup: the mount table, the cluster identity and the root token.
+Result<InitResult> Core::initialize_recovery(int recovery_shares, int recovery_threshold,
+                                             const std::string& root_token_id) {
+  std::lock_guard lock(seal_mu_);
+  ASSIGN_OR_RETURN(bool inited, barrier_.initialized());
+  if (inited) return invalid_argument("Vault is already initialized");
+  if (!config_.auto_seal) {
+    return invalid_argument(
+        "parameters recovery_shares,recovery_threshold not applicable to seal type shamir");
+  }
+  AutoSeal& seal = *config_.auto_seal;
+  SecretBytes recovery_key = crypto::random_secret(32);
+  ASSIGN_OR_RETURN(std::vector<SecretBytes> out,
+                   split_key(recovery_key, recovery_shares, recovery_threshold, "recovery"));
+  // The HSM encrypts the recovery key before anything is written, so an HSM that cannot encrypt
+  // leaves the store uninitialised.
+  ASSIGN_OR_RETURN(Bytes recovery_blob, seal.encrypt(recovery_key.span(), kRecoveryKeyPath));
+  ASSIGN_OR_RETURN(SecretBytes root_key, barrier_.initialize());
+  ASSIGN_OR_RETURN(Bytes root_blob, seal.encrypt(root_key.span(), kRootKeyPath));
+  boost::json::object cfg{
+      {"type", seal.type()}, {"secret_shares", 1}, {"secret_threshold", 1}, {"stored_shares", 1}};
+  boost::json::object rcfg{{"type", "shamir"},
+                           {"secret_shares", recovery_shares},
+                           {"secret_threshold", recovery_threshold}};
+  auto put = [](std::string_view key, Bytes value) {
+    return storage::Op{storage::Op::Kind::kPut, std::string(key), std::move(value)};
+  };
+  std::vector<storage::Op> ops;
+  ops.push_back(put(kRootKeyPath, std::move(root_blob)));
+  ops.push_back(put(kRecoveryKeyPath, std::move(recovery_blob)));
+  ops.push_back(put(kRecoveryConfigPath, to_bytes(boost::json::serialize(rcfg))));
+  ops.push_back(put(kSealConfigPath, to_bytes(boost::json::serialize(cfg))));
+  RETURN_IF_ERROR(backend_.transaction(std::move(ops)));
+  ASSIGN_OR_RETURN(std::string root_token, first_unseal(root_token_id));
+  InitResult result;
+  result.recovery_shares = std::move(out);
+  result.root_token = std::move(root_token);
+  LOG_INFO("core", "initialized with seal " << seal.type() << ", " << recovery_shares
+                                            << " recovery shares, threshold " << recovery_threshold
+                                            << "; unsealed");
+  return result;
+}
+
+Result<std::string> Core::first_unseal(const std::string& root_token_id) {
   RETURN_IF_ERROR(barrier_.put(kClusterPath, as_bytes(crypto::random_uuid())));
   RETURN_IF_ERROR(persist_mounts());
   RETURN_IF_ERROR(persist_auth());
@@ -134,14 +219,23 @@ Result<InitResult> Core::initialize(int shares, int threshold, const std::string
   p.path = "auth/token/root";
   p.renewable = false;
   ASSIGN_OR_RETURN(auto root, tokens_->create(p));
-  InitResult result;
-  result.shares = std::move(out);
-  result.root_token = std::move(root.first);
-  // Vault leaves a freshly initialised server sealed.
-  pre_seal();
-  barrier_.seal();
-  LOG_INFO("core", "initialized with " << shares << " shares, threshold " << threshold);
-  return result;
+  return std::move(root.first);
+}
+
+Result<boost::json::object> Core::read_config(std::string_view path) {
+  ASSIGN_OR_RETURN(auto raw, backend_.get(path));
+  if (!raw) return data_loss(std::string(path) + " is missing");
+  boost::system::error_code ec;
+  auto v = boost::json::parse(as_string_view(*raw), ec);
+  if (ec || !v.is_object()) return data_loss(std::string(path) + " is corrupt");
+  auto& o = v.as_object();
+  for (const char* k : {"secret_shares", "secret_threshold"}) {
+    const auto* n = o.if_contains(k);
+    if (!n || !n->is_int64()) return data_loss(std::string(path) + " is corrupt");
+  }
+  const auto* t = o.if_contains("type");
+  if (!t || !t->is_string()) return data_loss(std::string(path) + " is corrupt");
+  return std::move(o);
 }
 
 Result<SealStatus> Core::seal_status() {
@@ -149,19 +243,60 @@ Result<SealStatus> Core::seal_status() {
   ASSIGN_OR_RETURN(bool inited, barrier_.initialized());
   s.initialized = inited;
   s.sealed = barrier_.sealed();
+  if (config_.auto_seal) {
+    s.type = config_.auto_seal->type();
+    s.recovery_seal = true;
+  }
   if (inited) {
-    ASSIGN_OR_RETURN(auto raw, backend_.get(kSealConfigPath));
-    if (!raw) return data_loss("seal configuration is missing");
-    boost::system::error_code ec;
-    auto v = boost::json::parse(as_string_view(*raw), ec);
-    if (ec || !v.is_object()) return data_loss("seal configuration is corrupt");
-    s.shares = static_cast<int>(v.as_object().at("secret_shares").to_number<int64_t>());
-    s.threshold = static_cast<int>(v.as_object().at("secret_threshold").to_number<int64_t>());
+    ASSIGN_OR_RETURN(auto cfg,
+                     read_config(s.recovery_seal ? kRecoveryConfigPath : kSealConfigPath));
+    s.shares = static_cast<int>(cfg.at("secret_shares").as_int64());
+    s.threshold = static_cast<int>(cfg.at("secret_threshold").as_int64());
   }
   std::lock_guard lock(seal_mu_);
   s.progress = static_cast<int>(unseal_progress_.size());
   s.nonce = s.progress > 0 ? unseal_nonce_ : "";
   return s;
+}
+
+Status Core::check_seal_type() {
+  ASSIGN_OR_RETURN(bool inited, barrier_.initialized());
+  if (!inited) return ok_status();
+  ASSIGN_OR_RETURN(auto cfg, read_config(kSealConfigPath));
+  std::string stored(cfg.at("type").as_string());
+  std::string configured = config_.auto_seal ? config_.auto_seal->type() : "shamir";
+  if (stored != configured) {
+    return failed_precondition("the storage was initialized with the " + stored +
+                               " seal, but this server is configured for the " + configured +
+                               " seal; seal migration is not supported");
+  }
+  return ok_status();
+}
+
+Status Core::unseal_with_root_key(const SecretBytes& root_key) {
+  RETURN_IF_ERROR(barrier_.unseal(root_key));
+  Status st = post_unseal();
+  if (!st.ok()) {
+    pre_seal();
+    barrier_.seal();
+    return st.with_context("unseal");
+  }
+  LOG_INFO("core", "vault is unsealed");
+  return ok_status();
+}
+
+Status Core::auto_unseal() {
+  if (!config_.auto_seal) return failed_precondition("auto-unseal needs a seal stanza");
+  std::lock_guard lock(seal_mu_);
+  if (!barrier_.sealed()) return ok_status();
+  ASSIGN_OR_RETURN(bool inited, barrier_.initialized());
+  if (!inited) return ok_status();
+  RETURN_IF_ERROR(check_seal_type());
+  ASSIGN_OR_RETURN(auto blob, backend_.get(kRootKeyPath));
+  if (!blob) return data_loss("root key is missing from storage");
+  auto root_key = config_.auto_seal->decrypt(*blob, kRootKeyPath);
+  if (!root_key.ok()) return root_key.status().with_context("auto-unseal");
+  return unseal_with_root_key(*root_key);
 }
 
 Result<SealStatus> Core::unseal(std::string_view key, bool reset) {
@@ -193,33 +328,34 @@ Result<SealStatus> Core::unseal(std::string_view key, bool reset) {
     lock.unlock();
     return seal_status();
   }
-  SecretBytes unseal_key;
-  if (status.threshold == 1) {
-    unseal_key = unseal_progress_.front().clone();
-  } else {
-    auto combined = crypto::shamir_combine(unseal_progress_);
-    if (!combined.ok()) {
-      unseal_progress_.clear();
-      return invalid_argument("failed to combine unseal key shares: " + combined.status().message());
-    }
-    unseal_key = std::move(*combined);
-  }
+  auto combined = combine_shares(unseal_progress_, status.threshold);
   unseal_progress_.clear();
   unseal_nonce_.clear();
-  ASSIGN_OR_RETURN(auto wrapped, backend_.get(kRootKeyPath));
-  if (!wrapped) return data_loss("root key is missing from storage");
-  auto root_key = barrier_.decrypt_with(unseal_key.span(), kRootKeyPath, *wrapped);
-  if (!root_key.ok()) {
-    return invalid_argument("Error unsealing: the unseal key shares do not open the root key");
+  if (!combined.ok()) return combined.status();
+  SecretBytes root_key;
+  if (config_.auto_seal) {
+    // Auto seal: the shares are recovery key shares. They authorise the unseal; the HSM decrypts.
+    AutoSeal& seal = *config_.auto_seal;
+    ASSIGN_OR_RETURN(auto recovery_blob, backend_.get(kRecoveryKeyPath));
+    if (!recovery_blob) return data_loss("recovery key is missing from storage");
+    ASSIGN_OR_RETURN(SecretBytes recovery_key, seal.decrypt(*recovery_blob, kRecoveryKeyPath));
+    if (!(recovery_key == *combined)) {
+      return invalid_argument(
+          "Error unsealing: the recovery key shares do not match the recovery key");
+    }
+    ASSIGN_OR_RETURN(auto blob, backend_.get(kRootKeyPath));
+    if (!blob) return data_loss("root key is missing from storage");
+    ASSIGN_OR_RETURN(root_key, seal.decrypt(*blob, kRootKeyPath));
+  } else {
+    ASSIGN_OR_RETURN(auto wrapped, backend_.get(kRootKeyPath));
+    if (!wrapped) return data_loss("root key is missing from storage");
+    auto opened = barrier_.decrypt_with(combined->span(), kRootKeyPath, *wrapped);
+    if (!opened.ok()) {
+      return invalid_argument("Error unsealing: the unseal key shares do not open the root key");
+    }
+    root_key = std::move(*opened);
   }
-  RETURN_IF_ERROR(barrier_.unseal(*root_key));
-  Status st = post_unseal();
-  if (!st.ok()) {
-    pre_seal();
-    barrier_.seal();
-    return st.with_context("unseal");
-  }
-  LOG_INFO("core", "vault is unsealed");
+  RETURN_IF_ERROR(unseal_with_root_key(root_key));
   lock.unlock();
   return seal_status();
 }

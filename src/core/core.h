@@ -20,6 +20,7 @@
 #include "core/engine.h"
 #include "core/leases.h"
 #include "core/request.h"
+#include "core/seal.h"
 #include "core/tokens.h"
 #include "policy/policy.h"
 #include "storage/backend.h"
@@ -32,14 +33,19 @@ struct CoreConfig {
   std::string storage_type = "inmem";
   std::string version = "1.15.0+custos.0.1.0";
   std::string cluster_name = "custos-cluster";
+  // HSM auto-unseal (core/seal.h); null: Shamir unseal keys.
+  std::shared_ptr<AutoSeal> auto_seal;
 };
 
 struct InitResult {
-  std::vector<SecretBytes> shares;
+  std::vector<SecretBytes> shares;           // Shamir seal: the unseal key shares
+  std::vector<SecretBytes> recovery_shares;  // auto seal: the recovery key shares
   std::string root_token;
 };
 
 struct SealStatus {
+  std::string type = "shamir";
+  bool recovery_seal = false;  // auto seal: t and n count recovery key shares
   bool initialized = false;
   bool sealed = true;
   int threshold = 0;
@@ -60,6 +66,17 @@ class Core {
 
   // Seal lifecycle (also reachable through sys/init, sys/unseal, sys/seal).
   Result<InitResult> initialize(int shares, int threshold, const std::string& root_token_id = "");
+  // Auto seal: the HSM encrypts the root key, the recovery key is split into shares, and the
+  // server is left unsealed (as Vault does).
+  Result<InitResult> initialize_recovery(int recovery_shares, int recovery_threshold,
+                                         const std::string& root_token_id = "");
+  // Auto seal: decrypts the root key with the HSM and unseals. A no-op when unsealed or not
+  // initialised; an HSM failure leaves the server sealed and says why.
+  Status auto_unseal();
+  // Refuses a store initialised with another seal type than the configured one (the server
+  // calls it at start: seal migration is not supported).
+  Status check_seal_type();
+  bool auto_sealed() const { return config_.auto_seal != nullptr; }
   Result<SealStatus> unseal(std::string_view key, bool reset);
   Status seal();
   Result<SealStatus> seal_status();
@@ -108,6 +125,12 @@ class Core {
   Result<Response> handle_token(Request& req);
   Result<Response> handle_unauthenticated(Request& req, bool& handled);
 
+  // The setup shared by both kinds of init: cluster identity, mount and auth tables, the first
+  // unseal and the root token. Returns the root token. seal_mu_ held.
+  Result<std::string> first_unseal(const std::string& root_token_id);
+  // Opens the barrier with the root key and runs post_unseal; seal_mu_ held.
+  Status unseal_with_root_key(const SecretBytes& root_key);
+  Result<boost::json::object> read_config(std::string_view path);
   // Post-unseal setup: mount table, policies, token store, audit devices.
   Status post_unseal();
   void pre_seal();
@@ -180,6 +203,7 @@ class Core {
   // Seal/status bodies
   boost::json::object seal_status_json(const SealStatus& s) const;
   Result<Response> sys_health(Request& req);
+  Result<Response> sys_init(Request& req);
   Result<Response> sys_metrics(Request& req);
   static void register_process_gauges();
   Result<Response> sys_audit(Request& req, const std::string& rest);

@@ -118,7 +118,7 @@ Result<Response> Core::sys_metrics(Request& req) {
 
 boost::json::object Core::seal_status_json(const SealStatus& s) const {
   boost::json::object o;
-  o["type"] = "shamir";
+  o["type"] = s.type;
   o["initialized"] = s.initialized;
   o["sealed"] = s.sealed;
   o["t"] = s.threshold;
@@ -128,7 +128,8 @@ boost::json::object Core::seal_status_json(const SealStatus& s) const {
   o["version"] = config_.version;
   o["build_date"] = "2026-11-22T00:00:00Z";
   o["migration"] = false;
-  o["recovery_seal"] = false;
+  o["recovery_seal"] = s.recovery_seal;
+  if (s.recovery_seal) o["recovery_seal_type"] = "shamir";
   o["storage_type"] = config_.storage_type;
   if (!s.sealed) {
     o["cluster_name"] = config_.cluster_name;
@@ -180,6 +181,80 @@ Result<Response> Core::sys_health(Request& req) {
   return r;
 }
 
+// PUT sys/init. As in Vault, the parameters of the other seal kind are refused by name: a Shamir
+// seal takes secret_shares/secret_threshold, an auto seal recovery_shares/recovery_threshold.
+Result<Response> Core::sys_init(Request& req) {
+  auto given = [&](const char* key) {
+    const auto* v = req.data.if_contains(key);
+    if (!v || v->is_null()) return false;
+    if (v->is_int64()) return v->as_int64() != 0;
+    if (v->is_uint64()) return v->as_uint64() != 0;
+    if (v->is_array()) return !v->as_array().empty();
+    if (v->is_string()) return !v->as_string().empty();
+    return true;
+  };
+  const auto* pgp = req.data.if_contains("pgp_keys");
+  if ((pgp && !pgp->is_null()) || given("root_token_pgp_key") || given("recovery_pgp_keys")) {
+    return invalid_argument("PGP-encrypted key shares are not supported by this server");
+  }
+  auto in_range = [](int64_t v) { return v >= 0 && v <= 255; };
+  InitResult init;
+  if (config_.auto_seal) {
+    std::vector<std::string> wrong;
+    for (const char* k : {"secret_shares", "secret_threshold"}) {
+      if (given(k)) wrong.emplace_back(k);
+    }
+    if (!wrong.empty()) {
+      std::string names = wrong[0] + (wrong.size() > 1 ? "," + wrong[1] : "");
+      return invalid_argument("parameters " + names + " not applicable to seal type " +
+                              config_.auto_seal->type());
+    }
+    // The vault CLI's defaults when the request leaves them out.
+    ASSIGN_OR_RETURN(int64_t shares, field_int(req.data, "recovery_shares", 5));
+    ASSIGN_OR_RETURN(int64_t threshold, field_int(req.data, "recovery_threshold", 3));
+    if (!in_range(shares) || !in_range(threshold)) {
+      return invalid_argument("recovery_shares and recovery_threshold must be between 1 and 255");
+    }
+    ASSIGN_OR_RETURN(init,
+                     initialize_recovery(static_cast<int>(shares), static_cast<int>(threshold)));
+  } else {
+    std::vector<std::string> wrong;
+    for (const char* k : {"recovery_shares", "recovery_threshold"}) {
+      if (given(k)) wrong.emplace_back(k);
+    }
+    if (!wrong.empty()) {
+      std::string names = wrong[0] + (wrong.size() > 1 ? "," + wrong[1] : "");
+      return invalid_argument("parameters " + names + " not applicable to seal type shamir");
+    }
+    ASSIGN_OR_RETURN(int64_t shares, field_int(req.data, "secret_shares", 5));
+    ASSIGN_OR_RETURN(int64_t threshold, field_int(req.data, "secret_threshold", 3));
+    if (!in_range(shares) || !in_range(threshold)) {
+      return invalid_argument("secret_shares and secret_threshold must be between 1 and 255");
+    }
+    ASSIGN_OR_RETURN(init, initialize(static_cast<int>(shares), static_cast<int>(threshold)));
+  }
+  auto encode = [](const std::vector<SecretBytes>& shares, boost::json::array& hex,
+                   boost::json::array& b64) {
+    for (const auto& s : shares) {
+      hex.emplace_back(hex_encode(s.span()));
+      b64.emplace_back(base64_encode(s.span()));
+    }
+  };
+  boost::json::array hex, b64;
+  encode(init.shares, hex, b64);
+  boost::json::object o{{"keys", std::move(hex)}, {"keys_base64", std::move(b64)}};
+  if (config_.auto_seal) {
+    boost::json::array rhex, rb64;
+    encode(init.recovery_shares, rhex, rb64);
+    o["recovery_keys"] = std::move(rhex);
+    o["recovery_keys_base64"] = std::move(rb64);
+  }
+  o["root_token"] = init.root_token;
+  Response r;
+  r.raw = std::move(o);
+  return r;
+}
+
 Result<Response> Core::handle_unauthenticated(Request& req, bool& handled) {
   handled = true;
   const std::string& p = req.path;
@@ -200,31 +275,7 @@ Result<Response> Core::handle_unauthenticated(Request& req, bool& handled) {
     if (req.op != Operation::kUpdate && req.op != Operation::kCreate && !req.http_put_or_post) {
       return unimplemented("unsupported operation");
     }
-    ASSIGN_OR_RETURN(int64_t shares, field_int(req.data, "secret_shares", 5));
-    ASSIGN_OR_RETURN(int64_t threshold, field_int(req.data, "secret_threshold", 3));
-    if (req.data.contains("pgp_keys") || req.data.contains("root_token_pgp_key")) {
-      const auto* k = req.data.if_contains("pgp_keys");
-      if ((k && !k->is_null()) ||
-          (req.data.contains("root_token_pgp_key") && !req.data.at("root_token_pgp_key").is_null() &&
-           req.data.at("root_token_pgp_key").is_string() &&
-           !req.data.at("root_token_pgp_key").as_string().empty())) {
-        return invalid_argument("PGP-encrypted key shares are not supported by this server");
-      }
-    }
-    if (shares > 255 || threshold > 255 || shares < 0 || threshold < 0) {
-      return invalid_argument("secret_shares and secret_threshold must be between 1 and 255");
-    }
-    ASSIGN_OR_RETURN(InitResult init, initialize(static_cast<int>(shares), static_cast<int>(threshold)));
-    boost::json::array hex, b64;
-    for (const auto& s : init.shares) {
-      hex.emplace_back(hex_encode(s.span()));
-      b64.emplace_back(base64_encode(s.span()));
-    }
-    Response r;
-    r.raw = boost::json::object{{"keys", std::move(hex)},
-                                {"keys_base64", std::move(b64)},
-                                {"root_token", init.root_token}};
-    return r;
+    return sys_init(req);
   }
   if (p == "sys/wrapping/lookup") return wrapping_lookup(req);
   if (p == "sys/unseal") {

@@ -38,6 +38,17 @@ TEST(Encoding, Base64RoundTripsEveryLengthAndRejectsBadTails) {
   EXPECT_FALSE(base64_decode("Zm-v").ok());      // '-' is not in the standard alphabet
 }
 
+TEST(Encoding, ParseUint64TakesDecimalAndHex) {
+  EXPECT_EQ(parse_uint64("0"), std::optional<uint64_t>(0));
+  EXPECT_EQ(parse_uint64("4231"), std::optional<uint64_t>(4231));
+  EXPECT_EQ(parse_uint64("0x1087"), std::optional<uint64_t>(0x1087));
+  EXPECT_EQ(parse_uint64("0X2000000000000001"), std::optional<uint64_t>(0x2000000000000001ULL));
+  EXPECT_EQ(parse_uint64("18446744073709551615"), std::optional<uint64_t>(UINT64_MAX));
+  for (const char* bad : {"", "0x", "-1", "+1", " 1", "1 ", "12a", "0xg", "18446744073709551616"}) {
+    EXPECT_EQ(parse_uint64(bad), std::nullopt) << bad;
+  }
+}
+
 TEST(Encoding, Utf8ValidationFollowsRfc3629) {
   for (std::string_view ok : {"", "plain ascii", "caf\xc3\xa9", "\xe2\x82\xac", "\xed\x9f\xbf",
                               "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf", "\xef\xbf\xbd"}) {
