@@ -197,6 +197,7 @@ void register_client_commands(CLI::App& app, Globals& g) {
                          {"Threshold", o.at("t")},             {"Unseal Progress", o.at("progress")},
                          {"Version", o.at("version")},         {"Storage Type", o.at("storage_type")},
                          {"HA Enabled", false}};
+          if (const auto* rst = o.if_contains("recovery_seal_type")) t["Recovery Seal Type"] = *rst;
           print_table(t);
         }
         return o.at("sealed").as_bool() ? 2 : 0;
@@ -205,12 +206,30 @@ void register_client_commands(CLI::App& app, Globals& g) {
   // operator
   auto* op = app.add_subcommand("operator", "Init, unseal, seal, rotate, key-status");
   op->require_subcommand(1);
-  auto* init = op->add_subcommand("init", "Initialize the server (Shamir key shares)");
-  static int shares = 5, threshold = 3;
+  auto* init = op->add_subcommand(
+      "init",
+      "Initialize the server: Shamir unseal key shares, or recovery key shares when the "
+      "server has an auto-unseal seal (HSM)");
+  static int shares = 5, threshold = 3, recovery_shares = 5, recovery_threshold = 3;
   init->add_option("--key-shares", shares, "Number of key shares")->default_val(5);
   init->add_option("--key-threshold", threshold, "Shares needed to unseal")->default_val(3);
+  init->add_option("--recovery-shares", recovery_shares,
+                   "Number of recovery key shares (auto seal)")
+      ->default_val(5);
+  init->add_option("--recovery-threshold", recovery_threshold,
+                   "Recovery shares needed to authorise an unseal (auto seal)")
+      ->default_val(3);
   init->callback(call([&g](Client& c) {
-    json::value body = json::object{{"secret_shares", shares}, {"secret_threshold", threshold}};
+    // As the vault CLI does: an auto-sealed server takes recovery shares instead of key shares.
+    auto st = c.call_any("GET", "sys/seal-status");
+    if (!st.ok()) return fail(st.status());
+    const auto* rs =
+        st->body.is_object() ? st->body.as_object().if_contains("recovery_seal") : nullptr;
+    bool recovery = rs && rs->is_bool() && rs->as_bool();
+    json::value body =
+        recovery ? json::object{{"recovery_shares", recovery_shares},
+                                {"recovery_threshold", recovery_threshold}}
+                 : json::object{{"secret_shares", shares}, {"secret_threshold", threshold}};
     auto r = c.call("PUT", "sys/init", &body);
     if (!r.ok()) return fail(r.status());
     if (g.format == "json") {
@@ -219,11 +238,21 @@ void register_client_commands(CLI::App& app, Globals& g) {
     }
     const auto& o = r->body.as_object();
     int i = 1;
-    for (const auto& k : o.at("keys_base64").as_array()) {
-      std::printf("Unseal Key %d: %s\n", i++, std::string(k.as_string()).c_str());
+    for (const auto& k : o.at(recovery ? "recovery_keys_base64" : "keys_base64").as_array()) {
+      std::printf("%s Key %d: %s\n", recovery ? "Recovery" : "Unseal", i++,
+                  std::string(k.as_string()).c_str());
     }
-    std::printf("\nInitial Root Token: %s\n\nVault initialized with %d key shares and a key threshold of %d.\n",
-                std::string(o.at("root_token").as_string()).c_str(), shares, threshold);
+    std::printf("\nInitial Root Token: %s\n\n",
+                std::string(o.at("root_token").as_string()).c_str());
+    if (recovery) {
+      std::printf(
+          "Success! Vault is initialized\n\nRecovery key initialized with %d key shares and a "
+          "key threshold of %d.\n",
+          recovery_shares, recovery_threshold);
+    } else {
+      std::printf("Vault initialized with %d key shares and a key threshold of %d.\n", shares,
+                  threshold);
+    }
     return 0;
   }));
   static std::string unseal_key;

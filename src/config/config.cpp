@@ -8,6 +8,7 @@
 #include <system_error>
 #include <utility>
 
+#include "base/encoding.h"
 #include "hcl/hcl.h"
 
 namespace custos::config {
@@ -236,6 +237,77 @@ Result<log::Level> get_log_level(const hcl::Attribute& a) {
   return level;
 }
 
+Result<std::optional<uint64_t>> parse_slot(std::string_view v, int line) {
+  auto slot = parse_uint64(v);
+  if (!slot)
+    return error_at(line, "slot must be a slot number such as \"0\" or \"0x2000000000000001\"");
+  return slot;
+}
+
+// seal "pkcs11" { ... }. Other seal types are refused by name: a configuration that expects a
+// cloud KMS must not start with Shamir instead.
+Result<SealConfig> parse_seal(const hcl::Block& b) {
+  if (b.labels.size() != 1)
+    return error_at(b.line, "seal takes one label, the type: seal \"pkcs11\" { ... }");
+  if (b.labels[0] != "pkcs11") {
+    return error_at(b.line,
+                    "seal type " + quote_text(b.labels[0]) +
+                        " is not supported (available: \"pkcs11\"; without a seal stanza the "
+                        "server uses Shamir unseal keys)");
+  }
+  RETURN_IF_ERROR(no_blocks(b));
+  SealConfig s;
+  s.line = b.line;
+  SeenKeys seen;
+  for (const hcl::Attribute& a : b.body.attributes) {
+    RETURN_IF_ERROR(seen.check(a));
+    const std::string& k = a.name;
+    if (k == "lib") {
+      ASSIGN_OR_RETURN(s.lib, get_nonempty_string(a));
+    } else if (k == "slot") {
+      if (a.value.is_int() && a.value.as_int() >= 0) {
+        s.slot = static_cast<uint64_t>(a.value.as_int());
+      } else {
+        ASSIGN_OR_RETURN(std::string v, get_string(a));
+        ASSIGN_OR_RETURN(s.slot, parse_slot(v, a.line));
+      }
+    } else if (k == "token_label") {
+      ASSIGN_OR_RETURN(s.token_label, get_nonempty_string(a));
+    } else if (k == "pin") {
+      // Never quoted back: a PIN of the wrong type is reported without its value.
+      if (!a.value.is_string()) return error_at(a.line, "\"pin\" must be a string");
+      s.pin = SecretString(a.value.as_string());
+    } else if (k == "key_label" || k == "default_key_label") {
+      if (!s.key_label.empty())
+        return error_at(a.line, "set key_label or default_key_label, not both");
+      ASSIGN_OR_RETURN(s.key_label, get_nonempty_string(a));
+    } else if (k == "mechanism") {
+      if (a.value.is_int()) {
+        s.mechanism = std::to_string(a.value.as_int());
+      } else {
+        ASSIGN_OR_RETURN(s.mechanism, get_nonempty_string(a));
+      }
+    } else if (k == "generate_key") {
+      ASSIGN_OR_RETURN(s.generate_key, get_bool(a));
+    } else if (k == "rsa_oaep_hash") {
+      ASSIGN_OR_RETURN(s.rsa_oaep_hash, get_nonempty_string(a));
+    } else if (k == "hmac_key_label" || k == "hmac_default_key_label") {
+      ASSIGN_OR_RETURN(s.hmac_key_label, get_string(a));
+    } else if (k == "hmac_mechanism") {
+      ASSIGN_OR_RETURN(s.hmac_mechanism, get_string(a));
+    } else if (k == "disabled") {
+      ASSIGN_OR_RETURN(bool disabled, get_bool(a));
+      if (disabled) return error_at(a.line, "seal migration (disabled = true) is not supported");
+    } else if (k == "key_id" || k == "rsa_encrypt_local" || k == "force_rw_session") {
+      return error_at(a.line,
+                      quote_text(k) + " is not supported by Custos's pkcs11 seal (docs/seal.md)");
+    } else {
+      return error_at(a.line, "unknown key " + quote_text(k) + " in seal \"pkcs11\"");
+    }
+  }
+  return s;
+}
+
 }  // namespace
 
 std::string_view storage_type_name(StorageType t) {
@@ -333,13 +405,19 @@ Result<ServerConfig> parse_server_config(std::string_view text) {
     } else if (b.type == "listener") {
       ASSIGN_OR_RETURN(ListenerConfig l, parse_listener(b));
       c.listeners.push_back(std::move(l));
+    } else if (b.type == "seal") {
+      if (c.seal)
+        return error_at(b.line,
+                        "only one seal stanza is allowed (seal migration is not supported)");
+      ASSIGN_OR_RETURN(SealConfig seal, parse_seal(b));
+      c.seal = std::move(seal);
     } else if (b.type == "telemetry") {
       if (have_telemetry) return error_at(b.line, "only one telemetry stanza is allowed");
       RETURN_IF_ERROR(parse_telemetry(b));
       have_telemetry = true;
     } else {
       return error_at(b.line, "unknown stanza " + quote_text(b.type) +
-                                  " (supported: storage, listener, telemetry)");
+                                  " (supported: storage, listener, seal, telemetry)");
     }
   }
   if (!have_storage) return invalid_argument("a storage stanza is required");
@@ -349,6 +427,57 @@ Result<ServerConfig> parse_server_config(std::string_view text) {
     return error_at(a ? a->line : 1, "default_lease_ttl is greater than max_lease_ttl");
   }
   return c;
+}
+
+Status apply_seal_environment(ServerConfig& c,
+                              const std::function<const char*(const char*)>& getenv) {
+  auto env = [&](const char* name) -> std::optional<std::string> {
+    const char* v = getenv(name);
+    if (v == nullptr || *v == '\0') return std::nullopt;
+    return std::string(v);
+  };
+  if (!c.seal) {
+    auto type = env("VAULT_SEAL_TYPE");
+    if (!type) type = env("VAULT_HSM_TYPE");
+    if (!type || *type == "shamir") return ok_status();
+    if (*type != "pkcs11") {
+      return invalid_argument("VAULT_SEAL_TYPE " + quote_text(*type) +
+                              " is not supported (available: \"pkcs11\", \"shamir\")");
+    }
+    c.seal.emplace();
+  }
+  SealConfig& s = *c.seal;
+  if (auto v = env("VAULT_HSM_LIB")) s.lib = *v;
+  if (auto v = env("VAULT_HSM_SLOT")) {
+    auto slot = parse_slot(*v, 0);
+    if (!slot.ok()) return invalid_argument("VAULT_HSM_SLOT must be a slot number");
+    s.slot = *slot;
+  }
+  if (auto v = env("VAULT_HSM_TOKEN_LABEL")) s.token_label = *v;
+  if (auto v = env("VAULT_HSM_PIN")) s.pin = SecretString(std::move(*v));
+  if (auto v = env("VAULT_HSM_KEY_LABEL")) s.key_label = *v;
+  if (auto v = env("VAULT_HSM_MECHANISM")) s.mechanism = *v;
+  if (auto v = env("VAULT_HSM_RSA_OAEP_HASH")) s.rsa_oaep_hash = *v;
+  if (auto v = env("VAULT_HSM_HMAC_KEY_LABEL")) s.hmac_key_label = *v;
+  if (auto v = env("VAULT_HSM_GENERATE_KEY")) {
+    hcl::Attribute a;
+    a.name = "VAULT_HSM_GENERATE_KEY";
+    a.value = hcl::Value::string(*v);
+    auto b = get_bool(a);
+    if (!b.ok()) return invalid_argument("VAULT_HSM_GENERATE_KEY must be true or false");
+    s.generate_key = *b;
+  }
+  std::string where =
+      s.line > 0 ? "line " + std::to_string(s.line) + ": seal \"pkcs11\"" : "seal \"pkcs11\"";
+  if (s.lib.empty()) return invalid_argument(where + " needs lib (or VAULT_HSM_LIB)");
+  if (!s.slot && s.token_label.empty()) {
+    return invalid_argument(
+        where + " needs slot or token_label (or VAULT_HSM_SLOT, VAULT_HSM_TOKEN_LABEL)");
+  }
+  if (s.pin.empty()) return invalid_argument(where + " needs pin (or VAULT_HSM_PIN)");
+  if (s.key_label.empty())
+    return invalid_argument(where + " needs key_label (or VAULT_HSM_KEY_LABEL)");
+  return ok_status();
 }
 
 Result<ServerConfig> load_server_config(const std::filesystem::path& path) {

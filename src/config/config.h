@@ -6,11 +6,13 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "base/bytes.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/status.h"
@@ -43,8 +45,28 @@ struct ListenerConfig {
   int line = 0;
 };
 
+// seal "pkcs11" { ... } (docs/seal.md): HSM auto-unseal. Without a seal stanza the server uses
+// Shamir shares. The VAULT_HSM_* environment variables override the file (apply_seal_environment).
+struct SealConfig {
+  std::string type = "pkcs11";
+  std::string lib;
+  std::optional<uint64_t> slot;
+  std::string token_label;
+  SecretString pin;
+  std::string key_label;
+  std::string mechanism = "0x1087";  // CKM_AES_GCM; hsm::parse_mechanism reads it
+  bool generate_key = false;
+  std::string rsa_oaep_hash = "sha256";
+  // Accepted so a Vault configuration starts; Custos does not seal-wrap values, so no HMAC key
+  // is used (docs/seal.md).
+  std::string hmac_key_label;
+  std::string hmac_mechanism;
+  int line = 0;
+};
+
 struct ServerConfig {
   StorageConfig storage;
+  std::optional<SealConfig> seal;
   std::vector<ListenerConfig> listeners;
   std::string api_addr;
   std::string cluster_addr;  // accepted for Vault compatibility; unused (no clustering)
@@ -60,6 +82,13 @@ struct ServerConfig {
 
 // Parses and validates a configuration document. Errors are InvalidArgument "line N: ...".
 Result<ServerConfig> parse_server_config(std::string_view text);
+
+// Applies Vault's seal environment: VAULT_SEAL_TYPE=pkcs11 (or VAULT_HSM_TYPE) enables the seal
+// without a stanza, and VAULT_HSM_LIB, _SLOT, _TOKEN_LABEL, _PIN, _KEY_LABEL, _MECHANISM,
+// _GENERATE_KEY, _RSA_OAEP_HASH, _HMAC_KEY_LABEL override its keys. Then checks that the keys the
+// seal needs are set. `getenv` is injectable for tests.
+Status apply_seal_environment(ServerConfig& config,
+                              const std::function<const char*(const char*)>& getenv);
 
 // Reads and parses a file (at most kMaxConfigFileSize bytes); errors are prefixed by the path.
 inline constexpr size_t kMaxConfigFileSize = 1 << 20;

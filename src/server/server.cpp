@@ -8,22 +8,24 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <vector>
 
-#include "base/encoding.h"
-#include "base/log.h"
 #include "attestation/service/service.h"
 #include "attestation/sim/sim.h"
+#include "base/encoding.h"
+#include "base/log.h"
 #include "config/config.h"
+#include "core/core.h"
+#include "hsm/pkcs11_seal.h"
+#include "http/api.h"
 #include "http/attestation_api.h"
 #include "http/kbs_api.h"
 #include "kbs/broker.h"
-#include "core/core.h"
-#include "http/api.h"
 #include "net/http.h"
 #include "storage/backend.h"
 #include "storage/cache.h"
@@ -48,6 +50,27 @@ Result<std::pair<std::string, uint16_t>> split_address(const std::string& addr) 
   }
   if (host.empty()) host = "0.0.0.0";
   return std::make_pair(host, static_cast<uint16_t>(port));
+}
+
+// seal "pkcs11" -> the HSM seal; every error names the stanza's line.
+Result<std::shared_ptr<core::AutoSeal>> open_seal(config::SealConfig& c) {
+  std::string where =
+      c.line > 0 ? "seal \"pkcs11\" (line " + std::to_string(c.line) + "): " : "seal \"pkcs11\": ";
+  auto mech = hsm::parse_mechanism(c.mechanism);
+  if (!mech.ok()) return invalid_argument(where + mech.status().message());
+  hsm::Pkcs11SealOptions o;
+  o.lib = c.lib;
+  o.slot = c.slot;
+  o.token_label = c.token_label;
+  o.pin = std::move(c.pin);
+  o.key_label = c.key_label;
+  o.mechanism = *mech;
+  o.generate_key = c.generate_key;
+  o.rsa_oaep_hash = c.rsa_oaep_hash;
+  auto seal = hsm::Pkcs11Seal::open(std::move(o));
+  if (!seal.ok()) return Status(seal.status().code(), where + seal.status().message());
+  LOG_INFO("server", "seal pkcs11: key \"" << c.key_label << "\" in " << c.lib);
+  return std::shared_ptr<core::AutoSeal>(std::move(*seal));
 }
 
 }  // namespace
@@ -96,6 +119,12 @@ int run_server(const ServerArgs& args) {
       return 2;
     }
     cfg = std::move(*loaded);
+    if (Status st =
+            config::apply_seal_environment(cfg, [](const char* n) { return std::getenv(n); });
+        !st.ok()) {
+      std::fprintf(stderr, "error loading configuration: %s\n", st.message().c_str());
+      return 2;
+    }
     if (cfg.listeners.empty()) {
       std::fprintf(stderr, "error: the configuration has no listener \"tcp\" stanza\n");
       return 2;
@@ -140,10 +169,22 @@ int run_server(const ServerArgs& args) {
   }
 
   core::CoreConfig core_cfg;
+  if (cfg.seal) {
+    auto seal = open_seal(*cfg.seal);
+    if (!seal.ok()) {
+      std::fprintf(stderr, "error opening the seal: %s\n", seal.status().message().c_str());
+      return 1;
+    }
+    core_cfg.auto_seal = std::move(*seal);
+  }
   core_cfg.default_lease_ttl = cfg.default_lease_ttl.count();
   core_cfg.max_lease_ttl = cfg.max_lease_ttl.count();
   core_cfg.storage_type = std::string(config::storage_type_name(cfg.storage.type));
   core::Core core(*backend, SystemClock::instance(), core_cfg);
+  if (Status st = core.check_seal_type(); !st.ok()) {
+    std::fprintf(stderr, "error: %s\n", st.message().c_str());
+    return 1;
+  }
 
   // Attestation service and key broker. Dev mode trusts a simulated TEE platform; a normal
   // server trusts only the pinned hardware roots.
@@ -182,6 +223,14 @@ int run_server(const ServerArgs& args) {
   }
   kbs::Broker broker(core, **service, bcfg);
   broker.register_auth_method();  // before unseal: the auth table may name "attest"
+
+  if (core.auto_sealed()) {
+    // The HSM opens the root key; a failure leaves the server sealed, serving seal-status with
+    // the reason in the log (recovery keys can retry through sys/unseal once the HSM is back).
+    if (Status st = core.auto_unseal(); !st.ok()) {
+      LOG_ERROR("server", "auto-unseal failed, the server stays sealed: " << st.message());
+    }
+  }
 
   std::string dev_unseal_key;
   std::string dev_root_token;

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 
 namespace custos::config {
@@ -169,7 +170,8 @@ TEST(Config, LogLevels) {
 
 // Reject twins.
 TEST(Config, UnknownStanzasAndKeysNameTheLine) {
-  expect_error(std::string(kMinimal) + "\nseal \"awskms\" {\n}\n", "line 6: unknown stanza \"seal\"");
+  expect_error(std::string(kMinimal) + "\nha_storage \"etcd\" {\n}\n",
+               "line 6: unknown stanza \"ha_storage\"");
   expect_error(std::string(kMinimal) + "service_registration \"consul\" {}\n",
                "line 5: unknown stanza \"service_registration\"");
   expect_error(std::string(kMinimal) + "cluster_name = \"x\"\n", "line 5: unknown key \"cluster_name\"");
@@ -298,6 +300,81 @@ TEST(Config, TelemetryStanza) {
       "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = true\n"
       "  telemetry {\n    unauthenticated_metrics_access = true\n  }\n}\n",
       "line 4: listener telemetry (unauthenticated_metrics_access) is not supported");
+}
+
+TEST(Config, SealPkcs11Stanza) {
+  ServerConfig c = must_parse(std::string(kMinimal) + R"(seal "pkcs11" {
+  lib            = "/usr/lib/softhsm/libsofthsm2.so"
+  slot           = "0x2000000000000001"
+  pin            = "AAAA-BBBB-CCCC-DDDD"
+  key_label      = "vault-hsm-key"
+  hmac_key_label = "vault-hsm-hmac-key"
+  mechanism      = "0x1087"
+  generate_key   = "true"
+}
+)");
+  ASSERT_TRUE(c.seal.has_value());
+  EXPECT_EQ(c.seal->lib, "/usr/lib/softhsm/libsofthsm2.so");
+  EXPECT_EQ(c.seal->slot, std::optional<uint64_t>(0x2000000000000001ULL));
+  EXPECT_EQ(c.seal->pin.str(), "AAAA-BBBB-CCCC-DDDD");
+  EXPECT_EQ(c.seal->key_label, "vault-hsm-key");
+  EXPECT_TRUE(c.seal->generate_key);
+  EXPECT_EQ(c.seal->line, 5);
+  auto no_env = [](const char*) -> const char* { return nullptr; };
+  EXPECT_TRUE(apply_seal_environment(c, no_env).ok());
+
+  std::string base(kMinimal);
+  expect_error(base + "seal \"awskms\" {}\n", "line 5: seal type \"awskms\" is not supported");
+  expect_error(base + "seal \"pkcs11\" {\n  disabled = true\n}\n", "line 6: seal migration");
+  expect_error(base + "seal \"pkcs11\" {\n  slot = \"zero\"\n}\n", "line 6: slot must be");
+  expect_error(base + "seal \"pkcs11\" {\n  rsa_encrypt_local = true\n}\n",
+               "not supported by Custos");
+  expect_error(base + "seal \"pkcs11\" {\n  colour = 1\n}\n", "unknown key \"colour\" in seal");
+  expect_error(base + "seal \"pkcs11\" {}\nseal \"pkcs11\" {}\n", "only one seal stanza");
+  // A PIN of the wrong type is reported without its value.
+  auto r = parse_server_config(base + "seal \"pkcs11\" {\n  pin = 987654\n}\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message().find("987654"), std::string::npos) << r.status().message();
+}
+
+TEST(Config, SealEnvironmentOverridesAndRequirements) {
+  std::map<std::string, std::string> env;
+  auto getenv = [&](const char* n) -> const char* {
+    auto it = env.find(n);
+    return it == env.end() ? nullptr : it->second.c_str();
+  };
+  // No stanza and no VAULT_SEAL_TYPE: Shamir.
+  ServerConfig c = must_parse(kMinimal);
+  ASSERT_TRUE(apply_seal_environment(c, getenv).ok());
+  EXPECT_FALSE(c.seal.has_value());
+
+  // The environment alone enables the seal, as in Vault.
+  env = {{"VAULT_SEAL_TYPE", "pkcs11"},    {"VAULT_HSM_LIB", "/lib/p11.so"},
+         {"VAULT_HSM_TOKEN_LABEL", "tok"}, {"VAULT_HSM_PIN", "1234"},
+         {"VAULT_HSM_KEY_LABEL", "key"},   {"VAULT_HSM_GENERATE_KEY", "true"}};
+  ASSERT_TRUE(apply_seal_environment(c, getenv).ok());
+  ASSERT_TRUE(c.seal.has_value());
+  EXPECT_EQ(c.seal->token_label, "tok");
+  EXPECT_EQ(c.seal->pin.str(), "1234");
+  EXPECT_TRUE(c.seal->generate_key);
+
+  // VAULT_HSM_PIN overrides the file, which can then leave the PIN out.
+  c = must_parse(std::string(kMinimal) +
+                 "seal \"pkcs11\" {\n  lib = \"/l.so\"\n  slot = 3\n  key_label = \"k\"\n}\n");
+  env = {};
+  Status st = apply_seal_environment(c, getenv);
+  EXPECT_EQ(st.message(), "line 5: seal \"pkcs11\" needs pin (or VAULT_HSM_PIN)");
+  env = {{"VAULT_HSM_PIN", "from-env"}, {"VAULT_HSM_SLOT", "7"}};
+  ASSERT_TRUE(apply_seal_environment(c, getenv).ok());
+  EXPECT_EQ(c.seal->pin.str(), "from-env");
+  EXPECT_EQ(c.seal->slot, std::optional<uint64_t>(7));
+
+  ServerConfig d = must_parse(kMinimal);
+  env = {{"VAULT_SEAL_TYPE", "awskms"}};
+  EXPECT_NE(apply_seal_environment(d, getenv).message().find("not supported"), std::string::npos);
+  env = {{"VAULT_SEAL_TYPE", "pkcs11"}, {"VAULT_HSM_LIB", "/l.so"}, {"VAULT_HSM_PIN", "1"}};
+  EXPECT_NE(apply_seal_environment(d, getenv).message().find("needs slot or token_label"),
+            std::string::npos);
 }
 
 }  // namespace

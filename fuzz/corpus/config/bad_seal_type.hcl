@@ -1,0 +1,7 @@
+storage "inmem" {}
+listener "tcp" {
+  tls_disable = true
+}
+seal "awskms" {
+  region = "eu-west-1"
+}
