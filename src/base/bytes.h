@@ -88,12 +88,14 @@ class SecretString {
   ~SecretString() { wipe(); }
   SecretString(const SecretString&) = delete;
   SecretString& operator=(const SecretString&) = delete;
-  SecretString(SecretString&& o) noexcept : s_(std::move(o.s_)) { o.s_.clear(); }
+  // A short string lives inside the object (small-string buffer) and a move copies it: the
+  // source's buffer is wiped whole, not just emptied.
+  SecretString(SecretString&& o) noexcept : s_(std::move(o.s_)) { o.wipe_buffer(); }
   SecretString& operator=(SecretString&& o) noexcept {
     if (this != &o) {
       wipe();
       s_ = std::move(o.s_);
-      o.s_.clear();
+      o.wipe_buffer();
     }
     return *this;
   }
@@ -108,6 +110,10 @@ class SecretString {
   }
 
  private:
+  void wipe_buffer() {
+    secure_wipe(s_.data(), s_.capacity());
+    s_.clear();
+  }
   std::string s_;
 };
 

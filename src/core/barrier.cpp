@@ -53,25 +53,39 @@ Result<SecretBytes> Barrier::decrypt_with(ByteSpan key, std::string_view path, B
 }
 
 Result<SecretBytes> Barrier::initialize() {
+  SecretBytes root_key = crypto::random_secret(32);
+  RETURN_IF_ERROR(initialize(root_key, {}));
+  return root_key;
+}
+
+Status Barrier::initialize(const SecretBytes& root_key, std::vector<storage::Op> with) {
   std::unique_lock lock(mu_);
-  ASSIGN_OR_RETURN(auto existing, backend_.get(kKeyringPath));
-  if (existing) return already_exists("Vault is already initialized");
-  root_key_ = crypto::random_secret(32);
-  terms_.clear();
+  auto existing = backend_.get(kKeyringPath);
+  if (!existing.ok()) return existing.status();
+  if (existing->has_value()) return already_exists("Vault is already initialized");
+  std::map<uint32_t, KeyTerm> terms;
   KeyTerm t;
   t.term = 1;
   t.key = crypto::random_secret(32);
   t.install_time = clock_.now();
-  terms_.emplace(1, std::move(t));
+  terms.emplace(1, std::move(t));
+  ASSIGN_OR_RETURN(Bytes keyring, keyring_blob(root_key, terms, 1));
+  with.push_back(
+      storage::Op{storage::Op::Kind::kPut, std::string(kKeyringPath), std::move(keyring)});
+  // One transaction: the keyring never exists without what opens it.
+  RETURN_IF_ERROR(backend_.transaction(with));
+  root_key_ = root_key.clone();
+  terms_ = std::move(terms);
   active_term_ = 1;
-  RETURN_IF_ERROR(persist_keyring());
   sealed_ = false;
-  return root_key_.clone();
+  return ok_status();
 }
 
-Status Barrier::persist_keyring() {
+Result<Bytes> Barrier::keyring_blob(const SecretBytes& root_key,
+                                    const std::map<uint32_t, KeyTerm>& terms,
+                                    uint32_t active) const {
   boost::json::array arr;
-  for (const auto& [n, t] : terms_) {
+  for (const auto& [n, t] : terms) {
     boost::json::object o;
     o["term"] = n;
     o["key"] = base64_encode(t.key.span());
@@ -79,10 +93,14 @@ Status Barrier::persist_keyring() {
     arr.push_back(std::move(o));
   }
   boost::json::object doc;
-  doc["active_term"] = active_term_;
+  doc["active_term"] = active;
   doc["terms"] = std::move(arr);
   SecretString text(boost::json::serialize(doc));
-  ASSIGN_OR_RETURN(Bytes blob, encrypt_with(root_key_.span(), kKeyringPath, as_bytes(text.str())));
+  return encrypt_with(root_key.span(), kKeyringPath, as_bytes(text.str()));
+}
+
+Status Barrier::persist_keyring() {
+  ASSIGN_OR_RETURN(Bytes blob, keyring_blob(root_key_, terms_, active_term_));
   return backend_.put(kKeyringPath, blob);
 }
 

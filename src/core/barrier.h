@@ -42,6 +42,9 @@ class Barrier {
   Result<bool> initialized();
   // Creates the first keyring term under a new root key; returns the root key.
   Result<SecretBytes> initialize();
+  // The same under `root_key`, written in one transaction with `with` (the seal's records: what
+  // opens the root key), so a failure writes nothing. Leaves the barrier unsealed on success.
+  Status initialize(const SecretBytes& root_key, std::vector<storage::Op> with);
   // Loads the keyring with the root key; fails with kDataLoss if the key is wrong.
   Status unseal(const SecretBytes& root_key);
   void seal();
@@ -74,6 +77,8 @@ class Barrier {
   Result<Bytes> seal_value(std::string_view key, ByteSpan plaintext);
   Result<SecretBytes> open_value(std::string_view key, ByteSpan blob) const;
   Status persist_keyring();
+  Result<Bytes> keyring_blob(const SecretBytes& root_key, const std::map<uint32_t, KeyTerm>& terms,
+                             uint32_t active) const;
 
   storage::Backend& backend_;
   const Clock& clock_;

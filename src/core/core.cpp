@@ -125,6 +125,10 @@ Result<std::vector<SecretBytes>> split_key(const SecretBytes& key, int shares, i
   return crypto::shamir_split(key.span(), shares, threshold);
 }
 
+storage::Op put_op(std::string_view key, Bytes value) {
+  return storage::Op{storage::Op::Kind::kPut, std::string(key), std::move(value)};
+}
+
 // Combines the shares entered so far (one share is the key itself).
 Result<SecretBytes> combine_shares(const std::vector<SecretBytes>& shares, int threshold) {
   if (threshold == 1) return shares.front().clone();
@@ -149,11 +153,14 @@ Result<InitResult> Core::initialize(int shares, int threshold, const std::string
   SecretBytes unseal_key = crypto::random_secret(32);
   ASSIGN_OR_RETURN(std::vector<SecretBytes> out,
                    split_key(unseal_key, shares, threshold, "secret"));
-  ASSIGN_OR_RETURN(SecretBytes root_key, barrier_.initialize());
-  ASSIGN_OR_RETURN(Bytes wrapped, barrier_.encrypt_with(unseal_key.span(), kRootKeyPath, root_key.span()));
-  RETURN_IF_ERROR(backend_.put(kRootKeyPath, wrapped));
+  SecretBytes root_key = crypto::random_secret(32);
+  ASSIGN_OR_RETURN(Bytes wrapped,
+                   barrier_.encrypt_with(unseal_key.span(), kRootKeyPath, root_key.span()));
   boost::json::object cfg{{"type", "shamir"}, {"secret_shares", shares}, {"secret_threshold", threshold}};
-  RETURN_IF_ERROR(backend_.put(kSealConfigPath, as_bytes(boost::json::serialize(cfg))));
+  std::vector<storage::Op> ops;
+  ops.push_back(put_op(kRootKeyPath, std::move(wrapped)));
+  ops.push_back(put_op(kSealConfigPath, to_bytes(boost::json::serialize(cfg))));
+  RETURN_IF_ERROR(barrier_.initialize(root_key, std::move(ops)));
   ASSIGN_OR_RETURN(std::string root_token, first_unseal(root_token_id));
   InitResult result;
   result.shares = std::move(out);
@@ -178,25 +185,22 @@ Result<InitResult> Core::initialize_recovery(int recovery_shares, int recovery_t
   SecretBytes recovery_key = crypto::random_secret(32);
   ASSIGN_OR_RETURN(std::vector<SecretBytes> out,
                    split_key(recovery_key, recovery_shares, recovery_threshold, "recovery"));
-  // The HSM encrypts the recovery key before anything is written, so an HSM that cannot encrypt
-  // leaves the store uninitialised.
+  // The HSM encrypts both keys before anything is written: an HSM that fails leaves the store
+  // uninitialised, and the keyring is written in one transaction with what opens it.
   ASSIGN_OR_RETURN(Bytes recovery_blob, seal.encrypt(recovery_key.span(), kRecoveryKeyPath));
-  ASSIGN_OR_RETURN(SecretBytes root_key, barrier_.initialize());
+  SecretBytes root_key = crypto::random_secret(32);
   ASSIGN_OR_RETURN(Bytes root_blob, seal.encrypt(root_key.span(), kRootKeyPath));
   boost::json::object cfg{
       {"type", seal.type()}, {"secret_shares", 1}, {"secret_threshold", 1}, {"stored_shares", 1}};
   boost::json::object rcfg{{"type", "shamir"},
                            {"secret_shares", recovery_shares},
                            {"secret_threshold", recovery_threshold}};
-  auto put = [](std::string_view key, Bytes value) {
-    return storage::Op{storage::Op::Kind::kPut, std::string(key), std::move(value)};
-  };
   std::vector<storage::Op> ops;
-  ops.push_back(put(kRootKeyPath, std::move(root_blob)));
-  ops.push_back(put(kRecoveryKeyPath, std::move(recovery_blob)));
-  ops.push_back(put(kRecoveryConfigPath, to_bytes(boost::json::serialize(rcfg))));
-  ops.push_back(put(kSealConfigPath, to_bytes(boost::json::serialize(cfg))));
-  RETURN_IF_ERROR(backend_.transaction(std::move(ops)));
+  ops.push_back(put_op(kRootKeyPath, std::move(root_blob)));
+  ops.push_back(put_op(kRecoveryKeyPath, std::move(recovery_blob)));
+  ops.push_back(put_op(kRecoveryConfigPath, to_bytes(boost::json::serialize(rcfg))));
+  ops.push_back(put_op(kSealConfigPath, to_bytes(boost::json::serialize(cfg))));
+  RETURN_IF_ERROR(barrier_.initialize(root_key, std::move(ops)));
   ASSIGN_OR_RETURN(std::string root_token, first_unseal(root_token_id));
   InitResult result;
   result.recovery_shares = std::move(out);
@@ -208,18 +212,27 @@ Result<InitResult> Core::initialize_recovery(int recovery_shares, int recovery_t
 }
 
 Result<std::string> Core::first_unseal(const std::string& root_token_id) {
-  RETURN_IF_ERROR(barrier_.put(kClusterPath, as_bytes(crypto::random_uuid())));
-  RETURN_IF_ERROR(persist_mounts());
-  RETURN_IF_ERROR(persist_auth());
-  RETURN_IF_ERROR(post_unseal());
-  TokenCreateParams p;
-  p.policies = {"root"};
-  p.display_name = "root";
-  p.id = root_token_id;
-  p.path = "auth/token/root";
-  p.renewable = false;
-  ASSIGN_OR_RETURN(auto root, tokens_->create(p));
-  return std::move(root.first);
+  // The barrier is open but nothing above it is set up yet: on any failure, close it again.
+  auto setup = [&]() -> Result<std::string> {
+    RETURN_IF_ERROR(barrier_.put(kClusterPath, as_bytes(crypto::random_uuid())));
+    RETURN_IF_ERROR(persist_mounts());
+    RETURN_IF_ERROR(persist_auth());
+    RETURN_IF_ERROR(post_unseal());
+    TokenCreateParams p;
+    p.policies = {"root"};
+    p.display_name = "root";
+    p.id = root_token_id;
+    p.path = "auth/token/root";
+    p.renewable = false;
+    ASSIGN_OR_RETURN(auto root, tokens_->create(p));
+    return std::move(root.first);
+  };
+  auto token = setup();
+  if (!token.ok()) {
+    pre_seal();
+    barrier_.seal();
+  }
+  return token;
 }
 
 Result<boost::json::object> Core::read_config(std::string_view path) {
@@ -253,7 +266,8 @@ Result<SealStatus> Core::seal_status() {
     s.shares = static_cast<int>(cfg.at("secret_shares").as_int64());
     s.threshold = static_cast<int>(cfg.at("secret_threshold").as_int64());
   }
-  std::lock_guard lock(seal_mu_);
+  // Not seal_mu_: an unseal holds that across HSM calls, and seal-status answers on I/O threads.
+  std::lock_guard lock(progress_mu_);
   s.progress = static_cast<int>(unseal_progress_.size());
   s.nonce = s.progress > 0 ? unseal_nonce_ : "";
   return s;
@@ -303,9 +317,14 @@ Result<SealStatus> Core::unseal(std::string_view key, bool reset) {
   ASSIGN_OR_RETURN(SealStatus status, seal_status());
   if (!status.initialized) return invalid_argument("Vault is not initialized");
   std::unique_lock lock(seal_mu_);
-  if (reset) {
+  // Writers of the progress hold seal_mu_ and progress_mu_; seal_status() reads under the latter.
+  auto clear_progress = [this] {
+    std::lock_guard p(progress_mu_);
     unseal_progress_.clear();
     unseal_nonce_.clear();
+  };
+  if (reset) {
+    clear_progress();
     lock.unlock();
     return seal_status();
   }
@@ -322,15 +341,17 @@ Result<SealStatus> Core::unseal(std::string_view key, bool reset) {
       return seal_status();  // the same share twice does not count twice (Vault)
     }
   }
-  if (unseal_progress_.empty()) unseal_nonce_ = crypto::random_uuid();
-  unseal_progress_.push_back(std::move(share));
+  {
+    std::lock_guard p(progress_mu_);
+    if (unseal_progress_.empty()) unseal_nonce_ = crypto::random_uuid();
+    unseal_progress_.push_back(std::move(share));
+  }
   if (static_cast<int>(unseal_progress_.size()) < status.threshold) {
     lock.unlock();
     return seal_status();
   }
   auto combined = combine_shares(unseal_progress_, status.threshold);
-  unseal_progress_.clear();
-  unseal_nonce_.clear();
+  clear_progress();
   if (!combined.ok()) return combined.status();
   SecretBytes root_key;
   if (config_.auto_seal) {
@@ -364,7 +385,11 @@ Status Core::seal() {
   std::lock_guard lock(seal_mu_);
   pre_seal();
   barrier_.seal();
-  unseal_progress_.clear();
+  {
+    std::lock_guard p(progress_mu_);
+    unseal_progress_.clear();
+    unseal_nonce_.clear();
+  }
   LOG_INFO("core", "vault is sealed");
   return ok_status();
 }

@@ -217,7 +217,8 @@ class Core {
   AuditBroker audit_;
   std::shared_ptr<Engine> token_expiry_;  // revokes tokens whose own lease is due
 
-  std::mutex seal_mu_;  // serializes init/unseal/seal
+  std::mutex seal_mu_;      // serializes init/unseal/seal (held across HSM calls)
+  std::mutex progress_mu_;  // the unseal progress, for seal_status(); taken inside seal_mu_
   std::vector<SecretBytes> unseal_progress_;
   std::string unseal_nonce_;
   std::string cluster_id_;

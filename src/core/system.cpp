@@ -209,9 +209,9 @@ Result<Response> Core::sys_init(Request& req) {
       return invalid_argument("parameters " + names + " not applicable to seal type " +
                               config_.auto_seal->type());
     }
-    // The vault CLI's defaults when the request leaves them out.
-    ASSIGN_OR_RETURN(int64_t shares, field_int(req.data, "recovery_shares", 5));
-    ASSIGN_OR_RETURN(int64_t threshold, field_int(req.data, "recovery_threshold", 3));
+    // Required, as in Vault's API (the 5 and 3 defaults are the CLI's).
+    ASSIGN_OR_RETURN(int64_t shares, field_int(req.data, "recovery_shares", 0));
+    ASSIGN_OR_RETURN(int64_t threshold, field_int(req.data, "recovery_threshold", 0));
     if (!in_range(shares) || !in_range(threshold)) {
       return invalid_argument("recovery_shares and recovery_threshold must be between 1 and 255");
     }

@@ -109,6 +109,17 @@ Result<CK_MECHANISM_TYPE> oaep_hash(const std::string& name, CK_RSA_PKCS_MGF_TYP
   return invalid_argument("rsa_oaep_hash must be sha1, sha224, sha256, sha384 or sha512");
 }
 
+// OAEP blobs record their hash in the one-byte parameter field (docs/formats/barrier.md).
+constexpr const char* kOaepHashes[] = {"sha1", "sha224", "sha256", "sha384", "sha512"};
+constexpr size_t kOaepHashCount = sizeof(kOaepHashes) / sizeof(kOaepHashes[0]);
+
+uint8_t oaep_hash_id(const std::string& name) {
+  for (size_t i = 0; i < kOaepHashCount; ++i) {
+    if (name == kOaepHashes[i]) return static_cast<uint8_t>(i);
+  }
+  return 2;  // unreachable: open() accepted only the names above
+}
+
 }  // namespace
 
 struct Pkcs11Seal::Impl {
@@ -270,7 +281,9 @@ struct Pkcs11Seal::Impl {
       m.pParameter = &gcm;
       m.ulParameterLen = sizeof(gcm);
     } else {
-      auto hash = oaep_hash(opt.rsa_oaep_hash, oaep.mgf);
+      // The blob's parameter byte names the hash (checked by the caller).
+      auto hash =
+          oaep_hash(kOaepHashes[iv.empty() || iv[0] >= kOaepHashCount ? 2 : iv[0]], oaep.mgf);
       oaep.hashAlg = hash.ok() ? *hash : CKM_SHA256;
       oaep.source = CKZ_DATA_SPECIFIED;
       m.pParameter = &oaep;
@@ -283,12 +296,19 @@ struct Pkcs11Seal::Impl {
     auto* src = const_cast<CK_BYTE_PTR>(in.data());
     rv = encrypt ? f->C_Encrypt(session, src, in.size(), nullptr, &n)
                  : f->C_Decrypt(session, src, in.size(), nullptr, &n);
-    if (rv != CKR_OK) return rv;
-    if (n > kMaxBlobCiphertext) return CKR_DATA_LEN_RANGE;
-    out.assign(n, 0);
-    rv = encrypt ? f->C_Encrypt(session, src, in.size(), out.data(), &n)
-                 : f->C_Decrypt(session, src, in.size(), out.data(), &n);
-    if (rv == CKR_OK) out.resize(n);
+    if (rv == CKR_OK && (n == 0 || n > kMaxBlobCiphertext)) rv = CKR_DATA_LEN_RANGE;
+    if (rv == CKR_OK) {
+      out.assign(n, 0);
+      rv = encrypt ? f->C_Encrypt(session, src, in.size(), out.data(), &n)
+                   : f->C_Decrypt(session, src, in.size(), out.data(), &n);
+    }
+    if (rv == CKR_OK) {
+      out.resize(n);
+    } else {
+      // An operation that failed (or that we abandoned after the size query) may still be
+      // active on the session; a new session is the one portable way to end it.
+      close_session();
+    }
     return rv;
   }
 
@@ -304,6 +324,8 @@ struct Pkcs11Seal::Impl {
       if (attempt == 0 && session_lost(rv)) {
         LOG_WARN("seal", "PKCS#11 session lost (" << rv_text(rv) << "); opening a new one");
         close_session();
+        // A token that was removed and re-inserted may sit in another slot now.
+        RETURN_IF_ERROR(find_slot());
         continue;
       }
       return Status(Code::kUnavailable, rv_text(rv));
@@ -373,7 +395,12 @@ Result<Bytes> Pkcs11Seal::encrypt(ByteSpan plaintext, std::string_view aad) {
   SealBlob blob;
   blob.mechanism = s.opt.mechanism;
   blob.key_label = s.opt.key_label;
-  if (s.is_gcm(blob.mechanism)) blob.iv = crypto::random_bytes(kGcmIvBytes);
+  if (s.is_gcm(blob.mechanism)) {
+    blob.iv = crypto::random_bytes(kGcmIvBytes);
+  } else {
+    blob.iv = {
+        oaep_hash_id(s.opt.rsa_oaep_hash)};  // so a later rsa_oaep_hash change still reads it
+  }
   auto out = s.with_session([&](Bytes& ct, CK_RV& rv) -> Result<bool> {
     bool gcm = s.is_gcm(blob.mechanism);
     ASSIGN_OR_RETURN(CK_OBJECT_HANDLE k, s.key(gcm ? CKO_SECRET_KEY : CKO_PUBLIC_KEY,
@@ -397,6 +424,10 @@ Result<SecretBytes> Pkcs11Seal::decrypt(ByteSpan stored, std::string_view aad) {
   }
   if (blob.mechanism == CKM_AES_GCM && blob.iv.size() != kGcmIvBytes) {
     return data_loss("seal blob: bad GCM IV length");
+  }
+  if (blob.mechanism == CKM_RSA_PKCS_OAEP &&
+      (blob.iv.size() != 1 || blob.iv[0] >= kOaepHashCount)) {
+    return data_loss("seal blob: bad OAEP hash");
   }
   Impl& s = *impl_;
   std::lock_guard lock(s.mu);

@@ -25,7 +25,7 @@ class FakeSeal final : public AutoSeal {
   std::string type() const override { return "pkcs11"; }
   Result<Bytes> encrypt(ByteSpan plaintext, std::string_view aad) override {
     ++encrypts;
-    if (down) return unavailable("HSM unreachable (test)");
+    if (down || encrypts == fail_encrypt) return unavailable("HSM unreachable (test)");
     Bytes nonce = crypto::random_bytes(crypto::kAeadNonceSize);
     ASSIGN_OR_RETURN(Bytes ct, crypto::aead_seal(crypto::AeadAlg::kAes256Gcm, key.span(), nonce,
                                                  plaintext, as_bytes(aad)));
@@ -42,6 +42,7 @@ class FakeSeal final : public AutoSeal {
   }
   SecretBytes key = crypto::random_secret(32);
   bool down = false;
+  int fail_encrypt = 0;  // the encrypt call (1-based) that fails, 0: none
   int encrypts = 0;
   int decrypts = 0;
 };
@@ -119,28 +120,41 @@ TEST_F(AutoSealTest, InitRefusesShamirParametersAndHsmOutages) {
   EXPECT_EQ(r.status().message(),
             "parameters secret_shares,secret_threshold not applicable to seal type pkcs11");
 
-  // An HSM that cannot encrypt leaves the store uninitialised, so init can be retried.
-  seal_->down = true;
-  r = call(*core_, Operation::kUpdate, "sys/init",
-           object{{"recovery_shares", 3}, {"recovery_threshold", 2}});
+  // As in Vault's API, the recovery counts are required (the CLI sends 5 and 3).
+  r = call(*core_, Operation::kUpdate, "sys/init", object{});
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("HSM unreachable"), std::string::npos);
-  auto inited = call(*core_, Operation::kRead, "sys/init");
-  ASSERT_TRUE(inited.ok());
-  EXPECT_FALSE(inited->raw->as_object().at("initialized").as_bool());
-  seal_->down = false;
+  EXPECT_NE(r.status().message().find("recovery_shares must be between 1 and 255"),
+            std::string::npos);
+
+  // An HSM that fails on the first (recovery key) or the second (root key) encryption leaves the
+  // store uninitialised and sealed, so init can be retried.
+  for (int failing : {1, 2}) {
+    seal_->encrypts = 0;
+    seal_->fail_encrypt = failing;
+    r = call(*core_, Operation::kUpdate, "sys/init",
+             object{{"recovery_shares", 3}, {"recovery_threshold", 2}});
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("HSM unreachable"), std::string::npos);
+    EXPECT_EQ(seal_->encrypts, failing);
+    auto inited = call(*core_, Operation::kRead, "sys/init");
+    ASSERT_TRUE(inited.ok());
+    EXPECT_FALSE(inited->raw->as_object().at("initialized").as_bool()) << failing;
+    EXPECT_TRUE(core_->sealed());
+  }
+  seal_->fail_encrypt = 0;
   init(3, 2);
   EXPECT_FALSE(core_->sealed());
 }
 
-TEST_F(AutoSealTest, ARestartedServerUnsealsItselfAndStaysSealedWhileTheHsmIsDown) {
+TEST_F(AutoSealTest, ARestartedServerUnsealsItselfAndStaysSealedWhileTheHsmCannotDecrypt) {
   object out = init(3, 2);
   std::string root(out.at("root_token").as_string());
   ASSERT_TRUE(call(*core_, Operation::kUpdate, "sys/mounts/kv", object{{"type", "kv"}}, root).ok());
   ASSERT_TRUE(call(*core_, Operation::kUpdate, "kv/a", object{{"v", "1"}}, root).ok());
   core_.reset();
 
-  // The HSM is down at start: sealed, with the reason.
+  // The HSM fails at auto-unseal (the real seal's open succeeded, then the HSM went away or its
+  // key changed): sealed, with the reason.
   seal_->down = true;
   core_ = make_core(seal_);
   Status st = core_->auto_unseal();

@@ -203,12 +203,18 @@ TEST_F(Pkcs11SealTest, RsaOaepWithAKeyPairMadeOnTheToken) {
   auto [blob, parsed] = seal_root_key(**seal);
   EXPECT_EQ(parsed.mechanism, uint64_t{CKM_RSA_PKCS_OAEP});
   EXPECT_EQ(parsed.ciphertext.size(), 256u);
+  EXPECT_EQ(parsed.iv, Bytes{0});  // the OAEP hash, recorded: 0 is sha1
   auto pt = (*seal)->decrypt(blob, "core/root-key");
   ASSERT_TRUE(pt.ok()) << pt.status().to_string();
   EXPECT_EQ(to_string(pt->span()), kSecret);
   Bytes flipped = blob;
   flipped.back() ^= 1;
   EXPECT_FALSE((*seal)->decrypt(flipped, "core/root-key").ok());
+  SealBlob bad_hash = parsed;
+  bad_hash.iv = {9};
+  EXPECT_EQ((*seal)->decrypt(encode_blob(bad_hash), "core/root-key").status().code(),
+            Code::kDataLoss);
+  EXPECT_TRUE((*seal)->decrypt(blob, "core/root-key").ok());
 
   // OAEP with SHA-256 (Vault's default) is refused by SoftHSM: at open, with a hint.
   o = options(false);
