@@ -12,6 +12,7 @@
 #include "core/engines/cubbyhole.h"
 #include "core/engines/database.h"
 #include "core/engines/kv.h"
+#include "core/engines/ledger.h"
 #include "core/engines/pki.h"
 #include "core/engines/transit.h"
 #include "crypto/random.h"
@@ -78,6 +79,7 @@ Core::Core(storage::Backend& backend, const Clock& clock, CoreConfig config)
   register_engine("transit", make_transit_engine);
   register_engine("database", make_database_engine);
   register_engine("pki", make_pki_engine);
+  register_engine("ledger", make_ledger_engine);
   register_engine(std::string(kCubbyholeType), make_cubbyhole_engine);
   register_auth("approle", make_approle_auth);
   register_auth("userpass", make_userpass_auth);
