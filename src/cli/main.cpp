@@ -2,19 +2,19 @@
 
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <sstream>
-
-#include <CLI/CLI.hpp>
-#include <boost/json.hpp>
 
 #include "base/encoding.h"
 #include "cli/agent.h"
 #include "cli/attest.h"
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/ledger.h"
 #include "cli/workload.h"
 #include "server/server.h"
 
@@ -79,6 +79,7 @@ int run_main(int argc, char** argv) {
   register_attest_commands(app, g);
   register_agent_commands(app, g);
   register_workload_commands(app, g);  // after agent: it extends the `agent` command
+  register_ledger_commands(app, g);
 
   auto args = normalize_args(argc, argv);
   std::reverse(args.begin(), args.end());
