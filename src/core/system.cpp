@@ -197,45 +197,35 @@ Result<Response> Core::sys_init(Request& req) {
   if ((pgp && !pgp->is_null()) || given("root_token_pgp_key") || given("recovery_pgp_keys")) {
     return invalid_argument("PGP-encrypted key shares are not supported by this server");
   }
-  auto in_range = [](int64_t v) { return v >= 0 && v <= 255; };
+  // One shape for both seal kinds: a Shamir seal splits the unseal key ("secret_*", defaults 5
+  // and 3 as before), an auto seal the recovery key ("recovery_*", required as in Vault's API).
+  // The other kind's parameters are refused by name, with Vault's message.
+  const bool recovery = config_.auto_seal != nullptr;
+  const std::string kind = recovery ? "recovery" : "secret";
+  const std::string other = recovery ? "secret" : "recovery";
+  std::string refused;
+  for (const std::string& k : {other + "_shares", other + "_threshold"}) {
+    if (given(k.c_str())) refused += (refused.empty() ? "" : ",") + k;
+  }
+  if (!refused.empty()) {
+    return invalid_argument("parameters " + refused + " not applicable to seal type " +
+                            (recovery ? config_.auto_seal->type() : "shamir"));
+  }
+  ASSIGN_OR_RETURN(int64_t shares, field_int(req.data, kind + "_shares", recovery ? 0 : 5));
+  ASSIGN_OR_RETURN(int64_t threshold, field_int(req.data, kind + "_threshold", recovery ? 0 : 3));
+  if (shares < 0 || shares > 255 || threshold < 0 || threshold > 255) {
+    return invalid_argument(kind + "_shares and " + kind + "_threshold must be between 1 and 255");
+  }
   InitResult init;
-  if (config_.auto_seal) {
-    std::vector<std::string> wrong;
-    for (const char* k : {"secret_shares", "secret_threshold"}) {
-      if (given(k)) wrong.emplace_back(k);
-    }
-    if (!wrong.empty()) {
-      std::string names = wrong[0] + (wrong.size() > 1 ? "," + wrong[1] : "");
-      return invalid_argument("parameters " + names + " not applicable to seal type " +
-                              config_.auto_seal->type());
-    }
-    // Required, as in Vault's API (the 5 and 3 defaults are the CLI's).
-    ASSIGN_OR_RETURN(int64_t shares, field_int(req.data, "recovery_shares", 0));
-    ASSIGN_OR_RETURN(int64_t threshold, field_int(req.data, "recovery_threshold", 0));
-    if (!in_range(shares) || !in_range(threshold)) {
-      return invalid_argument("recovery_shares and recovery_threshold must be between 1 and 255");
-    }
+  if (recovery) {
     ASSIGN_OR_RETURN(init,
                      initialize_recovery(static_cast<int>(shares), static_cast<int>(threshold)));
   } else {
-    std::vector<std::string> wrong;
-    for (const char* k : {"recovery_shares", "recovery_threshold"}) {
-      if (given(k)) wrong.emplace_back(k);
-    }
-    if (!wrong.empty()) {
-      std::string names = wrong[0] + (wrong.size() > 1 ? "," + wrong[1] : "");
-      return invalid_argument("parameters " + names + " not applicable to seal type shamir");
-    }
-    ASSIGN_OR_RETURN(int64_t shares, field_int(req.data, "secret_shares", 5));
-    ASSIGN_OR_RETURN(int64_t threshold, field_int(req.data, "secret_threshold", 3));
-    if (!in_range(shares) || !in_range(threshold)) {
-      return invalid_argument("secret_shares and secret_threshold must be between 1 and 255");
-    }
     ASSIGN_OR_RETURN(init, initialize(static_cast<int>(shares), static_cast<int>(threshold)));
   }
-  auto encode = [](const std::vector<SecretBytes>& shares, boost::json::array& hex,
+  auto encode = [](const std::vector<SecretBytes>& parts, boost::json::array& hex,
                    boost::json::array& b64) {
-    for (const auto& s : shares) {
+    for (const auto& s : parts) {
       hex.emplace_back(hex_encode(s.span()));
       b64.emplace_back(base64_encode(s.span()));
     }
