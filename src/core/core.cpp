@@ -9,28 +9,20 @@
 #include "core/auth/approle.h"
 #include "core/auth/cidr.h"
 #include "core/auth/userpass.h"
+#include "core/core_paths.h"
 #include "core/engines/cubbyhole.h"
 #include "core/engines/database.h"
 #include "core/engines/kv.h"
 #include "core/engines/ledger.h"
 #include "core/engines/pki.h"
 #include "core/engines/transit.h"
+#include "core/quorum.h"
 #include "crypto/random.h"
 #include "crypto/shamir.h"
 #include "storage/durability.h"
 
 namespace custos::core {
 namespace {
-
-constexpr std::string_view kSealConfigPath = "core/seal-config";
-constexpr std::string_view kRootKeyPath = "core/root-key";
-// Auto seal only (docs/formats/barrier.md): the recovery key encrypted by the HSM, and the
-// recovery shares' count and threshold.
-constexpr std::string_view kRecoveryKeyPath = "core/recovery-key";
-constexpr std::string_view kRecoveryConfigPath = "core/recovery-config";
-constexpr std::string_view kMountsPath = "core/mounts";
-constexpr std::string_view kClusterPath = "core/cluster";
-constexpr std::string_view kAuthPath = "core/auth";
 
 // Paths that need `sudo` on top of the operation's capability (Vault's root-protected paths).
 bool needs_sudo(const std::string& path) {
@@ -50,16 +42,6 @@ bool needs_sudo(const std::string& path) {
 }
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
-
-
-// Decodes an unseal key given as hex or base64.
-Result<SecretBytes> decode_share(std::string_view key) {
-  auto hex = hex_decode(key);
-  if (hex.ok()) return SecretBytes(std::move(*hex));
-  auto b64 = base64_decode(key);
-  if (b64.ok()) return SecretBytes(std::move(*b64));
-  return invalid_argument("'key' must be a valid hex or base64 string");
-}
 
 std::string mount_accessor(const std::string& type) {
   std::string hex = hex_encode(crypto::random_bytes(4));
@@ -106,39 +88,8 @@ void Core::register_auth(const std::string& type, EngineFactory factory) {
 
 namespace {
 
-// Splits a fresh key into Shamir shares after checking the counts the way Vault words it
-// (`what` is "secret" or "recovery").
-Result<std::vector<SecretBytes>> split_key(const SecretBytes& key, int shares, int threshold,
-                                           const std::string& what) {
-  if (shares < 1 || shares > 255)
-    return invalid_argument(what + "_shares must be between 1 and 255");
-  if (threshold < 1 || threshold > shares) {
-    return invalid_argument(what + "_threshold must be between 1 and " + what + "_shares");
-  }
-  if (shares > 1 && threshold < 2) {
-    return invalid_argument(what + "_threshold must be at least 2 when " + what +
-                            "_shares is above 1");
-  }
-  std::vector<SecretBytes> out;
-  if (shares == 1) {
-    out.push_back(key.clone());
-    return out;
-  }
-  return crypto::shamir_split(key.span(), shares, threshold);
-}
-
 storage::Op put_op(std::string_view key, Bytes value) {
   return storage::Op{storage::Op::Kind::kPut, std::string(key), std::move(value)};
-}
-
-// Combines the shares entered so far (one share is the key itself).
-Result<SecretBytes> combine_shares(const std::vector<SecretBytes>& shares, int threshold) {
-  if (threshold == 1) return shares.front().clone();
-  auto combined = crypto::shamir_combine(shares);
-  if (!combined.ok()) {
-    return invalid_argument("failed to combine unseal key shares: " + combined.status().message());
-  }
-  return std::move(*combined);
 }
 
 }  // namespace
@@ -154,14 +105,14 @@ Result<InitResult> Core::initialize(int shares, int threshold, const std::string
   }
   SecretBytes unseal_key = crypto::random_secret(32);
   ASSIGN_OR_RETURN(std::vector<SecretBytes> out,
-                   split_key(unseal_key, shares, threshold, "secret"));
+                   split_key_shares(unseal_key, shares, threshold, "secret"));
   SecretBytes root_key = crypto::random_secret(32);
   ASSIGN_OR_RETURN(Bytes wrapped,
-                   barrier_.encrypt_with(unseal_key.span(), kRootKeyPath, root_key.span()));
+                   barrier_.encrypt_with(unseal_key.span(), paths::kRootKey, root_key.span()));
   boost::json::object cfg{{"type", "shamir"}, {"secret_shares", shares}, {"secret_threshold", threshold}};
   std::vector<storage::Op> ops;
-  ops.push_back(put_op(kRootKeyPath, std::move(wrapped)));
-  ops.push_back(put_op(kSealConfigPath, to_bytes(boost::json::serialize(cfg))));
+  ops.push_back(put_op(paths::kRootKey, std::move(wrapped)));
+  ops.push_back(put_op(paths::kSealConfig, to_bytes(boost::json::serialize(cfg))));
   RETURN_IF_ERROR(barrier_.initialize(root_key, std::move(ops)));
   ASSIGN_OR_RETURN(std::string root_token, first_unseal(root_token_id));
   InitResult result;
@@ -186,22 +137,22 @@ Result<InitResult> Core::initialize_recovery(int recovery_shares, int recovery_t
   AutoSeal& seal = *config_.auto_seal;
   SecretBytes recovery_key = crypto::random_secret(32);
   ASSIGN_OR_RETURN(std::vector<SecretBytes> out,
-                   split_key(recovery_key, recovery_shares, recovery_threshold, "recovery"));
+                   split_key_shares(recovery_key, recovery_shares, recovery_threshold, "recovery"));
   // The HSM encrypts both keys before anything is written: an HSM that fails leaves the store
   // uninitialised, and the keyring is written in one transaction with what opens it.
-  ASSIGN_OR_RETURN(Bytes recovery_blob, seal.encrypt(recovery_key.span(), kRecoveryKeyPath));
+  ASSIGN_OR_RETURN(Bytes recovery_blob, seal.encrypt(recovery_key.span(), paths::kRecoveryKey));
   SecretBytes root_key = crypto::random_secret(32);
-  ASSIGN_OR_RETURN(Bytes root_blob, seal.encrypt(root_key.span(), kRootKeyPath));
+  ASSIGN_OR_RETURN(Bytes root_blob, seal.encrypt(root_key.span(), paths::kRootKey));
   boost::json::object cfg{
       {"type", seal.type()}, {"secret_shares", 1}, {"secret_threshold", 1}, {"stored_shares", 1}};
   boost::json::object rcfg{{"type", "shamir"},
                            {"secret_shares", recovery_shares},
                            {"secret_threshold", recovery_threshold}};
   std::vector<storage::Op> ops;
-  ops.push_back(put_op(kRootKeyPath, std::move(root_blob)));
-  ops.push_back(put_op(kRecoveryKeyPath, std::move(recovery_blob)));
-  ops.push_back(put_op(kRecoveryConfigPath, to_bytes(boost::json::serialize(rcfg))));
-  ops.push_back(put_op(kSealConfigPath, to_bytes(boost::json::serialize(cfg))));
+  ops.push_back(put_op(paths::kRootKey, std::move(root_blob)));
+  ops.push_back(put_op(paths::kRecoveryKey, std::move(recovery_blob)));
+  ops.push_back(put_op(paths::kRecoveryConfig, to_bytes(boost::json::serialize(rcfg))));
+  ops.push_back(put_op(paths::kSealConfig, to_bytes(boost::json::serialize(cfg))));
   RETURN_IF_ERROR(barrier_.initialize(root_key, std::move(ops)));
   ASSIGN_OR_RETURN(std::string root_token, first_unseal(root_token_id));
   InitResult result;
@@ -216,7 +167,7 @@ Result<InitResult> Core::initialize_recovery(int recovery_shares, int recovery_t
 Result<std::string> Core::first_unseal(const std::string& root_token_id) {
   // The barrier is open but nothing above it is set up yet: on any failure, close it again.
   auto setup = [&]() -> Result<std::string> {
-    RETURN_IF_ERROR(barrier_.put(kClusterPath, as_bytes(crypto::random_uuid())));
+    RETURN_IF_ERROR(barrier_.put(paths::kCluster, as_bytes(crypto::random_uuid())));
     RETURN_IF_ERROR(persist_mounts());
     RETURN_IF_ERROR(persist_auth());
     RETURN_IF_ERROR(post_unseal());
@@ -264,21 +215,21 @@ Result<SealStatus> Core::seal_status() {
   }
   if (inited) {
     ASSIGN_OR_RETURN(auto cfg,
-                     read_config(s.recovery_seal ? kRecoveryConfigPath : kSealConfigPath));
+                     read_config(s.recovery_seal ? paths::kRecoveryConfig : paths::kSealConfig));
     s.shares = static_cast<int>(cfg.at("secret_shares").as_int64());
     s.threshold = static_cast<int>(cfg.at("secret_threshold").as_int64());
   }
   // Not seal_mu_: an unseal holds that across HSM calls, and seal-status answers on I/O threads.
   std::lock_guard lock(progress_mu_);
-  s.progress = static_cast<int>(unseal_progress_.size());
-  s.nonce = s.progress > 0 ? unseal_nonce_ : "";
+  s.progress = unseal_quorum_.progress();
+  s.nonce = s.progress > 0 ? unseal_quorum_.nonce() : "";
   return s;
 }
 
 Status Core::check_seal_type() {
   ASSIGN_OR_RETURN(bool inited, barrier_.initialized());
   if (!inited) return ok_status();
-  ASSIGN_OR_RETURN(auto cfg, read_config(kSealConfigPath));
+  ASSIGN_OR_RETURN(auto cfg, read_config(paths::kSealConfig));
   std::string stored(cfg.at("type").as_string());
   std::string configured = config_.auto_seal ? config_.auto_seal->type() : "shamir";
   if (stored != configured) {
@@ -308,9 +259,9 @@ Status Core::auto_unseal() {
   ASSIGN_OR_RETURN(bool inited, barrier_.initialized());
   if (!inited) return ok_status();
   RETURN_IF_ERROR(check_seal_type());
-  ASSIGN_OR_RETURN(auto blob, backend_.get(kRootKeyPath));
+  ASSIGN_OR_RETURN(auto blob, backend_.get(paths::kRootKey));
   if (!blob) return data_loss("root key is missing from storage");
-  auto root_key = config_.auto_seal->decrypt(*blob, kRootKeyPath);
+  auto root_key = config_.auto_seal->decrypt(*blob, paths::kRootKey);
   if (!root_key.ok()) return root_key.status().with_context("auto-unseal");
   return unseal_with_root_key(*root_key);
 }
@@ -322,8 +273,7 @@ Result<SealStatus> Core::unseal(std::string_view key, bool reset) {
   // Writers of the progress hold seal_mu_ and progress_mu_; seal_status() reads under the latter.
   auto clear_progress = [this] {
     std::lock_guard p(progress_mu_);
-    unseal_progress_.clear();
-    unseal_nonce_.clear();
+    unseal_quorum_.clear();
   };
   if (reset) {
     clear_progress();
@@ -335,52 +285,62 @@ Result<SealStatus> Core::unseal(std::string_view key, bool reset) {
     return seal_status();
   }
   if (key.empty()) return invalid_argument("'key' must be specified in request body as JSON, or 'reset' set to true");
-  ASSIGN_OR_RETURN(SecretBytes share, decode_share(key));
-  if (share.size() < 2 || share.size() > 128) return invalid_argument("invalid unseal key length");
-  for (const auto& s : unseal_progress_) {
-    if (s == share) {
-      lock.unlock();
-      return seal_status();  // the same share twice does not count twice (Vault)
-    }
-  }
+  bool reached = false;
   {
     std::lock_guard p(progress_mu_);
-    if (unseal_progress_.empty()) unseal_nonce_ = crypto::random_uuid();
-    unseal_progress_.push_back(std::move(share));
+    if (!unseal_quorum_.started()) unseal_quorum_.start(status.threshold);
+    // Vault's unseal takes no nonce.
+    ASSIGN_OR_RETURN(reached, unseal_quorum_.add(key, "", false));
   }
-  if (static_cast<int>(unseal_progress_.size()) < status.threshold) {
+  if (!reached) {
     lock.unlock();
     return seal_status();
   }
-  auto combined = combine_shares(unseal_progress_, status.threshold);
+  Result<SecretBytes> combined = [&] {
+    std::lock_guard p(progress_mu_);
+    return unseal_quorum_.combine();
+  }();
   clear_progress();
   if (!combined.ok()) return combined.status();
   SecretBytes root_key;
   if (config_.auto_seal) {
     // Auto seal: the shares are recovery key shares. They authorise the unseal; the HSM decrypts.
-    AutoSeal& seal = *config_.auto_seal;
-    ASSIGN_OR_RETURN(auto recovery_blob, backend_.get(kRecoveryKeyPath));
-    if (!recovery_blob) return data_loss("recovery key is missing from storage");
-    ASSIGN_OR_RETURN(SecretBytes recovery_key, seal.decrypt(*recovery_blob, kRecoveryKeyPath));
-    if (!(recovery_key == *combined)) {
-      return invalid_argument(
-          "Error unsealing: the recovery key shares do not match the recovery key");
-    }
-    ASSIGN_OR_RETURN(auto blob, backend_.get(kRootKeyPath));
+    RETURN_IF_ERROR(verify_recovery_key(*combined).with_context("Error unsealing"));
+    ASSIGN_OR_RETURN(auto blob, backend_.get(paths::kRootKey));
     if (!blob) return data_loss("root key is missing from storage");
-    ASSIGN_OR_RETURN(root_key, seal.decrypt(*blob, kRootKeyPath));
+    ASSIGN_OR_RETURN(root_key, config_.auto_seal->decrypt(*blob, paths::kRootKey));
   } else {
-    ASSIGN_OR_RETURN(auto wrapped, backend_.get(kRootKeyPath));
-    if (!wrapped) return data_loss("root key is missing from storage");
-    auto opened = barrier_.decrypt_with(combined->span(), kRootKeyPath, *wrapped);
-    if (!opened.ok()) {
-      return invalid_argument("Error unsealing: the unseal key shares do not open the root key");
-    }
+    auto opened = open_root_key(*combined);
+    if (!opened.ok()) return opened.status().with_context("Error unsealing");
     root_key = std::move(*opened);
   }
   RETURN_IF_ERROR(unseal_with_root_key(root_key));
   lock.unlock();
   return seal_status();
+}
+
+Status Core::verify_recovery_key(const SecretBytes& combined) {
+  ASSIGN_OR_RETURN(auto recovery_blob, backend_.get(paths::kRecoveryKey));
+  if (!recovery_blob) return data_loss("recovery key is missing from storage");
+  ASSIGN_OR_RETURN(SecretBytes recovery_key,
+                   config_.auto_seal->decrypt(*recovery_blob, paths::kRecoveryKey));
+  if (!(recovery_key == combined)) {
+    return invalid_argument("the recovery key shares do not match the recovery key");
+  }
+  return ok_status();
+}
+
+Result<SecretBytes> Core::open_root_key(const SecretBytes& unseal_key) {
+  ASSIGN_OR_RETURN(auto wrapped, backend_.get(paths::kRootKey));
+  if (!wrapped) return data_loss("root key is missing from storage");
+  auto opened = barrier_.decrypt_with(unseal_key.span(), paths::kRootKey, *wrapped);
+  if (!opened.ok()) return invalid_argument("the unseal key shares do not open the root key");
+  return std::move(*opened);
+}
+
+Status Core::verify_quorum_key(const SecretBytes& combined) {
+  if (config_.auto_seal) return verify_recovery_key(combined);
+  return open_root_key(combined).status();
 }
 
 Status Core::seal() {
@@ -389,9 +349,12 @@ Status Core::seal() {
   barrier_.seal();
   {
     std::lock_guard p(progress_mu_);
-    unseal_progress_.clear();
-    unseal_nonce_.clear();
+    unseal_quorum_.clear();
   }
+  // An attempt authorised by shares given before the seal does not survive it.
+  root_generation_.reset();
+  rekeys_[0].reset();
+  rekeys_[1].reset();
   LOG_INFO("core", "vault is sealed");
   return ok_status();
 }
@@ -400,7 +363,7 @@ Status Core::post_unseal() {
   tokens_ = std::make_unique<TokenStore>(View(barrier_, "sys/token/"), clock_,
                                          config_.default_lease_ttl, config_.max_lease_ttl);
   RETURN_IF_ERROR(tokens_->load(barrier_));
-  ASSIGN_OR_RETURN(auto cluster, barrier_.get(kClusterPath));
+  ASSIGN_OR_RETURN(auto cluster, barrier_.get(paths::kCluster));
   cluster_id_ = cluster ? std::string(cluster->view()) : "";
   RETURN_IF_ERROR(load_mounts());
   RETURN_IF_ERROR(load_auth());
@@ -647,11 +610,11 @@ Status Core::persist_mounts() {
   }
   boost::json::object doc{{"mounts", std::move(arr)}};
   SecretString text(boost::json::serialize(doc));
-  return barrier_.put(kMountsPath, as_bytes(text.str()));
+  return barrier_.put(paths::kMounts, as_bytes(text.str()));
 }
 
 Status Core::load_mounts() {
-  ASSIGN_OR_RETURN(auto raw, barrier_.get(kMountsPath));
+  ASSIGN_OR_RETURN(auto raw, barrier_.get(paths::kMounts));
   std::map<std::string, std::shared_ptr<Mounted>> loaded;
   if (raw) {
     boost::system::error_code ec;
@@ -831,11 +794,11 @@ Status Core::persist_auth() {
     }
   }
   SecretString text(boost::json::serialize(boost::json::object{{"mounts", std::move(arr)}}));
-  return barrier_.put(kAuthPath, as_bytes(text.str()));
+  return barrier_.put(paths::kAuth, as_bytes(text.str()));
 }
 
 Status Core::load_auth() {
-  ASSIGN_OR_RETURN(auto raw, barrier_.get(kAuthPath));
+  ASSIGN_OR_RETURN(auto raw, barrier_.get(paths::kAuth));
   std::map<std::string, std::shared_ptr<Mounted>> loaded;
   if (raw) {
     boost::system::error_code ec;

@@ -19,6 +19,7 @@
 #include "core/barrier.h"
 #include "core/engine.h"
 #include "core/leases.h"
+#include "core/quorum.h"
 #include "core/request.h"
 #include "core/seal.h"
 #include "core/tokens.h"
@@ -131,6 +132,12 @@ class Core {
   // Opens the barrier with the root key and runs post_unseal; seal_mu_ held.
   Status unseal_with_root_key(const SecretBytes& root_key);
   Result<boost::json::object> read_config(std::string_view path);
+  // The checks a quorum of shares passes (seal_mu_ held). Shamir: the combined unseal key must
+  // open the root key, which open_root_key() returns. Auto seal: the combined recovery key must
+  // equal the one the HSM decrypts (compared in constant time).
+  Result<SecretBytes> open_root_key(const SecretBytes& unseal_key);
+  Status verify_recovery_key(const SecretBytes& combined);
+  Status verify_quorum_key(const SecretBytes& combined);
   // Post-unseal setup: mount table, policies, token store, audit devices.
   Status post_unseal();
   void pre_seal();
@@ -205,6 +212,35 @@ class Core {
   Result<Response> sys_health(Request& req);
   Result<Response> sys_init(Request& req);
   Result<Response> sys_metrics(Request& req);
+
+  // Operations a quorum of key holders authorises, without a token (core/quorum_ops.cpp,
+  // docs/quorum.md): sys/generate-root/{attempt,update}, sys/rekey/{init,update,verify} (the
+  // unseal key, Shamir seal) and sys/rekey-recovery-key/... (the recovery key, auto seal).
+  struct RootGeneration {
+    ShareQuorum quorum;
+    SecretString otp;  // XORed with the new token's characters
+  };
+  struct Rekey {
+    bool recovery = false;
+    ShareQuorum quorum;  // shares of the current key
+    int new_shares = 0;
+    int new_threshold = 0;
+    bool require_verification = false;
+    // Once the quorum is reached with verification required: the new key, the blob to store
+    // (the root key encrypted by the new unseal key, or the new recovery key encrypted by the
+    // HSM), and the shares of the new key collected toward new_threshold.
+    SecretBytes pending_key;
+    Bytes pending_blob;
+    ShareQuorum verification;
+  };
+  Result<Response> sys_generate_root(Request& req, std::string_view rest);
+  Result<Response> sys_rekey(Request& req, std::string_view rest, bool recovery);
+  boost::json::object root_generation_status(int required) const;
+  boost::json::object rekey_status(const Rekey* r, int required) const;
+  // The current threshold of the shares that authorise these operations.
+  Result<int> quorum_threshold(bool recovery);
+  // Writes a finished rekey's new key material and share counts in one transaction.
+  Status commit_rekey(Rekey& r);
   static void register_process_gauges();
   Result<Response> sys_audit(Request& req, const std::string& rest);
 
@@ -219,8 +255,11 @@ class Core {
 
   std::mutex seal_mu_;      // serializes init/unseal/seal (held across HSM calls)
   std::mutex progress_mu_;  // the unseal progress, for seal_status(); taken inside seal_mu_
-  std::vector<SecretBytes> unseal_progress_;
-  std::string unseal_nonce_;
+  ShareQuorum unseal_quorum_;
+  // One root generation and one rekey per key kind (0: unseal key, 1: recovery key) at a time;
+  // guarded by seal_mu_.
+  std::unique_ptr<RootGeneration> root_generation_;
+  std::unique_ptr<Rekey> rekeys_[2];
   std::string cluster_id_;
   metrics::GaugeHandle unsealed_gauge_;  // vault_core_unsealed (sys/metrics)
 

@@ -268,6 +268,10 @@ Result<Response> Core::handle_unauthenticated(Request& req, bool& handled) {
     return sys_init(req);
   }
   if (p == "sys/wrapping/lookup") return wrapping_lookup(req);
+  // Authorised by key shares, not a token (Vault): usable when the root token is lost.
+  if (starts_with(p, "sys/generate-root/")) return sys_generate_root(req, p.substr(18));
+  if (starts_with(p, "sys/rekey/")) return sys_rekey(req, p.substr(10), false);
+  if (starts_with(p, "sys/rekey-recovery-key/")) return sys_rekey(req, p.substr(23), true);
   if (p == "sys/unseal") {
     if (!req.http_put_or_post) return unimplemented("unsupported operation");
     ASSIGN_OR_RETURN(bool reset, field_bool(req.data, "reset", false));

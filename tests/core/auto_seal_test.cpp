@@ -248,5 +248,79 @@ TEST_F(AutoSealTest, ShamirServersRefuseRecoveryParametersAndMismatchedStores) {
   EXPECT_EQ(sealed.auto_unseal().code(), Code::kFailedPrecondition);
 }
 
+TEST_F(AutoSealTest, RecoveryKeyHoldersGenerateRootAndRekeyTheRecoveryKey) {
+  object out = init(3, 2);
+  auto anon = [&](Operation op, const std::string& path, object data = {}) {
+    return call(*core_, op, path, std::move(data));
+  };
+  // The barrier key lives in the HSM: no unseal key shares to rekey.
+  auto refused = anon(Operation::kUpdate, "sys/rekey/init",
+                      object{{"secret_shares", 3}, {"secret_threshold", 2}});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("sys/rekey-recovery-key"), std::string::npos);
+
+  // generate-root takes recovery shares.
+  auto start = anon(Operation::kUpdate, "sys/generate-root/attempt");
+  ASSERT_TRUE(start.ok()) << start.status().to_string();
+  std::string nonce(start->raw->as_object().at("nonce").as_string());
+  ASSERT_TRUE(anon(Operation::kUpdate, "sys/generate-root/update",
+                   object{{"key", key_at(out, 1)}, {"nonce", nonce}})
+                  .ok());
+  auto done = anon(Operation::kUpdate, "sys/generate-root/update",
+                   object{{"key", key_at(out, 2)}, {"nonce", nonce}});
+  ASSERT_TRUE(done.ok()) << done.status().to_string();
+  EXPECT_TRUE(done->raw->as_object().at("complete").as_bool());
+
+  // Rekey the recovery key to 4 shares, threshold 3: the HSM encrypts the new one.
+  auto init_r = anon(Operation::kUpdate, "sys/rekey-recovery-key/init",
+                     object{{"secret_shares", 4}, {"secret_threshold", 3}});
+  ASSERT_TRUE(init_r.ok()) << init_r.status().to_string();
+  nonce = std::string(init_r->raw->as_object().at("nonce").as_string());
+  ASSERT_TRUE(anon(Operation::kUpdate, "sys/rekey-recovery-key/update",
+                   object{{"key", key_at(out, 0)}, {"nonce", nonce}})
+                  .ok());
+  int before = seal_->encrypts;
+  auto rekeyed = anon(Operation::kUpdate, "sys/rekey-recovery-key/update",
+                      object{{"key", key_at(out, 2)}, {"nonce", nonce}});
+  ASSERT_TRUE(rekeyed.ok()) << rekeyed.status().to_string();
+  EXPECT_EQ(seal_->encrypts, before + 1);
+  std::vector<std::string> fresh;
+  for (const auto& k : rekeyed->raw->as_object().at("keys").as_array())
+    fresh.emplace_back(k.as_string());
+  ASSERT_EQ(fresh.size(), 4u);
+
+  auto st = call(*core_, Operation::kRead, "sys/seal-status");
+  EXPECT_EQ(st->raw->as_object().at("n").as_int64(), 4);
+  EXPECT_EQ(st->raw->as_object().at("t").as_int64(), 3);
+  // After a seal, the old recovery shares no longer authorise an unseal; three new ones do.
+  ASSERT_TRUE(core_->seal().ok());
+  ASSERT_TRUE(core_->unseal(key_at(out, 0), false).ok());
+  ASSERT_TRUE(core_->unseal(key_at(out, 1), false).ok());
+  auto old = core_->unseal(key_at(out, 2), false);
+  ASSERT_FALSE(old.ok());
+  EXPECT_NE(old.status().message().find("do not match the recovery key"), std::string::npos);
+  for (int i : {3, 1, 0}) ASSERT_TRUE(core_->unseal(fresh[static_cast<size_t>(i)], false).ok());
+  EXPECT_FALSE(core_->sealed());
+
+  // An HSM that cannot encrypt the new recovery key leaves the old one in force.
+  init_r = anon(Operation::kUpdate, "sys/rekey-recovery-key/init",
+                object{{"secret_shares", 2}, {"secret_threshold", 2}});
+  ASSERT_TRUE(init_r.ok());
+  nonce = std::string(init_r->raw->as_object().at("nonce").as_string());
+  for (int i : {0, 1}) {
+    ASSERT_TRUE(anon(Operation::kUpdate, "sys/rekey-recovery-key/update",
+                     object{{"key", fresh[static_cast<size_t>(i)]}, {"nonce", nonce}})
+                    .ok());
+  }
+  seal_->encrypts = 0;
+  seal_->fail_encrypt = 1;
+  auto failed = anon(Operation::kUpdate, "sys/rekey-recovery-key/update",
+                     object{{"key", fresh[2]}, {"nonce", nonce}});
+  ASSERT_FALSE(failed.ok());
+  seal_->fail_encrypt = 0;
+  st = call(*core_, Operation::kRead, "sys/seal-status");
+  EXPECT_EQ(st->raw->as_object().at("n").as_int64(), 4);
+}
+
 }  // namespace
 }  // namespace custos::core
