@@ -3,44 +3,21 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/json.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
-#include <boost/json.hpp>
-
 #include "base/encoding.h"
 #include "cli/client.h"
+#include "cli/output.h"
+#include "cli/quorum.h"
 
 namespace custos::cli {
 namespace {
 
 namespace json = boost::json;
-
-std::string scalar(const json::value& v) {
-  if (v.is_string()) return std::string(v.as_string());
-  if (v.is_null()) return "n/a";
-  return json::serialize(v);
-}
-
-void print_table(const json::object& o) {
-  size_t w = 3;
-  for (const auto& [k, v] : o) w = std::max(w, k.size());
-  std::printf("%-*s    %s\n", static_cast<int>(w), "Key", "Value");
-  std::printf("%-*s    %s\n", static_cast<int>(w), "---", "-----");
-  std::vector<std::string> keys;
-  for (const auto& [k, v] : o) keys.emplace_back(k);
-  std::sort(keys.begin(), keys.end());
-  for (const auto& k : keys) {
-    std::printf("%-*s    %s\n", static_cast<int>(w), k.c_str(), scalar(o.at(k)).c_str());
-  }
-}
-
-int fail(const Status& st) {
-  std::fprintf(stderr, "%s\n", st.message().c_str());
-  return 2;
-}
 
 // Output for commands that read data: json prints the whole response, table the data.
 int output(const Globals& g, const json::value& body, const char* field = nullptr) {
@@ -157,13 +134,6 @@ std::string versions_csv_to_json(const std::string& csv, json::array& out) {
   return {};
 }
 
-std::string read_stdin_line(const char* prompt) {
-  if (isatty(0)) std::fprintf(stderr, "%s", prompt);
-  std::string line;
-  std::getline(std::cin, line);
-  return line;
-}
-
 }  // namespace
 
 void register_client_commands(CLI::App& app, Globals& g) {
@@ -204,7 +174,8 @@ void register_client_commands(CLI::App& app, Globals& g) {
       }));
 
   // operator
-  auto* op = app.add_subcommand("operator", "Init, unseal, seal, rotate, key-status");
+  auto* op = app.add_subcommand("operator",
+                                "Init, unseal, seal, rotate, key-status, generate-root, rekey");
   op->require_subcommand(1);
   auto* init = op->add_subcommand(
       "init",
@@ -276,6 +247,7 @@ void register_client_commands(CLI::App& app, Globals& g) {
     }
     return 0;
   }));
+  register_quorum_commands(*op, g);
   op->add_subcommand("seal", "Seal the server")->callback(call([](Client& c) {
     auto r = c.call("PUT", "sys/seal");
     if (!r.ok()) return fail(r.status());
