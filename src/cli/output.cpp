@@ -1,5 +1,6 @@
 #include "cli/output.h"
 
+#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,9 +37,25 @@ int fail(const Status& st) {
 }
 
 std::string read_stdin_line(const char* prompt) {
-  if (isatty(0)) std::fprintf(stderr, "%s", prompt);
   std::string line;
+  if (!isatty(0)) {
+    std::getline(std::cin, line);
+    return line;
+  }
+  // A terminal: what is typed (a key share) is not echoed.
+  std::fprintf(stderr, "%s", prompt);
+  termios saved{};
+  bool hidden = tcgetattr(0, &saved) == 0;
+  if (hidden) {
+    termios quiet = saved;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    hidden = tcsetattr(0, TCSAFLUSH, &quiet) == 0;
+  }
   std::getline(std::cin, line);
+  if (hidden) {
+    tcsetattr(0, TCSAFLUSH, &saved);
+    std::fprintf(stderr, "\n");
+  }
   return line;
 }
 

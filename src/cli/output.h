@@ -15,7 +15,7 @@ void print_table(const boost::json::object& o);
 int fail(const Status& st);
 // A JSON value as the table shows it: strings bare, null as "n/a", the rest as JSON.
 std::string scalar(const boost::json::value& v);
-// One line from stdin, after `prompt` on stderr when stdin is a terminal.
+// One line from stdin; on a terminal, after `prompt` on stderr and without echo.
 std::string read_stdin_line(const char* prompt);
 
 }  // namespace custos::cli

@@ -58,7 +58,9 @@ int run_generate_root(Client& c, const Globals& g, QuorumFlags& f) {
     return 0;
   }
   if (f.init) {
-    r = c.call("PUT", path);
+    // With -otp, the caller's password (28 base62 characters); without, the server's.
+    json::value body = json::object{{"otp", f.otp}};
+    r = c.call("PUT", path, f.otp.empty() ? nullptr : &body);
   } else if (f.status) {
     r = c.call("GET", path);
   } else {
@@ -192,7 +194,9 @@ void register_quorum_commands(CLI::App& op, Globals& g) {
   gr->add_flag("--cancel", gf->cancel, "Cancel the attempt and forget its shares");
   gr->add_option("--nonce", gf->nonce, "The attempt's nonce (read from the status when omitted)");
   gr->add_option("--decode", gf->decode, "Decode this encoded token (needs --otp)");
-  gr->add_option("--otp", gf->otp, "The one-time password -init printed (with --decode)");
+  gr->add_option("--otp", gf->otp,
+                 "With --decode: the attempt's one-time password; with --init: use this one "
+                 "(28 base62 characters) instead of the server's");
   gr->callback(run(gf, run_generate_root));
 
   auto rf = std::make_shared<QuorumFlags>();

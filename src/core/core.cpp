@@ -290,7 +290,7 @@ Result<SealStatus> Core::unseal(std::string_view key, bool reset) {
     std::lock_guard p(progress_mu_);
     if (!unseal_quorum_.started()) unseal_quorum_.start(status.threshold);
     // Vault's unseal takes no nonce.
-    ASSIGN_OR_RETURN(reached, unseal_quorum_.add(key, "", false));
+    ASSIGN_OR_RETURN(reached, unseal_quorum_.add(key, "", ShareQuorum::kUnseal));
   }
   if (!reached) {
     lock.unlock();

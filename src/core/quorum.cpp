@@ -61,9 +61,9 @@ void ShareQuorum::clear() {
   nonce_.clear();
 }
 
-Result<bool> ShareQuorum::add(std::string_view key, std::string_view nonce, bool check_nonce) {
+Result<bool> ShareQuorum::add(std::string_view key, std::string_view nonce, Rules rules) {
   if (!started()) return invalid_argument("no operation in progress");
-  if (check_nonce) {
+  if (rules == kOperation) {
     if (nonce.empty()) return invalid_argument("'nonce' must be specified");
     // The nonce is public (the status shows it): a plain comparison leaks nothing.
     if (nonce != nonce_) return invalid_argument("incorrect nonce supplied");
@@ -72,7 +72,11 @@ Result<bool> ShareQuorum::add(std::string_view key, std::string_view nonce, bool
   ASSIGN_OR_RETURN(SecretBytes share, decode_key_share(key));
   if (share.size() < 2 || share.size() > 128) return invalid_argument("invalid key length");
   for (const auto& s : shares_) {
-    if (s == share) return progress() >= required_;  // the same share twice counts once
+    if (!(s == share)) continue;
+    if (rules == kOperation) {
+      return invalid_argument("given key has already been provided during this operation");
+    }
+    return progress() >= required_;  // unseal: the same share twice counts once
   }
   shares_.push_back(std::move(share));
   return progress() >= required_;

@@ -40,10 +40,11 @@ class ShareQuorum {
   int required() const { return required_; }
   int progress() const { return static_cast<int>(shares_.size()); }
 
-  // Adds one share. With `check_nonce`, `nonce` must be this attempt's (as Vault requires for
-  // everything but unseal). A share already given is not counted twice. Returns whether the
-  // threshold is reached.
-  Result<bool> add(std::string_view key, std::string_view nonce, bool check_nonce);
+  // Vault's two rules: unseal takes no nonce and counts a repeated share once, silently; root
+  // generation, rekey and verification require the attempt's nonce and refuse a repeated share.
+  enum Rules { kUnseal, kOperation };
+  // Adds one share; returns whether the threshold is reached.
+  Result<bool> add(std::string_view key, std::string_view nonce, Rules rules);
   // The key the shares combine to; the shares are forgotten either way.
   Result<SecretBytes> combine();
 

@@ -313,13 +313,23 @@ TEST_F(AutoSealTest, RecoveryKeyHoldersGenerateRootAndRekeyTheRecoveryKey) {
                     .ok());
   }
   seal_->encrypts = 0;
-  seal_->fail_encrypt = 1;
+  seal_->fail_encrypt = 1;  // the next encryption, the new recovery key's, fails
+  auto stored = backend_->get("core/recovery-key");
+  ASSERT_TRUE(stored.ok() && stored->has_value());
   auto failed = anon(Operation::kUpdate, "sys/rekey-recovery-key/update",
                      object{{"key", fresh[2]}, {"nonce", nonce}});
   ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(seal_->encrypts, 1);
   seal_->fail_encrypt = 0;
   st = call(*core_, Operation::kRead, "sys/seal-status");
   EXPECT_EQ(st->raw->as_object().at("n").as_int64(), 4);
+  auto after = backend_->get("core/recovery-key");
+  ASSERT_TRUE(after.ok() && after->has_value());
+  EXPECT_TRUE(**after == **stored);  // untouched
+  // And the current shares still authorise an unseal.
+  ASSERT_TRUE(core_->seal().ok());
+  for (int i : {2, 0, 1}) ASSERT_TRUE(core_->unseal(fresh[static_cast<size_t>(i)], false).ok());
+  EXPECT_FALSE(core_->sealed());
 }
 
 }  // namespace

@@ -62,24 +62,30 @@ class QuorumTest : public CoreTest {
   std::vector<std::string> all_;
 };
 
-TEST(ShareQuorum, CountsEachShareOnceAndChecksTheNonce) {
+TEST(ShareQuorum, UnsealCountsARepeatedShareOnceOperationsRefuseItAndCheckTheNonce) {
   ShareQuorum q;
-  EXPECT_FALSE(q.add("00ff", "", false).ok());  // not started
+  EXPECT_FALSE(q.add("00ff", "", ShareQuorum::kUnseal).ok());  // not started
   q.start(2);
   EXPECT_EQ(q.nonce().size(), 36u);
-  auto r = q.add("0102", "other", true);
+  auto r = q.add("0102", "other", ShareQuorum::kOperation);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(), "incorrect nonce supplied");
-  EXPECT_FALSE(q.add("0102", "", true).ok());
-  EXPECT_FALSE(q.add("zz!", q.nonce(), true).ok());  // neither hex nor base64
-  EXPECT_FALSE(q.add("01", q.nonce(), true).ok());   // one byte: no share
-  r = q.add("0102", q.nonce(), true);
+  EXPECT_FALSE(q.add("0102", "", ShareQuorum::kOperation).ok());
+  EXPECT_FALSE(q.add("zz!", q.nonce(), ShareQuorum::kOperation).ok());  // neither hex nor base64
+  EXPECT_FALSE(q.add("01", q.nonce(), ShareQuorum::kOperation).ok());   // one byte: no share
+  r = q.add("0102", q.nonce(), ShareQuorum::kOperation);
   ASSERT_TRUE(r.ok());
   EXPECT_FALSE(*r);
-  r = q.add("0102", q.nonce(), true);  // again: still one
+  r = q.add("0102", q.nonce(), ShareQuorum::kOperation);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "given key has already been provided during this operation");
+  r = q.add("0102", "", ShareQuorum::kUnseal);  // unseal: silently counted once
   ASSERT_TRUE(r.ok());
   EXPECT_FALSE(*r);
   EXPECT_EQ(q.progress(), 1);
+  r = q.add("0304", "", ShareQuorum::kUnseal);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(*r);
 }
 
 TEST_F(QuorumTest, GenerateRootGivesANewRootTokenEncodedWithTheOneTimePassword) {
@@ -128,6 +134,24 @@ TEST_F(QuorumTest, GenerateRootGivesANewRootTokenEncodedWithTheOneTimePassword) 
                    object{{"policy", "path \"secret/*\" { capabilities = [\"read\"] }"}}, token)
                   .ok());
   EXPECT_FALSE(body(anon(Operation::kRead, "sys/generate-root/attempt")).at("started").as_bool());
+}
+
+TEST_F(QuorumTest, GenerateRootTakesTheCallersOneTimePassword) {
+  init_all(1, 1);
+  // The vault CLI's -generate-otp, then -init -otp=...: 28 base62 characters, never echoed.
+  EXPECT_FALSE(
+      anon(Operation::kUpdate, "sys/generate-root/attempt", object{{"otp", "short"}}).ok());
+  EXPECT_FALSE(anon(Operation::kUpdate, "sys/generate-root/attempt",
+                    object{{"otp", "abcdefghijklmnopqrstuvwxy-01"}})
+                   .ok());
+  const std::string otp = "Zq3ZbX8k2LmN0pQrS7tUvWxY1a2B";
+  object start = body(anon(Operation::kUpdate, "sys/generate-root/attempt", object{{"otp", otp}}));
+  EXPECT_EQ(str(start, "otp"), "");
+  object done = body(anon(Operation::kUpdate, "sys/generate-root/update",
+                          object{{"key", all_[0]}, {"nonce", str(start, "nonce")}}));
+  std::string token = decode_token(str(done, "encoded_token"), otp);
+  ASSERT_EQ(token.rfind("hvs.", 0), 0u) << token;
+  EXPECT_TRUE(call(Operation::kRead, "auth/token/lookup-self", {}, token).ok());
 }
 
 TEST_F(QuorumTest, GenerateRootRefusesSharesOfAnotherKeyAndKeepsTheAttempt) {
@@ -179,39 +203,51 @@ TEST_F(QuorumTest, RekeyReplacesTheUnsealKeyAndItsShareCounts) {
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().message(), "secret_threshold must be between 1 and secret_shares");
 
+  // A root generation under way collects shares of the key being replaced: the rekey ends it.
+  object gen = body(anon(Operation::kUpdate, "sys/generate-root/attempt"));
+  body(anon(Operation::kUpdate, "sys/generate-root/update",
+            object{{"key", all_[0]}, {"nonce", str(gen, "nonce")}}));
+
+  // The same threshold as before, so that three old shares are enough to try the old key.
   object st = body(anon(Operation::kUpdate, "sys/rekey/init",
-                        object{{"secret_shares", 3}, {"secret_threshold", 2}}));
+                        object{{"secret_shares", 4}, {"secret_threshold", 3}}));
   EXPECT_TRUE(st.at("started").as_bool());
-  EXPECT_EQ(st.at("n").as_int64(), 3);
-  EXPECT_EQ(st.at("t").as_int64(), 2);
+  EXPECT_EQ(st.at("n").as_int64(), 4);
+  EXPECT_EQ(st.at("t").as_int64(), 3);
   EXPECT_EQ(st.at("required").as_int64(), 3);
   EXPECT_FALSE(anon(Operation::kUpdate, "sys/rekey/init",
                     object{{"secret_shares", 3}, {"secret_threshold", 2}})
                    .ok());  // one at a time
   std::string nonce = str(st, "nonce");
+  EXPECT_FALSE(
+      anon(Operation::kUpdate, "sys/rekey/update", object{{"key", all_[1]}, {"nonce", "x"}}).ok());
   body(anon(Operation::kUpdate, "sys/rekey/update", object{{"key", all_[1]}, {"nonce", nonce}}));
   body(anon(Operation::kUpdate, "sys/rekey/update", object{{"key", all_[3]}, {"nonce", nonce}}));
   object done = body(
       anon(Operation::kUpdate, "sys/rekey/update", object{{"key", all_[4]}, {"nonce", nonce}}));
   ASSERT_TRUE(done.at("complete").as_bool());
-  ASSERT_EQ(done.at("keys").as_array().size(), 3u);
-  EXPECT_EQ(done.at("keys_base64").as_array().size(), 3u);
+  ASSERT_EQ(done.at("keys").as_array().size(), 4u);
+  EXPECT_EQ(done.at("keys_base64").as_array().size(), 4u);
   EXPECT_FALSE(done.at("verification_required").as_bool());
   std::vector<std::string> fresh;
   for (const auto& k : done.at("keys").as_array()) fresh.emplace_back(k.as_string());
 
-  // Seal-status counts the new shares; the old ones no longer unseal; two new ones do.
+  EXPECT_FALSE(body(anon(Operation::kRead, "sys/generate-root/attempt")).at("started").as_bool());
+
+  // Seal-status counts the new shares; three old ones (which opened it before) no longer unseal;
+  // three new ones do.
   ASSERT_TRUE(core_->seal().ok());
   auto s = core_->seal_status();
   ASSERT_TRUE(s.ok());
-  EXPECT_EQ(s->shares, 3);
-  EXPECT_EQ(s->threshold, 2);
+  EXPECT_EQ(s->shares, 4);
+  EXPECT_EQ(s->threshold, 3);
   ASSERT_TRUE(core_->unseal(all_[0], false).ok());
-  auto old = core_->unseal(all_[1], false);
+  ASSERT_TRUE(core_->unseal(all_[1], false).ok());
+  auto old = core_->unseal(all_[2], false);
   ASSERT_FALSE(old.ok());
   EXPECT_NE(old.status().message().find("do not open the root key"), std::string::npos);
   EXPECT_TRUE(core_->sealed());
-  unseal_with({fresh[2], fresh[0]}, 2);
+  unseal_with({fresh[2], fresh[0], fresh[3]}, 3);
   EXPECT_TRUE(call(Operation::kRead, "sys/mounts").ok());  // the same root key and keyring
 }
 
