@@ -100,7 +100,8 @@ class Core {
   // True when a request with this path (after /v1/) and operation never waits on a disk flush
   // or the network, provided its caller defers durability (storage::DeferDurability, as
   // http::Api does), so the transport may run it on its I/O thread: any operation on a KV mount
-  // or the cubbyhole, and reading seal-status/health. Its writes (and a use counted on a
+  // or the cubbyhole, and reading seal-status/health; nothing when the storage itself blocks
+  // (storage::Backend::calls_block, etcd). Its writes (and a use counted on a
   // num_uses token, or a wrapping token minted for it) wait only for the commit, never for the
   // fsync.
   bool never_blocks(const std::string& path, Operation op) const;

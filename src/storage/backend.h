@@ -40,8 +40,11 @@ class Backend {
   virtual Result<std::vector<std::string>> list(std::string_view prefix) = 0;
   // Applies every op or none.
   virtual Status transaction(std::span<const Op> ops) = 0;
-  // Name for sys/ and logs: "inmem", "sqlite".
+  // Name for sys/ and logs: "inmem", "sqlite", "etcd".
   virtual std::string_view name() const = 0;
+  // True when calls wait on the network (etcd), even reads and deferred writes: the server must
+  // then not run requests on its I/O threads (Core::never_blocks).
+  virtual bool calls_block() const { return false; }
 
   // Deferred durability (durability.h). sync_point(): 0 when every write visible so far is
   // durable, else a ticket for all of them. on_durable(ticket, done): calls done(OK) once the ticket is

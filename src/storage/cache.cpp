@@ -65,6 +65,7 @@ class CachingBackend final : public Backend {
   }
 
   std::string_view name() const override { return inner_->name(); }
+  bool calls_block() const override { return inner_->calls_block(); }
   uint64_t sync_point() override { return inner_->sync_point(); }
   void on_durable(uint64_t ticket, std::function<void(Status)> done) override {
     inner_->on_durable(ticket, std::move(done));

@@ -16,6 +16,7 @@
 #include "core/barrier.h"
 #include "core_fixture.h"
 #include "storage/backend.h"
+#include "storage/cache.h"
 
 namespace custos::core {
 namespace {
@@ -65,6 +66,36 @@ TEST_F(CoreTest, OnlyKvRequestsAndSealStatusNeverBlock) {
   EXPECT_FALSE(core_->never_blocks("nomount/x", Operation::kRead));
   ASSERT_TRUE(core_->seal().ok());
   EXPECT_FALSE(core_->never_blocks("kv1/app", Operation::kRead));  // no mount table while sealed
+}
+
+// Storage behind a network round trip (etcd) blocks every request that touches it.
+TEST(CoreNeverBlocks, NothingWhenTheStorageBlocks) {
+  class Networked final : public storage::Backend {
+   public:
+    Result<std::optional<Bytes>> get(std::string_view k) override { return inner_->get(k); }
+    Status put(std::string_view k, ByteSpan v) override { return inner_->put(k, v); }
+    Status del(std::string_view k) override { return inner_->del(k); }
+    Result<std::vector<std::string>> list(std::string_view p) override { return inner_->list(p); }
+    Status transaction(std::span<const storage::Op> ops) override {
+      return inner_->transaction(ops);
+    }
+    std::string_view name() const override { return "networked"; }
+    bool calls_block() const override { return true; }
+
+   private:
+    std::unique_ptr<storage::Backend> inner_ = storage::open_inmem();
+  };
+  FakeClock clock(from_unix_seconds(1'800'000'000));
+  auto cached = storage::with_read_cache(std::make_unique<Networked>(), 16);
+  EXPECT_TRUE(cached->calls_block());  // the read cache in front says so too
+  Core core(*cached, clock, CoreConfig{});
+  auto init = core.initialize(1, 1);
+  ASSERT_TRUE(init.ok());
+  ASSERT_TRUE(core.unseal(hex_encode(init->shares[0].span()), false).ok());
+  ASSERT_TRUE(core.mount("kv2", "kv", object{{"version", "2"}}).ok());
+  EXPECT_FALSE(core.never_blocks("kv2/data/app", Operation::kRead));
+  EXPECT_FALSE(core.never_blocks("kv2/data/app", Operation::kUpdate));
+  EXPECT_FALSE(core.never_blocks("sys/seal-status", Operation::kRead));
 }
 
 TEST_F(CoreTest, SealedServerRefusesEverythingButSealEndpoints) {
