@@ -19,13 +19,23 @@
 
 namespace custos::config {
 
-enum class StorageType { kInmem, kSqlite };
+enum class StorageType { kInmem, kSqlite, kEtcd };
 std::string_view storage_type_name(StorageType t);
 
 struct StorageConfig {
   StorageType type = StorageType::kInmem;
-  std::string path;  // sqlite: the database file (required)
+  std::string path;  // sqlite: the database file (required); etcd: the key prefix
   int line = 0;
+  // etcd (docs/storage-etcd.md): Vault's keys where they apply.
+  std::vector<std::string> etcd_endpoints;  // "address", comma-separated client URLs
+  std::string etcd_username;
+  std::string etcd_password;
+  std::string etcd_tls_ca_file;
+  std::string etcd_tls_cert_file;
+  std::string etcd_tls_key_file;
+  int64_t etcd_request_timeout = 10;  // seconds
+  int64_t etcd_lock_ttl = 15;         // "lock_timeout": the lock's lease, seconds
+  int64_t etcd_max_txn_ops = 128;
 };
 
 enum class TlsVersion { kTls12, kTls13 };

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -21,6 +22,7 @@
 #include "base/log.h"
 #include "config/config.h"
 #include "core/core.h"
+#include "etcd/backend.h"
 #include "hsm/pkcs11_seal.h"
 #include "http/api.h"
 #include "http/attestation_api.h"
@@ -161,6 +163,32 @@ int run_server(const ServerArgs& args) {
     }
     backend = std::move(*b);
     // Vault's physical cache (cache_size, disable_cache); in-memory storage needs none.
+    if (!cfg.disable_cache) {
+      backend = storage::with_read_cache(std::move(backend), static_cast<size_t>(cfg.cache_size));
+    }
+  } else if (cfg.storage.type == config::StorageType::kEtcd) {
+    etcd::EtcdOptions eo;
+    eo.endpoints = cfg.storage.etcd_endpoints;
+    eo.prefix = cfg.storage.path;
+    eo.username = cfg.storage.etcd_username;
+    eo.password = cfg.storage.etcd_password;
+    eo.tls.ca_file = cfg.storage.etcd_tls_ca_file;
+    eo.tls.client_cert_file = cfg.storage.etcd_tls_cert_file;
+    eo.tls.client_key_file = cfg.storage.etcd_tls_key_file;
+    eo.request_timeout = std::chrono::seconds(cfg.storage.etcd_request_timeout);
+    eo.lock_ttl = std::chrono::seconds(cfg.storage.etcd_lock_ttl);
+    eo.max_txn_ops = static_cast<size_t>(cfg.storage.etcd_max_txn_ops);
+    // Fail-stop: a server that lost the lock may hold cached state another server now changes,
+    // so it shuts down (its SIGTERM path) rather than answer from it.
+    eo.on_lock_lost = [] { ::kill(::getpid(), SIGTERM); };
+    auto b = etcd::open_etcd(eo);
+    if (!b.ok()) {
+      std::fprintf(stderr, "error opening storage: %s\n", b.status().message().c_str());
+      return 1;
+    }
+    // This server holds the storage lock, so nothing else changes the keys under it: the
+    // physical cache stays valid, as with SQLite.
+    backend = std::move(*b);
     if (!cfg.disable_cache) {
       backend = storage::with_read_cache(std::move(backend), static_cast<size_t>(cfg.cache_size));
     }

@@ -186,13 +186,54 @@ TEST(Config, UnknownStanzasAndKeysNameTheLine) {
 }
 
 TEST(Config, UnknownBackendsNameTheAvailableOnes) {
-  expect_error("storage \"raft\" {\n  path = \"/opt/vault/data\"\n  node_id = \"node1\"\n}\n",
-               "line 1: unknown storage backend \"raft\" (available: \"inmem\", \"sqlite\")");
-  expect_error("storage \"consul\" {}\n", "available: \"inmem\", \"sqlite\"");
+  expect_error(
+      "storage \"raft\" {\n  path = \"/opt/vault/data\"\n  node_id = \"node1\"\n}\n",
+      "line 1: unknown storage backend \"raft\" (available: \"inmem\", \"sqlite\", \"etcd\")");
+  expect_error("storage \"consul\" {}\n", "available: \"inmem\", \"sqlite\", \"etcd\"");
   expect_error("storage {}\n", "storage takes one label");
   expect_error("storage \"inmem\" {}\nlistener \"unix\" {}\n",
                "line 2: unknown listener type \"unix\" (available: \"tcp\")");
   expect_error("storage \"inmem\" {}\nlistener {}\n", "listener takes one label");
+}
+
+TEST(Config, EtcdStorageStanza) {
+  const std::string listener = "listener \"tcp\" {\n  tls_disable = true\n}\n";
+  ServerConfig d = must_parse("storage \"etcd\" {}\n" + listener);
+  EXPECT_EQ(d.storage.type, StorageType::kEtcd);
+  EXPECT_EQ(d.storage.etcd_endpoints, std::vector<std::string>{"http://127.0.0.1:2379"});
+  EXPECT_EQ(d.storage.path, "/custos/");
+  EXPECT_EQ(storage_type_name(d.storage.type), "etcd");
+
+  // As Vault's etcd stanza is written, with our keys.
+  ServerConfig c = must_parse(
+      "storage \"etcd\" {\n"
+      "  address = \"https://10.0.0.1:2379/, https://10.0.0.2:2379\"\n"
+      "  path = \"/vault\"\n  etcd_api = \"v3\"\n  ha_enabled = \"false\"\n"
+      "  username = \"custos\"\n  password = \"pw\"\n"
+      "  tls_ca_file = \"/ca.pem\"\n  tls_cert_file = \"/c.pem\"\n  tls_key_file = \"/k.pem\"\n"
+      "  request_timeout = \"5s\"\n  lock_timeout = \"30s\"\n  max_txn_ops = 256\n}\n" +
+      listener);
+  EXPECT_EQ(c.storage.etcd_endpoints,
+            (std::vector<std::string>{"https://10.0.0.1:2379", "https://10.0.0.2:2379"}));
+  EXPECT_EQ(c.storage.path, "/vault/");
+  EXPECT_EQ(c.storage.etcd_username, "custos");
+  EXPECT_EQ(c.storage.etcd_password, "pw");
+  EXPECT_EQ(c.storage.etcd_tls_ca_file, "/ca.pem");
+  EXPECT_EQ(c.storage.etcd_tls_key_file, "/k.pem");
+  EXPECT_EQ(c.storage.etcd_request_timeout, 5);
+  EXPECT_EQ(c.storage.etcd_lock_ttl, 30);
+  EXPECT_EQ(c.storage.etcd_max_txn_ops, 256);
+
+  expect_error("storage \"etcd\" {\n  ha_enabled = true\n}\n" + listener,
+               "line 2: ha_enabled: high availability (standby servers) is not supported");
+  expect_error("storage \"etcd\" {\n  etcd_api = \"v2\"\n}\n" + listener, "only \"v3\"");
+  expect_error("storage \"etcd\" {\n  sync = \"true\"\n}\n" + listener,
+               "\"sync\" is not supported");
+  expect_error("storage \"etcd\" {\n  address = \"10.0.0.1:2379\"\n}\n" + listener,
+               "etcd client URLs");
+  expect_error("storage \"etcd\" {\n  lock_timeout = \"0s\"\n}\n" + listener, "at least 1s");
+  expect_error("storage \"etcd\" {\n  node_id = \"n\"\n}\n" + listener,
+               "unknown key \"node_id\" in storage \"etcd\"");
 }
 
 TEST(Config, StructuralRequirements) {

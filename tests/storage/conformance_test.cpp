@@ -10,10 +10,12 @@
 #include <thread>
 #include <vector>
 
+#include "etcd/backend.h"
 #include "storage/backend.h"
 #include "storage/cache.h"
 #include "storage/durability.h"
 #include "storage/temp_dir.h"
+#include "support/etcd.cpp"  // NOLINT(bugprone-suspicious-include)
 
 namespace custos::storage {
 namespace {
@@ -62,6 +64,30 @@ class Deferring final : public Backend {
   std::unique_ptr<Backend> inner_;
 };
 
+// etcd: one member per test process (ctest runs each test in its own), started on first use;
+// every backend gets a prefix of its own.
+std::unique_ptr<Backend> open_etcd_or_die() {
+  static std::unique_ptr<custos::testing::EtcdServer> server;
+  static int n = 0;
+  if (!server) {
+    std::string error;
+    server = custos::testing::EtcdServer::start(error);
+    if (!server) {
+      ADD_FAILURE() << error;
+      return nullptr;
+    }
+  }
+  etcd::EtcdOptions o;
+  o.endpoints = {server->url()};
+  o.prefix = "/conformance-" + std::to_string(++n) + "/";
+  auto r = etcd::open_etcd(o);
+  if (!r.ok()) {
+    ADD_FAILURE() << r.status().to_string();
+    return nullptr;
+  }
+  return std::move(r).value();
+}
+
 std::vector<BackendKind> all_backends() {
   return {
       {"inmem", "inmem", [](const TempDir&) { return open_inmem(); }},
@@ -82,6 +108,7 @@ std::vector<BackendKind> all_backends() {
        [](const TempDir& dir) { return with_read_cache(open_sqlite_or_die(dir, 1024), 131072); }},
       {"inmem_cached_tiny", "inmem",
        [](const TempDir&) { return with_read_cache(open_inmem(), 16); }},
+      {"etcd", "etcd", [](const TempDir&) { return open_etcd_or_die(); }},
   };
 }
 

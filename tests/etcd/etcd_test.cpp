@@ -1,0 +1,226 @@
+// The etcd backend beyond the storage contract (which tests/storage/conformance_test.cpp runs
+// against it too): the one-server lock and its fence, etcd's limits, endpoint failover and
+// authentication, each against a real etcd member started by the test.
+#include "support/etcd.cpp"  // NOLINT(bugprone-suspicious-include)
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "base/encoding.h"
+#include "etcd/backend.h"
+#include "net/http.h"
+
+namespace custos::etcd {
+namespace {
+
+namespace json = boost::json;
+using storage::Op;
+
+class EtcdTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    server_ = testing::EtcdServer::start(error);
+    ASSERT_NE(server_, nullptr) << error;
+  }
+
+  EtcdOptions options(const std::string& prefix = "/custos/") {
+    EtcdOptions o;
+    o.endpoints = {server_->url()};
+    o.prefix = prefix;
+    return o;
+  }
+
+  // A raw call to etcd's gateway, as another client (or server) would make it.
+  json::object raw(const std::string& api, const json::object& body) {
+    net::HttpClient c;
+    auto r = c.request("POST", server_->url() + api, {{"Content-Type", "application/json"}},
+                       json::serialize(body));
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    if (!r.ok()) return {};
+    EXPECT_EQ(r->status, 200) << r->body;
+    return json::parse(r->body).as_object();
+  }
+  static std::string b64(std::string_view s) { return base64_encode(as_bytes(s)); }
+
+  std::unique_ptr<testing::EtcdServer> server_;
+};
+
+TEST_F(EtcdTest, OneServerAtATimeHoldsAPrefix) {
+  auto first = open_etcd(options());
+  ASSERT_TRUE(first.ok()) << first.status().to_string();
+  ASSERT_TRUE((*first)->put("k", as_bytes("v")).ok());
+
+  auto second = open_etcd(options());
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find("is in use by"), std::string::npos);
+  EXPECT_NE(second.status().message().find(" pid "), std::string::npos);  // names the holder
+
+  // Another prefix is another store.
+  EXPECT_TRUE(open_etcd(options("/other/")).ok());
+
+  // Closing releases the lock at once (the lease is revoked, not left to expire).
+  first->reset();
+  auto third = open_etcd(options());
+  ASSERT_TRUE(third.ok()) << third.status().to_string();
+  auto got = (*third)->get("k");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ(as_string_view(**got), "v");
+  EXPECT_EQ(lock_key_for("/custos/"), "/custos.lock");
+}
+
+TEST_F(EtcdTest, AServerWhoseLockWasTakenOverCanNoLongerWrite) {
+  std::atomic<int> lost{0};
+  EtcdOptions o = options();
+  o.on_lock_lost = [&] { ++lost; };
+  auto b = open_etcd(o);
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE((*b)->put("before", as_bytes("1")).ok());
+  // What a successor does once this server's lease lapsed: the lock key is gone and created
+  // anew, by someone else.
+  raw("/v3/kv/deleterange", {{"key", b64("/custos.lock")}});
+  raw("/v3/kv/put", {{"key", b64("/custos.lock")}, {"value", b64("successor")}});
+
+  Status st = (*b)->put("after", as_bytes("2"));
+  EXPECT_EQ(st.code(), Code::kUnavailable);
+  EXPECT_NE(st.message().find("lost its storage lock"), std::string::npos);
+  Op ops[] = {{Op::Kind::kPut, "x", to_bytes("1")}, {Op::Kind::kDelete, "before", {}}};
+  EXPECT_EQ((*b)->transaction(ops).code(), Code::kUnavailable);
+  EXPECT_EQ(lost.load(), 1);  // told once
+  // Reads are refused too: what this server would answer may be stale now.
+  EXPECT_EQ((*b)->get("before").status().code(), Code::kUnavailable);
+  EXPECT_EQ((*b)->list("").status().code(), Code::kUnavailable);
+  // Nothing of it reached etcd.
+  auto after = raw("/v3/kv/range", {{"key", b64("/custos/after")}});
+  EXPECT_FALSE(after.contains("kvs"));
+  auto before = raw("/v3/kv/range", {{"key", b64("/custos/before")}});
+  EXPECT_TRUE(before.contains("kvs"));
+}
+
+TEST_F(EtcdTest, ALapsedLeaseIsNoticedByTheRenewalThread) {
+  std::atomic<int> lost{0};
+  EtcdOptions o = options();
+  o.lock_ttl = std::chrono::seconds(2);
+  o.on_lock_lost = [&] { ++lost; };
+  auto b = open_etcd(o);
+  ASSERT_TRUE(b.ok());
+  // The lease revoked under the server (what etcd does when renewals stop for a TTL): the lock
+  // key goes with it, and the next renewal, within a third of the TTL, finds the lease gone.
+  auto lock = raw("/v3/kv/range", {{"key", b64("/custos.lock")}});
+  std::string lease(lock.at("kvs").as_array()[0].as_object().at("lease").as_string());
+  raw("/v3/lease/revoke", {{"ID", lease}});
+  for (int i = 0; i < 50 && lost.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(lost.load(), 1);
+  EXPECT_EQ((*b)->put("k", as_bytes("v")).code(), Code::kUnavailable);
+}
+
+TEST_F(EtcdTest, TransactionsRespectEtcdsLimitsAndRepeatedKeys) {
+  EtcdOptions o = options();
+  o.max_txn_ops = 3;
+  auto b = open_etcd(o);
+  ASSERT_TRUE(b.ok());
+  Op too_many[] = {{Op::Kind::kPut, "a", to_bytes("1")},
+                   {Op::Kind::kPut, "b", to_bytes("1")},
+                   {Op::Kind::kPut, "c", to_bytes("1")},
+                   {Op::Kind::kPut, "d", to_bytes("1")}};
+  Status st = (*b)->transaction(too_many);
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+  EXPECT_NE(st.message().find("max_txn_ops (3)"), std::string::npos);
+  auto a = (*b)->get("a");
+  ASSERT_TRUE(a.ok());
+  EXPECT_FALSE(a->has_value());  // refused whole
+
+  // etcd refuses a transaction naming one key twice; the backend sends each key's last op.
+  Op repeated[] = {{Op::Kind::kPut, "a", to_bytes("1")}, {Op::Kind::kPut, "a", to_bytes("2")},
+                   {Op::Kind::kPut, "b", to_bytes("1")}, {Op::Kind::kDelete, "b", {}},
+                   {Op::Kind::kDelete, "c", {}},         {Op::Kind::kPut, "c", to_bytes("3")}};
+  ASSERT_TRUE((*b)->transaction(repeated).ok());
+  EXPECT_EQ(as_string_view(**(*b)->get("a")), "2");
+  EXPECT_FALSE((*b)->get("b")->has_value());
+  EXPECT_EQ(as_string_view(**(*b)->get("c")), "3");
+}
+
+TEST_F(EtcdTest, AnUnreachableEndpointIsSkipped) {
+  EtcdOptions o = options();
+  // A port nothing listens on (the member's own peer-less neighbour is not guaranteed free, so
+  // use port 1, which needs root to bind and is never an etcd).
+  o.endpoints = {"http://127.0.0.1:1", server_->url()};
+  auto b = open_etcd(o);
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  ASSERT_TRUE((*b)->put("k", as_bytes("v")).ok());
+  auto l = (*b)->list("");
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(*l, std::vector<std::string>{"k"});
+
+  o.endpoints = {"http://127.0.0.1:1"};
+  o.prefix = "/nowhere/";
+  auto none = open_etcd(o);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.status().code(), Code::kUnavailable);
+}
+
+TEST_F(EtcdTest, AuthenticationWithEtcdUsers) {
+  raw("/v3/auth/role/add", {{"name", "root"}});
+  raw("/v3/auth/user/add", {{"name", "root"}, {"password", "root-pw"}});
+  raw("/v3/auth/user/grant", {{"user", "root"}, {"role", "root"}});
+  raw("/v3/auth/enable", {});
+
+  // Without credentials, and with a wrong password: refused, the password not echoed.
+  auto anonymous = open_etcd(options());
+  ASSERT_FALSE(anonymous.ok());
+  EtcdOptions o = options();
+  o.username = "root";
+  o.password = "wrong-pw";
+  auto wrong = open_etcd(o);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.status().message().find("wrong-pw"), std::string::npos);
+
+  o.password = "root-pw";
+  auto b = open_etcd(o);
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  ASSERT_TRUE((*b)->put("k", as_bytes("v")).ok());
+  EXPECT_EQ(as_string_view(**(*b)->get("k")), "v");
+}
+
+TEST_F(EtcdTest, ListingPagesThroughLargeFoldersAndSkipsSubtrees) {
+  auto b = open_etcd(options());
+  ASSERT_TRUE(b.ok());
+  // More keys than one page (1,000), in a folder with a large sub-tree in the middle.
+  std::vector<Op> ops;
+  for (int i = 0; i < 2500; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof(name), "f/k%04d", i);
+    ops.push_back({Op::Kind::kPut, name, to_bytes("v")});
+    if (ops.size() == 100) {
+      ASSERT_TRUE((*b)->transaction(ops).ok());
+      ops.clear();
+    }
+  }
+  for (int i = 0; i < 1500; ++i) {
+    ops.push_back({Op::Kind::kPut, "f/k1000x/" + std::to_string(i), to_bytes("v")});
+    if (ops.size() == 100) {
+      ASSERT_TRUE((*b)->transaction(ops).ok());
+      ops.clear();
+    }
+  }
+  auto l = (*b)->list("f/");
+  ASSERT_TRUE(l.ok()) << l.status().to_string();
+  ASSERT_EQ(l->size(), 2501u);
+  EXPECT_EQ((*l)[0], "k0000");
+  EXPECT_EQ((*l)[1000], "k1000");
+  EXPECT_EQ((*l)[1001], "k1000x/");
+  EXPECT_EQ((*l)[1002], "k1001");
+  EXPECT_EQ(l->back(), "k2499");
+}
+
+}  // namespace
+}  // namespace custos::etcd
