@@ -37,6 +37,8 @@ class Barrier {
   ~Barrier();
 
   storage::Backend& physical() { return backend_; }
+  // The physical backend's limit on one transaction's ops (0: none).
+  size_t max_transaction_ops() const { return backend_.max_transaction_ops(); }
 
   // Whether a keyring exists (the store was initialised).
   Result<bool> initialized();

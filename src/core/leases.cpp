@@ -308,6 +308,9 @@ struct LeaseManager::Impl {
     BatchResult out;
     std::vector<storage::Op> ops;
     std::vector<std::string> done;
+    // Each lease takes up to 3 ops; a backend with a transaction limit (etcd) gets batches that
+    // fit it.
+    const size_t op_limit = view.barrier().max_transaction_ops();
     auto flush = [&]() {
       if (done.empty()) return;
       Status st = view.barrier().transaction(std::move(ops));
@@ -398,7 +401,7 @@ struct LeaseManager::Impl {
         tombstones.insert(id);
       }
       done.push_back(id);
-      if (done.size() >= kBatch) flush();
+      if (done.size() >= kBatch || (op_limit > 0 && ops.size() + 3 > op_limit)) flush();
     }
     flush();
     return out;

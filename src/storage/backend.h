@@ -45,6 +45,13 @@ class Backend {
   // True when calls wait on the network (etcd), even reads and deferred writes: the server must
   // then not run requests on its I/O threads (Core::never_blocks).
   virtual bool calls_block() const { return false; }
+  // The most ops one transaction() may hold (0: no limit). etcd has one (--max-txn-ops);
+  // callers that batch many small writes size their batches to it.
+  virtual size_t max_transaction_ops() const { return 0; }
+  // OK while the backend's answers can be trusted; an error once they cannot (etcd that lost
+  // its lock: another server may be changing the data). The read cache checks it before
+  // answering from memory.
+  virtual Status usable() const { return ok_status(); }
 
   // Deferred durability (durability.h). sync_point(): 0 when every write visible so far is
   // durable, else a ticket for all of them. on_durable(ticket, done): calls done(OK) once the ticket is

@@ -21,6 +21,9 @@ class CachingBackend final : public Backend {
       : inner_(std::move(inner)), per_shard_(std::max<size_t>(1, capacity / kShards)) {}
 
   Result<std::optional<Bytes>> get(std::string_view key) override {
+    // A backend that can no longer be trusted (etcd without its lock) answers nothing from
+    // memory either.
+    RETURN_IF_ERROR(inner_->usable());
     Shard& s = shard(key);
     uint64_t gen = 0;
     {
@@ -66,6 +69,8 @@ class CachingBackend final : public Backend {
 
   std::string_view name() const override { return inner_->name(); }
   bool calls_block() const override { return inner_->calls_block(); }
+  size_t max_transaction_ops() const override { return inner_->max_transaction_ops(); }
+  Status usable() const override { return inner_->usable(); }
   uint64_t sync_point() override { return inner_->sync_point(); }
   void on_durable(uint64_t ticket, std::function<void(Status)> done) override {
     inner_->on_durable(ticket, std::move(done));

@@ -330,6 +330,47 @@ TEST_F(LeasesTest, TokenRevocationRevokesOnlyItsLeases) {
   EXPECT_TRUE(engine_->is_revoked("t1c"));
 }
 
+// A backend with a transaction limit (etcd's --max-txn-ops) gets revocation batches that fit.
+TEST_F(LeasesTest, RevocationBatchesFitTheBackendsTransactionLimit) {
+  class Limited final : public storage::Backend {
+   public:
+    Result<std::optional<Bytes>> get(std::string_view k) override { return inner_->get(k); }
+    Status put(std::string_view k, ByteSpan v) override { return inner_->put(k, v); }
+    Status del(std::string_view k) override { return inner_->del(k); }
+    Result<std::vector<std::string>> list(std::string_view p) override { return inner_->list(p); }
+    Status transaction(std::span<const storage::Op> ops) override {
+      largest = std::max(largest, ops.size());
+      if (ops.size() > 7) return invalid_argument("too many ops (test limit 7)");
+      return inner_->transaction(ops);
+    }
+    std::string_view name() const override { return "limited"; }
+    size_t max_transaction_ops() const override { return 7; }
+    size_t largest = 0;
+
+   private:
+    std::unique_ptr<storage::Backend> inner_ = storage::open_inmem();
+  };
+  manager_.reset();
+  barrier_.reset();
+  auto limited = std::make_unique<Limited>();
+  Limited* lim = limited.get();
+  backend_ = std::move(limited);
+  barrier_ = std::make_unique<Barrier>(*backend_, clock_);
+  ASSERT_TRUE(barrier_->initialize().ok());
+  manager_ = make_manager();
+  auto count = [&] {
+    auto r = sys(Operation::kList, "leases/lookup/database/creds/readonly/");
+    return r.ok() ? r->data->at("keys").as_array().size() : 0u;
+  };
+  for (int i = 0; i < 40; ++i) issue("u" + std::to_string(i), 3600);
+  ASSERT_EQ(count(), 40u);
+  lim->largest = 0;
+  ASSERT_TRUE(sys(Operation::kUpdate, "leases/revoke-prefix/database/creds").ok());
+  EXPECT_EQ(count(), 0u);
+  EXPECT_GT(lim->largest, 0u);
+  EXPECT_LE(lim->largest, 7u);
+}
+
 TEST_F(LeasesTest, RevokePrefixAndForce) {
   issue("a", 100);
   issue("b", 100);
