@@ -146,6 +146,11 @@ Status parse_etcd_key(const hcl::Attribute& a, StorageConfig& s) {
                             quote_text(one));
       }
       while (!one.empty() && one.back() == '/') one.pop_back();
+      if (one.find('@') != std::string::npos) {
+        return error_at(a.line,
+                        "\"address\": credentials go in username and password, not "
+                        "in the URL");
+      }
       s.etcd_endpoints.push_back(one);
       if (comma == std::string::npos) break;
       start = comma + 1;
@@ -227,6 +232,21 @@ Result<StorageConfig> parse_storage(const hcl::Block& b) {
   }
   if (s.type == StorageType::kSqlite && s.path.empty()) {
     return error_at(b.line, "storage \"sqlite\" needs a path");
+  }
+  if (s.type == StorageType::kEtcd) {
+    // TLS settings with an http:// member would be silently unused (and the password sent in
+    // the clear): refused, as is mixing the two.
+    bool tls = !s.etcd_tls_ca_file.empty() || !s.etcd_tls_cert_file.empty() ||
+               !s.etcd_tls_key_file.empty();
+    for (const auto& e : s.etcd_endpoints) {
+      if (tls && e.rfind("http://", 0) == 0) {
+        return error_at(b.line, "storage \"etcd\": tls_* settings need https:// addresses, not " +
+                                    quote_text(e));
+      }
+    }
+    if (s.etcd_tls_cert_file.empty() != s.etcd_tls_key_file.empty()) {
+      return error_at(b.line, "storage \"etcd\": tls_cert_file and tls_key_file go together");
+    }
   }
   return s;
 }

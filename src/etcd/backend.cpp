@@ -7,11 +7,13 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "base/encoding.h"
 #include "base/log.h"
 #include "crypto/random.h"
+#include "etcd/gateway.h"
 #include "storage/keys.h"
 
 namespace custos::etcd {
@@ -23,6 +25,7 @@ using storage::Op;
 // etcd's gateway speaks gRPC status codes in its error bodies.
 constexpr int64_t kGrpcInvalidArgument = 3;
 constexpr int64_t kGrpcNotFound = 5;
+constexpr int64_t kGrpcOutOfRange = 11;
 constexpr int64_t kGrpcResourceExhausted = 8;
 constexpr int64_t kGrpcFailedPrecondition = 9;
 constexpr int64_t kGrpcUnavailable = 14;
@@ -35,9 +38,18 @@ std::string b64(std::string_view s) {
 // Keys per page when listing: enough for most folders in one round trip, bounded memory.
 constexpr int64_t kListPage = 1000;
 
-std::string string_field(const json::object& o, std::string_view key) {
-  const auto* v = o.if_contains(key);
-  return v && v->is_string() ? std::string(v->as_string()) : "";
+// What another holder wrote in the lock key, fit for an error message: printable ASCII, short.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (char c : s.substr(0, 200)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  return out;
+}
+
+using SteadyClock = std::chrono::steady_clock;
+
+int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch())
+      .count();
 }
 
 class EtcdBackend final : public storage::Backend {
@@ -72,18 +84,13 @@ class EtcdBackend final : public storage::Backend {
 
   Result<std::optional<Bytes>> get(std::string_view key) override {
     RETURN_IF_ERROR(storage::internal::validate_key(key));
-    if (lost_.load()) return lost_status();
-    ASSIGN_OR_RETURN(json::object r, call("/v3/kv/range", json::object{{"key", b64(full(key))}}));
-    const auto* kvs = r.if_contains("kvs");
-    if (!kvs || !kvs->is_array() || kvs->as_array().empty()) return std::optional<Bytes>();
-    const auto& kv = kvs->as_array().front();
-    if (!kv.is_object()) return data_loss("etcd: malformed range response");
-    // The gateway omits empty byte fields: a key with an empty value has no "value".
-    std::string value = string_field(kv.as_object(), "value");
-    if (value.empty()) return std::optional<Bytes>(Bytes{});
-    auto decoded = base64_decode(value);
-    if (!decoded.ok()) return data_loss("etcd: malformed value in range response");
-    return std::optional<Bytes>(std::move(*decoded));
+    RETURN_IF_ERROR(usable());
+    const std::string k = full(key);
+    ASSIGN_OR_RETURN(json::object r, call("/v3/kv/range", json::object{{"key", b64(k)}}));
+    ASSIGN_OR_RETURN(std::vector<KeyValue> kvs, parse_range_kvs(r));
+    if (kvs.empty()) return std::optional<Bytes>();
+    if (kvs.size() != 1 || kvs[0].key != k) return data_loss("etcd: range answered another key");
+    return std::optional<Bytes>(std::move(kvs[0].value));
   }
 
   Status put(std::string_view key, ByteSpan value) override {
@@ -97,44 +104,20 @@ class EtcdBackend final : public storage::Backend {
   }
 
   Result<std::vector<std::string>> list(std::string_view prefix) override {
-    if (lost_.load()) return lost_status();
-    const std::string from = full(prefix);
-    auto end = storage::internal::prefix_successor(from);
-    if (!end) return internal_error("etcd: the prefix has no successor");
-    std::vector<std::string> out;
-    std::string start = from;
-    for (;;) {
-      json::object req{
-          {"key", b64(start)}, {"range_end", b64(*end)}, {"keys_only", true}, {"limit", kListPage}};
-      ASSIGN_OR_RETURN(json::object r, call("/v3/kv/range", req));
-      const auto* kvs = r.if_contains("kvs");
-      if (!kvs || !kvs->is_array() || kvs->as_array().empty()) break;
-      std::string last_key;
-      std::string skip_to;
-      for (const auto& kv : kvs->as_array()) {
-        if (!kv.is_object()) return data_loss("etcd: malformed range response");
-        auto key = base64_decode(string_field(kv.as_object(), "key"));
-        if (!key.ok()) return data_loss("etcd: malformed key in range response");
-        std::string k(as_string_view(*key));
-        if (k.compare(0, from.size(), from) != 0) return data_loss("etcd: key outside the range");
-        last_key = k;
-        if (!skip_to.empty() && k < skip_to) continue;  // inside a folder already listed
-        auto child = storage::internal::immediate_child(k, from);
-        out.emplace_back(child.name);
-        skip_to = child.folder ? storage::internal::skip_past_folder(from, child.name) : "";
-      }
-      const auto* more = r.if_contains("more");
-      if (!more || !more->is_bool() || !more->as_bool()) break;
-      // The next page starts after the last key, or past the folder it was in.
-      start = skip_to.empty() ? last_key + '\0' : skip_to;
+    RETURN_IF_ERROR(usable());
+    auto listed = list_once(prefix);
+    // The pages are read at the first page's revision; if etcd compacted it away meanwhile,
+    // start again at a fresh one.
+    if (!listed.ok() && listed.status().message().find("compacted") != std::string::npos) {
+      listed = list_once(prefix);
     }
-    return out;
+    return listed;
   }
 
   Status transaction(std::span<const Op> ops) override {
     for (const auto& op : ops) RETURN_IF_ERROR(storage::internal::validate_key(op.key));
     if (ops.empty()) return ok_status();
-    if (lost_.load()) return lost_status();
+    RETURN_IF_ERROR(usable());
     // etcd refuses a transaction that names one key twice. Every op writes a single key, so
     // applying only each key's last op leaves the same end state.
     std::map<std::string_view, size_t> last;
@@ -173,11 +156,65 @@ class EtcdBackend final : public storage::Backend {
 
   std::string_view name() const override { return "etcd"; }
   bool calls_block() const override { return true; }
+  size_t max_transaction_ops() const override { return opt_.max_txn_ops; }
+
+  // Lost once the lock is known gone, or once the lease may have run out: no renewal has
+  // succeeded for 5/6 of its TTL, counted from when the last good one was sent (etcd counts
+  // from when it arrived, later). So this server stops trusting its cache before any
+  // successor can take the lock, even when etcd cannot tell it (a partition).
+  Status usable() const override {
+    if (lost_.load()) return lost_status();
+    if (steady_ns() >= deadline_ns_.load()) {
+      mark_lost("no lease renewal succeeded in time");
+      return lost_status();
+    }
+    return ok_status();
+  }
 
  private:
   std::string full(std::string_view key) const { return opt_.prefix + std::string(key); }
 
-  void mark_lost(const char* why) {
+  Result<std::vector<std::string>> list_once(std::string_view prefix) {
+    const std::string from = full(prefix);
+    auto end = storage::internal::prefix_successor(from);
+    if (!end) return internal_error("etcd: the prefix has no successor");
+    std::vector<std::string> out;
+    std::string start = from;
+    std::string revision;  // of the first page, for every later one
+    for (;;) {
+      json::object req{
+          {"key", b64(start)}, {"range_end", b64(*end)}, {"keys_only", true}, {"limit", kListPage}};
+      if (!revision.empty()) req["revision"] = revision;
+      ASSIGN_OR_RETURN(json::object r, call("/v3/kv/range", req));
+      if (revision.empty()) {
+        const auto* h = r.if_contains("header");
+        if (h && h->is_object()) revision = string_field(h->as_object(), "revision");
+      }
+      ASSIGN_OR_RETURN(std::vector<KeyValue> kvs, parse_range_kvs(r));
+      if (kvs.empty()) break;
+      std::string last_key;
+      std::string skip_to;
+      for (const auto& kv : kvs) {
+        const std::string& k = kv.key;
+        // In order, within the range asked for: anything else could loop or mislead.
+        if (k < start || k >= *end || (!last_key.empty() && k <= last_key)) {
+          return data_loss("etcd: range answer out of order or out of range");
+        }
+        last_key = k;
+        if (!skip_to.empty() && k < skip_to) continue;  // inside a folder already listed
+        auto child = storage::internal::immediate_child(k, from);
+        out.emplace_back(child.name);
+        skip_to = child.folder ? storage::internal::skip_past_folder(from, child.name) : "";
+      }
+      const auto* more = r.if_contains("more");
+      if (!more || !more->is_bool() || !more->as_bool()) break;
+      // The next page starts after the last key, or past the folder it was in.
+      start = skip_to.empty() ? last_key + '\0' : skip_to;
+    }
+    return out;
+  }
+
+  void mark_lost(const char* why) const {
     if (lost_.exchange(true)) return;
     LOG_ERROR("etcd", "lost the storage lock " << lock_key_ << ": " << why
                                                << "; every further call is refused");
@@ -221,9 +258,14 @@ class EtcdBackend final : public storage::Backend {
 
   // One request to the first endpoint that answers, starting with the one that answered last.
   Result<json::object> call_once_each(std::string_view api, const json::object& body,
-                                      bool with_token) {
+                                      bool with_token, net::HttpClient* own = nullptr) {
     const std::string text = json::serialize(body);
-    auto client = take_client();
+    // The renewal thread brings its own client (a shorter timeout); everyone else borrows one.
+    std::unique_ptr<net::HttpClient> borrowed = own ? nullptr : take_client();
+    net::HttpClient* client = own ? own : borrowed.get();
+    auto give_back = [&] {
+      if (borrowed) give_client(std::move(borrowed));
+    };
     const size_t n = opt_.endpoints.size();
     const size_t first = preferred_.load();
     Status last = unavailable("etcd: no endpoint");
@@ -249,7 +291,7 @@ class EtcdBackend final : public storage::Backend {
       json::object o = std::move(v.as_object());
       if (resp->status == 200) {
         preferred_.store(idx);
-        give_client(std::move(client));
+        give_back();
         return o;
       }
       int64_t code = 0;
@@ -259,7 +301,7 @@ class EtcdBackend final : public storage::Backend {
         last = unavailable(message);
         continue;
       }
-      give_client(std::move(client));
+      give_back();
       switch (code) {
         case kGrpcUnauthenticated:
           return unauthenticated(message);
@@ -275,113 +317,150 @@ class EtcdBackend final : public storage::Backend {
           return internal_error(message + " (code " + std::to_string(code) + ")");
       }
     }
-    give_client(std::move(client));
+    give_back();
     return last;
   }
 
-  Result<json::object> call(std::string_view api, const json::object& body) {
-    auto r = call_once_each(api, body, true);
-    if (r.ok() || r.status().code() != Code::kUnauthenticated || opt_.username.empty()) return r;
-    // The auth token expired (etcd's simple tokens do after 5 minutes idle): once more.
-    RETURN_IF_ERROR(authenticate());
-    return call_once_each(api, body, true);
+  Result<json::object> call(std::string_view api, const json::object& body,
+                            net::HttpClient* own = nullptr) {
+    const std::string used = token();
+    auto r = call_once_each(api, body, true, own);
+    if (r.ok() || opt_.username.empty()) return r;
+    // An expired token (etcd's simple tokens expire when idle), or one issued before any change
+    // to etcd's users and roles ("revision of auth store is old"): authenticate once more, one
+    // thread for all, and retry.
+    const std::string& m = r.status().message();
+    bool auth = r.status().code() == Code::kUnauthenticated ||
+                (r.status().code() == Code::kInvalidArgument &&
+                 (m.find("auth") != std::string::npos || m.find("token") != std::string::npos));
+    if (!auth) return r;
+    {
+      std::lock_guard lock(reauth_mu_);
+      if (token() == used) RETURN_IF_ERROR(authenticate());
+    }
+    return call_once_each(api, body, true, own);
   }
 
   Status take_lock() {
     const auto ttl = static_cast<int64_t>(opt_.lock_ttl.count());
+    const int64_t sent = steady_ns();
     ASSIGN_OR_RETURN(json::object lease, call("/v3/lease/grant", json::object{{"TTL", ttl}}));
     lease_id_ = string_field(lease, "ID");
     if (lease_id_.empty()) return internal_error("etcd: lease grant returned no ID");
+    deadline_ns_.store(sent + safe_span_ns());
+    // Renewing from now on: taking the lock below may take several requests.
+    keepalive_ = std::thread([this] { keepalive_loop(); });
     char host[256] = {};
     ::gethostname(host, sizeof(host) - 1);
     const std::string holder = std::string(host) + " pid " + std::to_string(::getpid()) + " (" +
                                crypto::random_uuid() + ")";
+    json::object read_lock{{"request_range", json::object{{"key", b64(lock_key_)}}}};
     json::object txn{
         {"compare", json::array{json::object{{"key", b64(lock_key_)},
                                              {"target", "CREATE"},
                                              {"result", "EQUAL"},
                                              {"create_revision", "0"}}}},
+        // The key's revision is read in the same transaction that creates it: no one else's
+        // can slip in between.
         {"success", json::array{json::object{{"request_put", json::object{{"key", b64(lock_key_)},
                                                                           {"value", b64(holder)},
-                                                                          {"lease", lease_id_}}}}}},
-        {"failure",
-         json::array{json::object{{"request_range", json::object{{"key", b64(lock_key_)}}}}}}};
+                                                                          {"lease", lease_id_}}}},
+                                read_lock}},
+        {"failure", json::array{read_lock}}};
     ASSIGN_OR_RETURN(json::object r, call("/v3/kv/txn", txn));
-    const auto* ok = r.if_contains("succeeded");
-    if (!ok || !ok->is_bool() || !ok->as_bool()) {
-      std::string other = "another server";
-      const auto* responses = r.if_contains("responses");
-      if (responses && responses->is_array() && !responses->as_array().empty()) {
-        try {
-          const auto& kv = responses->as_array()
-                               .front()
-                               .as_object()
-                               .at("response_range")
-                               .as_object()
-                               .at("kvs")
-                               .as_array()
-                               .front()
-                               .as_object();
-          auto v = base64_decode(string_field(kv, "value"));
-          if (v.ok()) other = std::string(as_string_view(*v));
-        } catch (const std::exception&) {
-        }
-      }
-      (void)call("/v3/lease/revoke", json::object{{"ID", lease_id_}});
-      lease_id_.clear();
+    // The lock key as the transaction saw it: the last response either way.
+    ASSIGN_OR_RETURN(std::vector<KeyValue> seen, parse_txn_last_range(r));
+    std::optional<KeyValue> lock;
+    if (!seen.empty()) lock = std::move(seen.front());
+    // Ours if it is bound to our lease: taken by this transaction, or by an earlier attempt of
+    // it whose answer was lost before a retry on another member.
+    if (!lock || lock->lease != lease_id_) {
+      std::string other =
+          lock ? printable(std::string(lock->value.begin(), lock->value.end())) : "another server";
       return failed_precondition("etcd: the storage at " + opt_.prefix + " is in use by " + other +
                                  " (lock " + lock_key_ + "); one server at a time may use it");
     }
-    // The creation revision of our lock key: the fence every write compares.
-    ASSIGN_OR_RETURN(json::object got, call("/v3/kv/range", json::object{{"key", b64(lock_key_)}}));
-    const auto* kvs = got.if_contains("kvs");
-    if (!kvs || !kvs->is_array() || kvs->as_array().empty() || !kvs->as_array()[0].is_object()) {
-      return unavailable("etcd: the lock key vanished right after it was taken");
-    }
-    lock_revision_ = string_field(kvs->as_array()[0].as_object(), "create_revision");
+    lock_revision_ = lock->create_revision;
     if (lock_revision_.empty()) return internal_error("etcd: lock key without a revision");
-    keepalive_ = std::thread([this] { keepalive_loop(); });
     LOG_INFO("etcd", "holding the storage lock " << lock_key_ << " (lease " << ttl << " s)");
     return ok_status();
   }
 
-  // Renews the lease three times per TTL. A renewal that finds the lease gone (TTL 0 or no ID)
-  // means the lock is lost: writes stop (the fence would refuse them anyway).
+  // How long after sending a renewal the lease is surely still alive: 5/6 of its TTL.
+  int64_t safe_span_ns() const {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(opt_.lock_ttl).count() * 5 / 6;
+  }
+
+  // Renews the lease three times per TTL, sooner again after a failure, with a client whose
+  // timeout fits in that period (a member that hangs must not eat the lease). A renewal that
+  // finds the lease gone means the lock is lost; renewals that keep failing let usable()'s
+  // deadline pass, which counts as lost too.
   void keepalive_loop() {
-    const auto period = std::max<std::chrono::milliseconds>(
-        std::chrono::milliseconds(200),
-        std::chrono::duration_cast<std::chrono::milliseconds>(opt_.lock_ttl) / 3);
+    using std::chrono::milliseconds;
+    const auto ttl = std::chrono::duration_cast<milliseconds>(opt_.lock_ttl);
+    const milliseconds period = std::max(milliseconds(200), ttl / 3);
+    const milliseconds retry = std::max(milliseconds(100), std::min(milliseconds(1000), ttl / 10));
+    net::ClientOptions o = opt_.tls;
+    o.timeout = std::max(std::chrono::seconds(1),
+                         std::chrono::duration_cast<std::chrono::seconds>(opt_.lock_ttl) / 3);
+    net::HttpClient client(o);
+    milliseconds wait = period;
     std::unique_lock lock(ka_mu_);
     while (!stopping_) {
-      ka_cv_.wait_for(lock, period, [this] { return stopping_; });
+      ka_cv_.wait_for(lock, wait, [this] { return stopping_; });
       if (stopping_) break;
       lock.unlock();
-      auto r = call("/v3/lease/keepalive", json::object{{"ID", lease_id_}});
-      if (r.ok()) {
-        const auto* result = r->if_contains("result");
-        std::string ttl =
-            result && result->is_object() ? string_field(result->as_object(), "TTL") : "";
-        if (ttl.empty() || ttl == "0" || ttl[0] == '-') mark_lost("the lock's lease expired");
-      } else if (r.status().code() == Code::kNotFound) {
-        mark_lost("the lock's lease is gone");
-      } else {
-        LOG_WARN("etcd", "lease renewal failed (retrying): " << r.status().message());
-      }
+      wait = renew(client) ? period : retry;
+      (void)usable();  // marks the lock lost once the deadline passed
       lock.lock();
     }
+  }
+
+  // One renewal; false when it should be retried soon.
+  bool renew(net::HttpClient& client) {
+    if (lost_.load()) return true;
+    const int64_t sent = steady_ns();
+    auto r = call("/v3/lease/keepalive", json::object{{"ID", lease_id_}}, &client);
+    if (!r.ok()) {
+      if (r.status().code() == Code::kNotFound) {
+        mark_lost("the lock's lease is gone");
+        return true;
+      }
+      LOG_WARN("etcd", "lease renewal failed (retrying): " << r.status().message());
+      return false;
+    }
+    // The gateway streams answers with status 200, errors included.
+    const auto* result = r->if_contains("result");
+    if (!result || !result->is_object()) {
+      LOG_WARN("etcd", "lease renewal answered without a result (retrying)");
+      return false;
+    }
+    // A TTL of 0 (omitted, as zero values are) or below: the lease expired.
+    std::string ttl = string_field(result->as_object(), "TTL");
+    if (ttl.empty() || ttl == "0" || ttl[0] == '-') {
+      mark_lost("the lock's lease expired");
+      return true;
+    }
+    int64_t d = sent + safe_span_ns();
+    int64_t cur = deadline_ns_.load();
+    while (d > cur && !deadline_ns_.compare_exchange_weak(cur, d)) {
+    }
+    return true;
   }
 
   EtcdOptions opt_;
   const std::string lock_key_;
   std::string lease_id_;
   std::string lock_revision_;
-  std::atomic<bool> lost_{false};
+  mutable std::atomic<bool> lost_{false};
+  std::atomic<int64_t> deadline_ns_{0};  // steady clock: see usable()
   std::atomic<size_t> preferred_{0};
 
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<net::HttpClient>> pool_;
   std::mutex auth_mu_;
   std::string auth_token_;
+  std::mutex reauth_mu_;  // one re-authentication at a time
 
   std::mutex ka_mu_;
   std::condition_variable ka_cv_;

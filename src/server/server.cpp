@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -34,6 +35,9 @@
 
 namespace custos::server {
 namespace {
+
+// Set when the etcd storage lock is lost (storage::Backend fail-stop): the server exits 1.
+std::atomic<bool> g_storage_lock_lost{false};
 
 #ifndef MCL_ONFAULT
 #define MCL_ONFAULT 4
@@ -180,7 +184,11 @@ int run_server(const ServerArgs& args) {
     eo.max_txn_ops = static_cast<size_t>(cfg.storage.etcd_max_txn_ops);
     // Fail-stop: a server that lost the lock may hold cached state another server now changes,
     // so it shuts down (its SIGTERM path) rather than answer from it.
-    eo.on_lock_lost = [] { ::kill(::getpid(), SIGTERM); };
+    // (exiting 1, so a supervisor restarting on failure starts a new one that waits its turn).
+    eo.on_lock_lost = [] {
+      g_storage_lock_lost.store(true);
+      ::kill(::getpid(), SIGTERM);
+    };
     auto b = etcd::open_etcd(eo);
     if (!b.ok()) {
       std::fprintf(stderr, "error opening storage: %s\n", b.status().message().c_str());
@@ -349,6 +357,10 @@ int run_server(const ServerArgs& args) {
   }
   for (auto& s : servers) s->stop();
   (void)core.seal();
+  if (g_storage_lock_lost.load()) {
+    LOG_ERROR("server", "stopped because the storage lock was lost");
+    return 1;
+  }
   return 0;
 }
 

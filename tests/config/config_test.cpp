@@ -234,6 +234,13 @@ TEST(Config, EtcdStorageStanza) {
   expect_error("storage \"etcd\" {\n  lock_timeout = \"0s\"\n}\n" + listener, "at least 1s");
   expect_error("storage \"etcd\" {\n  node_id = \"n\"\n}\n" + listener,
                "unknown key \"node_id\" in storage \"etcd\"");
+  expect_error("storage \"etcd\" {\n  tls_ca_file = \"/ca.pem\"\n}\n" + listener,
+               "tls_* settings need https:// addresses");
+  expect_error("storage \"etcd\" {\n  address = \"https://u:p@h:2379\"\n}\n" + listener,
+               "not in the URL");
+  expect_error("storage \"etcd\" {\n  address = \"https://h:2379\"\n  tls_cert_file = \"/c\"\n}\n" +
+                   listener,
+               "go together");
 }
 
 TEST(Config, StructuralRequirements) {

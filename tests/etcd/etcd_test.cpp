@@ -15,6 +15,7 @@
 #include "base/encoding.h"
 #include "etcd/backend.h"
 #include "net/http.h"
+#include "storage/cache.h"
 
 namespace custos::etcd {
 namespace {
@@ -102,6 +103,45 @@ TEST_F(EtcdTest, AServerWhoseLockWasTakenOverCanNoLongerWrite) {
   EXPECT_FALSE(after.contains("kvs"));
   auto before = raw("/v3/kv/range", {{"key", b64("/custos/before")}});
   EXPECT_TRUE(before.contains("kvs"));
+}
+
+TEST_F(EtcdTest, TheReadCacheAnswersNothingOnceTheLockIsLost) {
+  auto b = open_etcd(options());
+  ASSERT_TRUE(b.ok());
+  auto cached = storage::with_read_cache(std::move(*b), 64);
+  ASSERT_TRUE(cached->put("k", as_bytes("v")).ok());
+  ASSERT_TRUE(cached->get("k").ok());  // now in memory
+  raw("/v3/kv/deleterange", {{"key", b64("/custos.lock")}});
+  raw("/v3/kv/put", {{"key", b64("/custos.lock")}, {"value", b64("successor")}});
+  raw("/v3/kv/put", {{"key", b64("/custos/k")}, {"value", b64("changed by the successor")}});
+  EXPECT_EQ(cached->put("other", as_bytes("x")).code(), Code::kUnavailable);  // fenced off
+  auto stale = cached->get("k");
+  ASSERT_FALSE(stale.ok());  // not the cached "v"
+  EXPECT_EQ(stale.status().code(), Code::kUnavailable);
+  EXPECT_EQ(cached->max_transaction_ops(), 128u);
+}
+
+TEST_F(EtcdTest, APartitionLongerThanTheLeaseIsNoticedWithoutEtcd) {
+  std::atomic<int> lost{0};
+  EtcdOptions o = options();
+  o.lock_ttl = std::chrono::seconds(2);
+  o.request_timeout = std::chrono::seconds(1);
+  o.on_lock_lost = [&] { ++lost; };
+  auto b = open_etcd(o);
+  ASSERT_TRUE(b.ok());
+  auto cached = storage::with_read_cache(std::move(*b), 64);
+  ASSERT_TRUE(cached->put("k", as_bytes("v")).ok());
+  ASSERT_TRUE(cached->get("k").ok());
+  // etcd stops answering (a partition as this server sees it): renewals fail, and before the
+  // lease can have run out at etcd (5/6 of the TTL after the last good renewal was sent), the
+  // backend gives up the lock on its own and the cache stops answering.
+  server_->freeze();
+  for (int i = 0; i < 40 && lost.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(lost.load(), 1);
+  EXPECT_EQ(cached->get("k").status().code(), Code::kUnavailable);
+  server_->thaw();
 }
 
 TEST_F(EtcdTest, ALapsedLeaseIsNoticedByTheRenewalThread) {

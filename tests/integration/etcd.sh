@@ -78,10 +78,12 @@ curl -s -o /dev/null -X POST -H "X-Vault-Token: $TOKEN" -d '{"data":{"password":
   "$OLD_ADDR/v1/secret/data/app" --max-time 5 || true
 for _ in $(seq 100); do kill -0 "$OLD_PID" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$OLD_PID" 2>/dev/null && { kill -KILL "$OLD_PID"; fail "the old holder kept running after losing the lock"; }
+rc=0; wait "$OLD_PID" || rc=$?
+[ "$rc" = 1 ] || fail "the old holder exited $rc, not 1 (a supervisor must see a failure)"
 expect_status 200 GET secret/data/app
 [ "$(json "$LAST" o.data.data.password)" = successor-value ] || fail "successor's data: $LAST"
 [ "$(json "$LAST" o.data.metadata.version)" = 2 ] || fail "a stale write landed: $LAST"
-pass "takeover after a lapsed lease: the old holder stops (fail-stop), the successor's write stands"
+pass "takeover after a lapsed lease: the old holder stops with exit 1 (fail-stop), the successor's write stands"
 stop_server
 
 # 5. TLS with client certificates: a second member that requires them.

@@ -109,6 +109,8 @@ std::vector<BackendKind> all_backends() {
       {"inmem_cached_tiny", "inmem",
        [](const TempDir&) { return with_read_cache(open_inmem(), 16); }},
       {"etcd", "etcd", [](const TempDir&) { return open_etcd_or_die(); }},
+      {"etcd_cached", "etcd",
+       [](const TempDir&) { return with_read_cache(open_etcd_or_die(), 64); }},
   };
 }
 
