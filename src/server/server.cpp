@@ -39,6 +39,37 @@ namespace {
 // Set when the etcd storage lock is lost (storage::Backend fail-stop): the server exits 1.
 std::atomic<bool> g_storage_lock_lost{false};
 
+Result<std::unique_ptr<storage::Backend>> open_storage(const config::StorageConfig& c) {
+  switch (c.type) {
+    case config::StorageType::kSqlite:
+      return storage::open_sqlite(storage::SqliteOptions{c.path});
+    case config::StorageType::kEtcd: {
+      etcd::EtcdOptions eo;
+      eo.endpoints = c.etcd_endpoints;
+      eo.prefix = c.path;
+      eo.username = c.etcd_username;
+      eo.password = c.etcd_password;
+      eo.tls.ca_file = c.etcd_tls_ca_file;
+      eo.tls.client_cert_file = c.etcd_tls_cert_file;
+      eo.tls.client_key_file = c.etcd_tls_key_file;
+      eo.request_timeout = std::chrono::seconds(c.etcd_request_timeout);
+      eo.lock_ttl = std::chrono::seconds(c.etcd_lock_ttl);
+      eo.max_txn_ops = static_cast<size_t>(c.etcd_max_txn_ops);
+      // Fail-stop: a server that lost the lock may hold cached state another server now
+      // changes, so it shuts down (its SIGTERM path) rather than answer from it, and exits 1 so
+      // that a supervisor restarting on failure starts one that waits its turn.
+      eo.on_lock_lost = [] {
+        g_storage_lock_lost.store(true);
+        ::kill(::getpid(), SIGTERM);
+      };
+      return etcd::open_etcd(eo);
+    }
+    case config::StorageType::kInmem:
+      break;
+  }
+  return storage::open_inmem();
+}
+
 #ifndef MCL_ONFAULT
 #define MCL_ONFAULT 4
 #endif
@@ -158,50 +189,17 @@ int run_server(const ServerArgs& args) {
     return 1;
   }
 
-  std::unique_ptr<storage::Backend> backend;
-  if (cfg.storage.type == config::StorageType::kSqlite) {
-    auto b = storage::open_sqlite(storage::SqliteOptions{cfg.storage.path});
-    if (!b.ok()) {
-      std::fprintf(stderr, "error opening storage: %s\n", b.status().message().c_str());
-      return 1;
-    }
-    backend = std::move(*b);
-    // Vault's physical cache (cache_size, disable_cache); in-memory storage needs none.
-    if (!cfg.disable_cache) {
-      backend = storage::with_read_cache(std::move(backend), static_cast<size_t>(cfg.cache_size));
-    }
-  } else if (cfg.storage.type == config::StorageType::kEtcd) {
-    etcd::EtcdOptions eo;
-    eo.endpoints = cfg.storage.etcd_endpoints;
-    eo.prefix = cfg.storage.path;
-    eo.username = cfg.storage.etcd_username;
-    eo.password = cfg.storage.etcd_password;
-    eo.tls.ca_file = cfg.storage.etcd_tls_ca_file;
-    eo.tls.client_cert_file = cfg.storage.etcd_tls_cert_file;
-    eo.tls.client_key_file = cfg.storage.etcd_tls_key_file;
-    eo.request_timeout = std::chrono::seconds(cfg.storage.etcd_request_timeout);
-    eo.lock_ttl = std::chrono::seconds(cfg.storage.etcd_lock_ttl);
-    eo.max_txn_ops = static_cast<size_t>(cfg.storage.etcd_max_txn_ops);
-    // Fail-stop: a server that lost the lock may hold cached state another server now changes,
-    // so it shuts down (its SIGTERM path) rather than answer from it.
-    // (exiting 1, so a supervisor restarting on failure starts a new one that waits its turn).
-    eo.on_lock_lost = [] {
-      g_storage_lock_lost.store(true);
-      ::kill(::getpid(), SIGTERM);
-    };
-    auto b = etcd::open_etcd(eo);
-    if (!b.ok()) {
-      std::fprintf(stderr, "error opening storage: %s\n", b.status().message().c_str());
-      return 1;
-    }
-    // This server holds the storage lock, so nothing else changes the keys under it: the
-    // physical cache stays valid, as with SQLite.
-    backend = std::move(*b);
-    if (!cfg.disable_cache) {
-      backend = storage::with_read_cache(std::move(backend), static_cast<size_t>(cfg.cache_size));
-    }
-  } else {
-    backend = storage::open_inmem();
+  auto opened = open_storage(cfg.storage);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "error opening storage: %s\n", opened.status().message().c_str());
+    return 1;
+  }
+  std::unique_ptr<storage::Backend> backend = std::move(*opened);
+  // Vault's physical cache (cache_size, disable_cache) in front of disk or network storage; it
+  // stays valid because this server is the store's only writer (SQLite's file lock, etcd's
+  // lease-bound lock). In-memory storage needs none.
+  if (cfg.storage.type != config::StorageType::kInmem && !cfg.disable_cache) {
+    backend = storage::with_read_cache(std::move(backend), static_cast<size_t>(cfg.cache_size));
   }
 
   core::CoreConfig core_cfg;

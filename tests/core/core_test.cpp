@@ -15,6 +15,7 @@
 #include "base/encoding.h"
 #include "core/barrier.h"
 #include "core_fixture.h"
+#include "forwarding_backend.h"
 #include "storage/backend.h"
 #include "storage/cache.h"
 
@@ -70,20 +71,9 @@ TEST_F(CoreTest, OnlyKvRequestsAndSealStatusNeverBlock) {
 
 // Storage behind a network round trip (etcd) blocks every request that touches it.
 TEST(CoreNeverBlocks, NothingWhenTheStorageBlocks) {
-  class Networked final : public storage::Backend {
+  class Networked final : public ForwardingBackend {
    public:
-    Result<std::optional<Bytes>> get(std::string_view k) override { return inner_->get(k); }
-    Status put(std::string_view k, ByteSpan v) override { return inner_->put(k, v); }
-    Status del(std::string_view k) override { return inner_->del(k); }
-    Result<std::vector<std::string>> list(std::string_view p) override { return inner_->list(p); }
-    Status transaction(std::span<const storage::Op> ops) override {
-      return inner_->transaction(ops);
-    }
-    std::string_view name() const override { return "networked"; }
     bool calls_block() const override { return true; }
-
-   private:
-    std::unique_ptr<storage::Backend> inner_ = storage::open_inmem();
   };
   FakeClock clock(from_unix_seconds(1'800'000'000));
   auto cached = storage::with_read_cache(std::make_unique<Networked>(), 16);

@@ -16,6 +16,7 @@
 #include "core/barrier.h"
 #include "core/tokens.h"
 #include "core/view.h"
+#include "forwarding_backend.h"
 #include "storage/backend.h"
 
 namespace custos::core {
@@ -332,23 +333,15 @@ TEST_F(LeasesTest, TokenRevocationRevokesOnlyItsLeases) {
 
 // A backend with a transaction limit (etcd's --max-txn-ops) gets revocation batches that fit.
 TEST_F(LeasesTest, RevocationBatchesFitTheBackendsTransactionLimit) {
-  class Limited final : public storage::Backend {
+  class Limited final : public ForwardingBackend {
    public:
-    Result<std::optional<Bytes>> get(std::string_view k) override { return inner_->get(k); }
-    Status put(std::string_view k, ByteSpan v) override { return inner_->put(k, v); }
-    Status del(std::string_view k) override { return inner_->del(k); }
-    Result<std::vector<std::string>> list(std::string_view p) override { return inner_->list(p); }
     Status transaction(std::span<const storage::Op> ops) override {
       largest = std::max(largest, ops.size());
       if (ops.size() > 7) return invalid_argument("too many ops (test limit 7)");
-      return inner_->transaction(ops);
+      return ForwardingBackend::transaction(ops);
     }
-    std::string_view name() const override { return "limited"; }
     size_t max_transaction_ops() const override { return 7; }
     size_t largest = 0;
-
-   private:
-    std::unique_ptr<storage::Backend> inner_ = storage::open_inmem();
   };
   manager_.reset();
   barrier_.reset();

@@ -17,25 +17,10 @@
 #include <thread>
 #include <vector>
 
+#include "support/ports.h"
+
 namespace custos::testing {
 namespace {
-
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof(a);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 std::string random_password() {
   static constexpr char kAlnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -107,7 +92,7 @@ std::unique_ptr<PgCluster> PgCluster::start(std::string& error) {
   }
   std::filesystem::remove(c->dir_ + "/pwfile");
   for (int attempt = 0; attempt < 3 && !c->running_; ++attempt) {
-    c->port_ = free_port();
+    c->port_ = free_tcp_port();
     if (c->port_ == 0) continue;
     c->running_ = c->run_pg_ctl("start");
   }
