@@ -128,6 +128,24 @@ Status no_blocks(const hcl::Block& parent) {
   return error_at(b.line, "unexpected block " + quote_text(b.type) + " inside " + quote_text(parent.type));
 }
 
+// What the etcd keys must agree on, once all are read (file and environment).
+Status check_etcd(const StorageConfig& s) {
+  // TLS settings with an http:// member would be silently unused (and the password sent in the
+  // clear): refused, as is a certificate without its key.
+  bool tls =
+      !s.etcd_tls_ca_file.empty() || !s.etcd_tls_cert_file.empty() || !s.etcd_tls_key_file.empty();
+  for (const auto& e : s.etcd_endpoints) {
+    if (tls && e.rfind("http://", 0) == 0) {
+      return error_at(
+          s.line, "storage \"etcd\": tls_* settings need https:// addresses, not " + quote_text(e));
+    }
+  }
+  if (s.etcd_tls_cert_file.empty() != s.etcd_tls_key_file.empty()) {
+    return error_at(s.line, "storage \"etcd\": tls_cert_file and tls_key_file go together");
+  }
+  return ok_status();
+}
+
 // storage "etcd": Vault's keys where Custos does what they ask; the rest refused by name.
 Status parse_etcd_key(const hcl::Attribute& a, StorageConfig& s) {
   const std::string& k = a.name;
@@ -233,21 +251,7 @@ Result<StorageConfig> parse_storage(const hcl::Block& b) {
   if (s.type == StorageType::kSqlite && s.path.empty()) {
     return error_at(b.line, "storage \"sqlite\" needs a path");
   }
-  if (s.type == StorageType::kEtcd) {
-    // TLS settings with an http:// member would be silently unused (and the password sent in
-    // the clear): refused, as is mixing the two.
-    bool tls = !s.etcd_tls_ca_file.empty() || !s.etcd_tls_cert_file.empty() ||
-               !s.etcd_tls_key_file.empty();
-    for (const auto& e : s.etcd_endpoints) {
-      if (tls && e.rfind("http://", 0) == 0) {
-        return error_at(b.line, "storage \"etcd\": tls_* settings need https:// addresses, not " +
-                                    quote_text(e));
-      }
-    }
-    if (s.etcd_tls_cert_file.empty() != s.etcd_tls_key_file.empty()) {
-      return error_at(b.line, "storage \"etcd\": tls_cert_file and tls_key_file go together");
-    }
-  }
+  if (s.type == StorageType::kEtcd) RETURN_IF_ERROR(check_etcd(s));
   return s;
 }
 
@@ -519,6 +523,24 @@ Result<ServerConfig> parse_server_config(std::string_view text) {
     return error_at(a ? a->line : 1, "default_lease_ttl is greater than max_lease_ttl");
   }
   return c;
+}
+
+Status apply_storage_environment(ServerConfig& c,
+                                 const std::function<const char*(const char*)>& getenv) {
+  if (c.storage.type != StorageType::kEtcd) return ok_status();
+  // Vault's variables for its etcd backend; the password can then stay out of the file.
+  for (auto [var, key] : {std::pair{"ETCD_ADDR", "address"}, std::pair{"ETCD_USERNAME", "username"},
+                          std::pair{"ETCD_PASSWORD", "password"}}) {
+    const char* v = getenv(var);
+    if (v == nullptr || *v == '\0') continue;
+    hcl::Attribute a;
+    a.name = key;
+    a.line = c.storage.line;
+    a.value = hcl::Value::string(v);
+    Status st = parse_etcd_key(a, c.storage);
+    if (!st.ok()) return invalid_argument(std::string(var) + ": " + st.message());
+  }
+  return check_etcd(c.storage);
 }
 
 Status apply_seal_environment(ServerConfig& c,

@@ -100,6 +100,11 @@ Result<ServerConfig> parse_server_config(std::string_view text);
 Status apply_seal_environment(ServerConfig& config,
                               const std::function<const char*(const char*)>& getenv);
 
+// Applies Vault's etcd environment to storage "etcd": ETCD_ADDR, ETCD_USERNAME and ETCD_PASSWORD
+// override the file's address, username and password. `getenv` is injectable for tests.
+Status apply_storage_environment(ServerConfig& config,
+                                 const std::function<const char*(const char*)>& getenv);
+
 // Reads and parses a file (at most kMaxConfigFileSize bytes); errors are prefixed by the path.
 inline constexpr size_t kMaxConfigFileSize = 1 << 20;
 Result<ServerConfig> load_server_config(const std::filesystem::path& path);

@@ -156,9 +156,9 @@ int run_server(const ServerArgs& args) {
       return 2;
     }
     cfg = std::move(*loaded);
-    if (Status st =
-            config::apply_seal_environment(cfg, [](const char* n) { return std::getenv(n); });
-        !st.ok()) {
+    auto getenv = [](const char* n) { return std::getenv(n); };
+    if (Status st = config::apply_seal_environment(cfg, getenv);
+        !st.ok() || !(st = config::apply_storage_environment(cfg, getenv)).ok()) {
       std::fprintf(stderr, "error loading configuration: %s\n", st.message().c_str());
       return 2;
     }

@@ -243,6 +243,29 @@ TEST(Config, EtcdStorageStanza) {
                "go together");
 }
 
+TEST(Config, EtcdEnvironmentOverridesTheFile) {
+  ServerConfig c = must_parse(
+      "storage \"etcd\" {\n  address = \"http://10.0.0.1:2379\"\n  username = \"file\"\n}\n"
+      "listener \"tcp\" {\n  tls_disable = true\n}\n");
+  std::map<std::string, std::string> env{{"ETCD_ADDR", "http://a:2379,http://b:2379"},
+                                         {"ETCD_USERNAME", "custos"},
+                                         {"ETCD_PASSWORD", "from-env"}};
+  auto getenv = [&](const char* n) -> const char* {
+    auto it = env.find(n);
+    return it == env.end() ? nullptr : it->second.c_str();
+  };
+  ASSERT_TRUE(apply_storage_environment(c, getenv).ok());
+  EXPECT_EQ(c.storage.etcd_endpoints, (std::vector<std::string>{"http://a:2379", "http://b:2379"}));
+  EXPECT_EQ(c.storage.etcd_username, "custos");
+  EXPECT_EQ(c.storage.etcd_password, "from-env");
+  env["ETCD_ADDR"] = "a:2379";
+  Status bad = apply_storage_environment(c, getenv);
+  EXPECT_NE(bad.message().find("ETCD_ADDR: "), std::string::npos) << bad.message();
+  // Other backends ignore them.
+  ServerConfig other = must_parse(std::string(kMinimal));
+  EXPECT_TRUE(apply_storage_environment(other, getenv).ok());
+}
+
 TEST(Config, StructuralRequirements) {
   expect_error("listener \"tcp\" { tls_disable = true }\n", "a storage stanza is required");
   expect_error("storage \"inmem\" {}\n", "at least one listener stanza is required");
