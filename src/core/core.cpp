@@ -71,7 +71,42 @@ Core::Core(storage::Backend& backend, const Clock& clock, CoreConfig config)
   register_process_gauges();
 }
 
-Core::~Core() { pre_seal(); }
+Core::~Core() {
+  {
+    std::lock_guard lock(retry_mu_);
+    retry_stop_ = true;
+  }
+  retry_cv_.notify_all();
+  if (unseal_retry_.joinable()) unseal_retry_.join();
+  pre_seal();
+}
+
+void Core::retry_auto_unseal(std::chrono::milliseconds first, std::chrono::milliseconds max) {
+  if (!config_.auto_seal || unseal_retry_.joinable()) return;
+  const uint64_t seals = seal_requests_.load();
+  unseal_retry_ = std::thread([this, first, max, seals] {
+    auto delay = first;
+    std::unique_lock lock(retry_mu_);
+    for (int attempt = 1;; ++attempt) {
+      if (retry_cv_.wait_for(lock, delay, [this] { return retry_stop_; })) return;
+      lock.unlock();
+      if (!barrier_.sealed()) return;  // unsealed another way
+      Status st = auto_unseal_since(seals);
+      if (seal_requests_.load() != seals) {
+        LOG_INFO("core", "sealed on request: auto-unseal retries stop");
+        return;
+      }
+      if (st.ok() && !barrier_.sealed()) {
+        LOG_INFO("core", "auto-unseal succeeded on retry " << attempt);
+        return;
+      }
+      delay = std::min(max, delay * 2);
+      LOG_WARN("core", "auto-unseal retry " << attempt << " failed, next in " << delay.count()
+                                            << " ms: " << st.message());
+      lock.lock();
+    }
+  });
+}
 
 void Core::register_engine(const std::string& type, EngineFactory factory) {
   std::unique_lock lock(mounts_mu_);
@@ -253,8 +288,14 @@ Status Core::unseal_with_root_key(const SecretBytes& root_key) {
 }
 
 Status Core::auto_unseal() {
+  return auto_unseal_since(std::nullopt);
+}
+
+Status Core::auto_unseal_since(std::optional<uint64_t> seals) {
   if (!config_.auto_seal) return failed_precondition("auto-unseal needs a seal stanza");
   std::lock_guard lock(seal_mu_);
+  // seal() counts itself before taking seal_mu_: a seal requested since `seals` wins.
+  if (seals && seal_requests_.load() != *seals) return failed_precondition("sealed on request");
   if (!barrier_.sealed()) return ok_status();
   ASSIGN_OR_RETURN(bool inited, barrier_.initialized());
   if (!inited) return ok_status();
@@ -344,6 +385,7 @@ Status Core::verify_quorum_key(const SecretBytes& combined) {
 }
 
 Status Core::seal() {
+  seal_requests_.fetch_add(1);
   std::lock_guard lock(seal_mu_);
   pre_seal();
   barrier_.seal();

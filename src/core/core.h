@@ -4,12 +4,15 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/clock.h"
@@ -74,6 +77,11 @@ class Core {
   // Auto seal: decrypts the root key with the HSM and unseals. A no-op when unsealed or not
   // initialised; an HSM failure leaves the server sealed and says why.
   Status auto_unseal();
+  // Auto seal: when auto_unseal() failed (an HSM down or unreachable at start), keeps calling it
+  // on a background thread, first after `first` and then doubling up to `max`, until it
+  // succeeds, the server is unsealed another way (recovery keys), or an operator seals it
+  // (sys/seal), whose intent a later retry must not undo. The thread stops with the Core.
+  void retry_auto_unseal(std::chrono::milliseconds first, std::chrono::milliseconds max);
   // Refuses a store initialised with another seal type than the configured one (the server
   // calls it at start: seal migration is not supported).
   Status check_seal_type();
@@ -130,6 +138,8 @@ class Core {
   // The setup shared by both kinds of init: cluster identity, mount and auth tables, the first
   // unseal and the root token. Returns the root token. seal_mu_ held.
   Result<std::string> first_unseal(const std::string& root_token_id);
+  // auto_unseal(), refused once seal() was called after the `seals`-th time (the retries').
+  Status auto_unseal_since(std::optional<uint64_t> seals);
   // Opens the barrier with the root key and runs post_unseal; seal_mu_ held.
   Status unseal_with_root_key(const SecretBytes& root_key);
   Result<boost::json::object> read_config(std::string_view path);
@@ -257,6 +267,11 @@ class Core {
   std::mutex seal_mu_;      // serializes init/unseal/seal (held across HSM calls)
   std::mutex progress_mu_;  // the unseal progress, for seal_status(); taken inside seal_mu_
   ShareQuorum unseal_quorum_;
+  std::atomic<uint64_t> seal_requests_{0};  // Core::seal() calls, for the auto-unseal retries
+  std::thread unseal_retry_;
+  std::mutex retry_mu_;
+  std::condition_variable retry_cv_;
+  bool retry_stop_ = false;  // guarded by retry_mu_
   // One root generation and one rekey per key kind (0: unseal key, 1: recovery key) at a time;
   // guarded by seal_mu_.
   std::unique_ptr<RootGeneration> root_generation_;

@@ -262,7 +262,11 @@ int run_server(const ServerArgs& args) {
     // The HSM opens the root key; a failure leaves the server sealed, serving seal-status with
     // the reason in the log (recovery keys can retry through sys/unseal once the HSM is back).
     if (Status st = core.auto_unseal(); !st.ok()) {
-      LOG_ERROR("server", "auto-unseal failed, the server stays sealed: " << st.message());
+      LOG_ERROR("server",
+                "auto-unseal failed; retrying in the background (1 s, doubling to "
+                "1 min) while the server serves seal-status: "
+                    << st.message());
+      core.retry_auto_unseal(std::chrono::seconds(1), std::chrono::minutes(1));
     }
   }
 

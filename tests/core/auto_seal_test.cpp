@@ -4,9 +4,12 @@
 // made to produce on demand. tests/hsm and tests/integration/hsm_autounseal.sh run the real one.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/json.hpp>
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "base/encoding.h"
 #include "core/core.h"
@@ -41,10 +44,10 @@ class FakeSeal final : public AutoSeal {
                              blob.subspan(crypto::kAeadNonceSize), as_bytes(aad));
   }
   SecretBytes key = crypto::random_secret(32);
-  bool down = false;
+  std::atomic<bool> down{false};  // the retry test's thread reads it
   int fail_encrypt = 0;  // the encrypt call (1-based) that fails, 0: none
   int encrypts = 0;
-  int decrypts = 0;
+  std::atomic<int> decrypts{0};
 };
 
 class AutoSealTest : public ::testing::Test {
@@ -169,6 +172,36 @@ TEST_F(AutoSealTest, ARestartedServerUnsealsItselfAndStaysSealedWhileTheHsmCanno
   auto got = call(*core_, Operation::kRead, "kv/a", {}, root);
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->data->at("v").as_string(), "1");
+}
+
+TEST_F(AutoSealTest, AutoUnsealRetriesUntilTheHsmIsBackButNotAfterAManualSeal) {
+  init(3, 2);
+  core_.reset();
+  seal_->down = true;
+  core_ = make_core(seal_);
+  ASSERT_FALSE(core_->auto_unseal().ok());
+  core_->retry_auto_unseal(std::chrono::milliseconds(10), std::chrono::milliseconds(40));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_TRUE(core_->sealed());
+  int tried = seal_->decrypts;
+  EXPECT_GE(tried, 2);  // it kept trying
+  seal_->down = false;
+  for (int i = 0; i < 200 && core_->sealed(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_FALSE(core_->sealed());
+
+  // Again, but an operator seals the server while the HSM is down: the retries stop, and the
+  // server stays sealed when the HSM comes back.
+  core_.reset();
+  seal_->down = true;
+  core_ = make_core(seal_);
+  ASSERT_FALSE(core_->auto_unseal().ok());
+  core_->retry_auto_unseal(std::chrono::milliseconds(10), std::chrono::milliseconds(20));
+  ASSERT_TRUE(core_->seal().ok());
+  seal_->down = false;
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  EXPECT_TRUE(core_->sealed());
 }
 
 TEST_F(AutoSealTest, RecoverySharesUnsealAfterAManualSeal) {
