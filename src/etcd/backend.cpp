@@ -311,6 +311,8 @@ class EtcdBackend final : public storage::Backend {
           return failed_precondition(message);
         case kGrpcNotFound:
           return not_found(message);
+        case kGrpcOutOfRange:  // "required revision has been compacted": list() starts again
+          return failed_precondition(message);
         case kGrpcResourceExhausted:
           return resource_exhausted(message);
         default:
