@@ -5,9 +5,11 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "base/encoding.h"
@@ -114,44 +116,46 @@ class EtcdBackend final : public storage::Backend {
     return listed;
   }
 
+  // Group commit: concurrent writes share one etcd transaction (and one raft round), as
+  // SQLite's batches share an fsync. The first writer to find no commit under way leads: it
+  // sends everything queued (whole writes, in arrival order, while their keys fit in
+  // max_txn_ops) and then tells each writer its outcome; a lone writer commits on its own
+  // thread with no hand-off.
   Status transaction(std::span<const Op> ops) override {
     for (const auto& op : ops) RETURN_IF_ERROR(storage::internal::validate_key(op.key));
     if (ops.empty()) return ok_status();
     RETURN_IF_ERROR(usable());
-    // etcd refuses a transaction that names one key twice. Every op writes a single key, so
-    // applying only each key's last op leaves the same end state.
-    std::map<std::string_view, size_t> last;
-    for (size_t i = 0; i < ops.size(); ++i) last[ops[i].key] = i;
-    if (last.size() > opt_.max_txn_ops) {
-      return invalid_argument("etcd: a transaction of " + std::to_string(last.size()) +
+    Pending me;
+    me.ops = ops;
+    me.keys = distinct_keys(std::vector<std::span<const Op>>{ops});
+    if (me.keys > opt_.max_txn_ops) {
+      return invalid_argument("etcd: a transaction of " + std::to_string(me.keys) +
                               " writes exceeds max_txn_ops (" + std::to_string(opt_.max_txn_ops) +
                               "); raise it here and etcd's --max-txn-ops together");
     }
-    json::array success;
-    for (size_t i = 0; i < ops.size(); ++i) {
-      const Op& op = ops[i];
-      if (last[op.key] != i) continue;
-      if (op.kind == Op::Kind::kPut) {
-        success.push_back(
-            json::object{{"request_put", json::object{{"key", b64(full(op.key))},
-                                                      {"value", base64_encode(op.value)}}}});
-      } else {
-        success.push_back(
-            json::object{{"request_delete_range", json::object{{"key", b64(full(op.key))}}}});
+    std::unique_lock lock(commit_mu_);
+    queue_.push_back(&me);
+    while (!me.done) {
+      if (committing_) {
+        commit_cv_.wait(lock);
+        continue;
       }
+      committing_ = true;
+      std::vector<Pending*> batch;
+      size_t keys = 0;
+      while (!queue_.empty() &&
+             (batch.empty() || keys + queue_.front()->keys <= opt_.max_txn_ops)) {
+        keys += queue_.front()->keys;
+        batch.push_back(queue_.front());
+        queue_.pop_front();
+      }
+      lock.unlock();
+      commit_batch(batch);
+      lock.lock();
+      committing_ = false;
+      commit_cv_.notify_all();
     }
-    // The fence: applied only while the lock key is still the one this server created.
-    json::array compare{json::object{{"key", b64(lock_key_)},
-                                     {"target", "CREATE"},
-                                     {"result", "EQUAL"},
-                                     {"create_revision", lock_revision_}}};
-    ASSIGN_OR_RETURN(json::object r,
-                     call("/v3/kv/txn", json::object{{"compare", std::move(compare)},
-                                                     {"success", std::move(success)}}));
-    const auto* ok = r.if_contains("succeeded");
-    if (ok && ok->is_bool() && ok->as_bool()) return ok_status();
-    mark_lost("a write found the lock key no longer this server's");
-    return lost_status();
+    return me.status;
   }
 
   std::string_view name() const override { return "etcd"; }
@@ -173,6 +177,74 @@ class EtcdBackend final : public storage::Backend {
 
  private:
   std::string full(std::string_view key) const { return opt_.prefix + std::string(key); }
+
+  // A caller's write waiting for a group commit; lives on the caller's stack until `done`.
+  struct Pending {
+    std::span<const Op> ops;
+    size_t keys = 0;  // distinct keys
+    bool done = false;
+    Status status;
+  };
+
+  static size_t distinct_keys(const std::vector<std::span<const Op>>& writes) {
+    std::set<std::string_view> keys;
+    for (const auto& w : writes) {
+      for (const Op& op : w) keys.insert(op.key);
+    }
+    return keys.size();
+  }
+
+  // Sends the writes as one fenced etcd transaction, in order. etcd refuses a transaction that
+  // names one key twice; every op writes a single key, so applying only each key's last op
+  // leaves the same end state (as if the writes had been applied one after the other).
+  Status send_txn(const std::vector<std::span<const Op>>& writes) {
+    std::map<std::string_view, std::pair<size_t, size_t>> last;
+    for (size_t w = 0; w < writes.size(); ++w) {
+      for (size_t i = 0; i < writes[w].size(); ++i) last[writes[w][i].key] = {w, i};
+    }
+    json::array success;
+    for (size_t w = 0; w < writes.size(); ++w) {
+      for (size_t i = 0; i < writes[w].size(); ++i) {
+        const Op& op = writes[w][i];
+        if (last[op.key] != std::pair{w, i}) continue;
+        if (op.kind == Op::Kind::kPut) {
+          success.push_back(
+              json::object{{"request_put", json::object{{"key", b64(full(op.key))},
+                                                        {"value", base64_encode(op.value)}}}});
+        } else {
+          success.push_back(
+              json::object{{"request_delete_range", json::object{{"key", b64(full(op.key))}}}});
+        }
+      }
+    }
+    // The fence: applied only while the lock key is still the one this server created.
+    json::array compare{json::object{{"key", b64(lock_key_)},
+                                     {"target", "CREATE"},
+                                     {"result", "EQUAL"},
+                                     {"create_revision", lock_revision_}}};
+    ASSIGN_OR_RETURN(json::object r,
+                     call("/v3/kv/txn", json::object{{"compare", std::move(compare)},
+                                                     {"success", std::move(success)}}));
+    const auto* ok = r.if_contains("succeeded");
+    if (ok && ok->is_bool() && ok->as_bool()) return ok_status();
+    mark_lost("a write found the lock key no longer this server's");
+    return lost_status();
+  }
+
+  // Commits a batch and tells each writer. A batch that etcd refuses for a reason of its own
+  // (a value over --max-request-bytes, say) is retried write by write, so one writer's
+  // refusal is not its neighbours'; a lost lock or an unreachable etcd fails them all.
+  void commit_batch(const std::vector<Pending*>& batch) {
+    std::vector<std::span<const Op>> writes;
+    for (const Pending* p : batch) writes.push_back(p->ops);
+    Status st = usable();
+    if (st.ok()) st = send_txn(writes);
+    const bool own_fault = !st.ok() && batch.size() > 1 && st.code() != Code::kUnavailable &&
+                           st.code() != Code::kDeadlineExceeded;
+    for (Pending* p : batch) p->status = own_fault ? send_txn({p->ops}) : st;
+    std::lock_guard lock(commit_mu_);
+    for (Pending* p : batch) p->done = true;
+  }
 
   Result<std::vector<std::string>> list_once(std::string_view prefix) {
     const std::string from = full(prefix);
@@ -463,6 +535,11 @@ class EtcdBackend final : public storage::Backend {
   std::mutex auth_mu_;
   std::string auth_token_;
   std::mutex reauth_mu_;  // one re-authentication at a time
+
+  std::mutex commit_mu_;
+  std::condition_variable commit_cv_;
+  std::deque<Pending*> queue_;  // guarded by commit_mu_
+  bool committing_ = false;     // guarded by commit_mu_
 
   std::mutex ka_mu_;
   std::condition_variable ka_cv_;
