@@ -1,4 +1,5 @@
-// Fuzzes server configuration parsing and validation.
+// Fuzzes server configuration parsing and validation, and the migration file's parser (the same
+// storage stanzas under other names).
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -11,6 +12,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (config.ok()) {
     // Accepted configurations must satisfy the documented invariants.
     if (config->listeners.empty() || config->default_lease_ttl > config->max_lease_ttl) {
+      __builtin_trap();
+    }
+  }
+  auto migration = custos::config::parse_migration_config(text);
+  if (migration.ok()) {
+    // Both sides are real stores.
+    if (migration->source.type == custos::config::StorageType::kInmem ||
+        migration->destination.type == custos::config::StorageType::kInmem) {
       __builtin_trap();
     }
   }

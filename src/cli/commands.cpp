@@ -11,6 +11,7 @@
 
 #include "base/encoding.h"
 #include "cli/client.h"
+#include "cli/migrate.h"
 #include "cli/output.h"
 #include "cli/quorum.h"
 
@@ -174,8 +175,8 @@ void register_client_commands(CLI::App& app, Globals& g) {
       }));
 
   // operator
-  auto* op = app.add_subcommand("operator",
-                                "Init, unseal, seal, rotate, key-status, generate-root, rekey");
+  auto* op = app.add_subcommand(
+      "operator", "Init, unseal, seal, rotate, key-status, generate-root, rekey, migrate");
   op->require_subcommand(1);
   auto* init = op->add_subcommand(
       "init",
@@ -248,6 +249,7 @@ void register_client_commands(CLI::App& app, Globals& g) {
     return 0;
   }));
   register_quorum_commands(*op, g);
+  register_migrate_command(*op, g);
   op->add_subcommand("seal", "Seal the server")->callback(call([](Client& c) {
     auto r = c.call("PUT", "sys/seal");
     if (!r.ok()) return fail(r.status());

@@ -594,7 +594,12 @@ Status apply_seal_environment(ServerConfig& c,
   return ok_status();
 }
 
-Result<ServerConfig> load_server_config(const std::filesystem::path& path) {
+namespace {
+
+// Reads a configuration file (at most kMaxConfigFileSize bytes) and parses it with `parse`;
+// errors are prefixed by the path.
+template <typename Config, typename Parse>
+Result<Config> load_file(const std::filesystem::path& path, Parse parse) {
   const std::string where = "config file " + path.string();
   std::error_code ec;
   auto size = std::filesystem::file_size(path, ec);
@@ -613,9 +618,49 @@ Result<ServerConfig> load_server_config(const std::filesystem::path& path) {
   if (in.gcount() != static_cast<std::streamsize>(size)) {
     return invalid_argument(where + ": short read");
   }
-  auto config = parse_server_config(text);
+  Result<Config> config = parse(text);
   if (!config.ok()) return config.status().with_context(where);
   return config;
+}
+
+}  // namespace
+
+Result<ServerConfig> load_server_config(const std::filesystem::path& path) {
+  return load_file<ServerConfig>(path, parse_server_config);
+}
+
+Result<MigrationConfig> parse_migration_config(std::string_view text) {
+  ASSIGN_OR_RETURN(hcl::Body body, hcl::parse(text));
+  if (!body.attributes.empty()) {
+    const hcl::Attribute& a = body.attributes.front();
+    return error_at(a.line, "unknown key " + quote_text(a.name) +
+                                " (a migration takes storage_source and storage_destination)");
+  }
+  MigrationConfig m;
+  bool source = false, destination = false;
+  for (const hcl::Block& b : body.blocks) {
+    bool is_source = b.type == "storage_source";
+    if (!is_source && b.type != "storage_destination") {
+      return error_at(b.line, "unknown stanza " + quote_text(b.type) +
+                                  " (a migration takes storage_source and storage_destination)");
+    }
+    bool& seen = is_source ? source : destination;
+    if (seen) return error_at(b.line, "only one " + b.type + " stanza is allowed");
+    seen = true;
+    ASSIGN_OR_RETURN(StorageConfig s, parse_storage(b));
+    if (s.type == StorageType::kInmem) {
+      return error_at(b.line, b.type + " \"inmem\" holds nothing to migrate to or from");
+    }
+    (is_source ? m.source : m.destination) = std::move(s);
+  }
+  if (!source || !destination) {
+    return invalid_argument("a migration needs a storage_source and a storage_destination stanza");
+  }
+  return m;
+}
+
+Result<MigrationConfig> load_migration_config(const std::filesystem::path& path) {
+  return load_file<MigrationConfig>(path, parse_migration_config);
 }
 
 }  // namespace custos::config

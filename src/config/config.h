@@ -105,6 +105,17 @@ Status apply_seal_environment(ServerConfig& config,
 Status apply_storage_environment(ServerConfig& config,
                                  const std::function<const char*(const char*)>& getenv);
 
+// `custos operator migrate`'s file, as Vault's `vault operator migrate` takes it:
+//   storage_source "sqlite" { path = "..." }
+//   storage_destination "etcd" { address = "..." }
+// Each stanza takes what a storage stanza takes; inmem is refused.
+struct MigrationConfig {
+  StorageConfig source;
+  StorageConfig destination;
+};
+Result<MigrationConfig> parse_migration_config(std::string_view text);
+Result<MigrationConfig> load_migration_config(const std::filesystem::path& path);
+
 // Reads and parses a file (at most kMaxConfigFileSize bytes); errors are prefixed by the path.
 inline constexpr size_t kMaxConfigFileSize = 1 << 20;
 Result<ServerConfig> load_server_config(const std::filesystem::path& path);

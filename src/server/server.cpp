@@ -39,37 +39,6 @@ namespace {
 // Set when the etcd storage lock is lost (storage::Backend fail-stop): the server exits 1.
 std::atomic<bool> g_storage_lock_lost{false};
 
-Result<std::unique_ptr<storage::Backend>> open_storage(const config::StorageConfig& c) {
-  switch (c.type) {
-    case config::StorageType::kSqlite:
-      return storage::open_sqlite(storage::SqliteOptions{c.path});
-    case config::StorageType::kEtcd: {
-      etcd::EtcdOptions eo;
-      eo.endpoints = c.etcd_endpoints;
-      eo.prefix = c.path;
-      eo.username = c.etcd_username;
-      eo.password = c.etcd_password;
-      eo.tls.ca_file = c.etcd_tls_ca_file;
-      eo.tls.client_cert_file = c.etcd_tls_cert_file;
-      eo.tls.client_key_file = c.etcd_tls_key_file;
-      eo.request_timeout = std::chrono::seconds(c.etcd_request_timeout);
-      eo.lock_ttl = std::chrono::seconds(c.etcd_lock_ttl);
-      eo.max_txn_ops = static_cast<size_t>(c.etcd_max_txn_ops);
-      // Fail-stop: a server that lost the lock may hold cached state another server now
-      // changes, so it shuts down (its SIGTERM path) rather than answer from it, and exits 1 so
-      // that a supervisor restarting on failure starts one that waits its turn.
-      eo.on_lock_lost = [] {
-        g_storage_lock_lost.store(true);
-        ::kill(::getpid(), SIGTERM);
-      };
-      return etcd::open_etcd(eo);
-    }
-    case config::StorageType::kInmem:
-      break;
-  }
-  return storage::open_inmem();
-}
-
 #ifndef MCL_ONFAULT
 #define MCL_ONFAULT 4
 #endif
@@ -136,6 +105,32 @@ Status harden_process(bool lock_memory) {
   return ok_status();
 }
 
+Result<std::unique_ptr<storage::Backend>> open_storage(const config::StorageConfig& c,
+                                                       std::function<void()> on_lock_lost) {
+  switch (c.type) {
+    case config::StorageType::kSqlite:
+      return storage::open_sqlite(storage::SqliteOptions{c.path});
+    case config::StorageType::kEtcd: {
+      etcd::EtcdOptions eo;
+      eo.endpoints = c.etcd_endpoints;
+      eo.prefix = c.path;
+      eo.username = c.etcd_username;
+      eo.password = c.etcd_password;
+      eo.tls.ca_file = c.etcd_tls_ca_file;
+      eo.tls.client_cert_file = c.etcd_tls_cert_file;
+      eo.tls.client_key_file = c.etcd_tls_key_file;
+      eo.request_timeout = std::chrono::seconds(c.etcd_request_timeout);
+      eo.lock_ttl = std::chrono::seconds(c.etcd_lock_ttl);
+      eo.max_txn_ops = static_cast<size_t>(c.etcd_max_txn_ops);
+      eo.on_lock_lost = std::move(on_lock_lost);
+      return etcd::open_etcd(eo);
+    }
+    case config::StorageType::kInmem:
+      break;
+  }
+  return storage::open_inmem();
+}
+
 int run_server(const ServerArgs& args) {
   config::ServerConfig cfg;
   if (args.dev) {
@@ -189,7 +184,13 @@ int run_server(const ServerArgs& args) {
     return 1;
   }
 
-  auto opened = open_storage(cfg.storage);
+  // Fail-stop on etcd: a server that lost the storage lock may hold cached state another server
+  // now changes, so it shuts down (its SIGTERM path) rather than answer from it, and exits 1 so
+  // that a supervisor restarting on failure starts one that waits its turn.
+  auto opened = open_storage(cfg.storage, [] {
+    g_storage_lock_lost.store(true);
+    ::kill(::getpid(), SIGTERM);
+  });
   if (!opened.ok()) {
     std::fprintf(stderr, "error opening storage: %s\n", opened.status().message().c_str());
     return 1;

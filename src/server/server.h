@@ -3,9 +3,12 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "base/status.h"
+#include "config/config.h"
+#include "storage/backend.h"
 
 namespace custos::server {
 
@@ -24,6 +27,11 @@ struct ServerArgs {
 
 // Returns the process exit code.
 int run_server(const ServerArgs& args);
+
+// Opens the storage a configuration names, without the read cache. `on_lock_lost`: called
+// once if an etcd backend loses its lock (etcd::EtcdOptions::on_lock_lost).
+Result<std::unique_ptr<storage::Backend>> open_storage(const config::StorageConfig& config,
+                                                       std::function<void()> on_lock_lost = {});
 
 // Process hygiene: no core dumps, memory locked (unless disabled). Errors are reported, and
 // fatal only for mlock when it was asked for.

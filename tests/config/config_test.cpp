@@ -266,6 +266,33 @@ TEST(Config, EtcdEnvironmentOverridesTheFile) {
   EXPECT_TRUE(apply_storage_environment(other, getenv).ok());
 }
 
+TEST(Config, MigrationFile) {
+  auto m = parse_migration_config(
+      "storage_source \"sqlite\" {\n  path = \"/var/lib/custos/custos.db\"\n}\n"
+      "storage_destination \"etcd\" {\n  address = \"http://10.0.0.1:2379\"\n}\n");
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  EXPECT_EQ(m->source.type, StorageType::kSqlite);
+  EXPECT_EQ(m->source.path, "/var/lib/custos/custos.db");
+  EXPECT_EQ(m->destination.type, StorageType::kEtcd);
+  EXPECT_EQ(m->destination.etcd_endpoints, std::vector<std::string>{"http://10.0.0.1:2379"});
+  auto err = [](std::string_view text) {
+    auto r = parse_migration_config(text);
+    return r.ok() ? std::string() : r.status().message();
+  };
+  EXPECT_NE(err("storage_source \"sqlite\" {\n  path = \"/a\"\n}\n")
+                .find("needs a storage_source and a storage_destination"),
+            std::string::npos);
+  EXPECT_NE(
+      err("storage_source \"inmem\" {}\nstorage_destination \"sqlite\" {\n  path = \"/b\"\n}\n")
+          .find("line 1: storage_source \"inmem\" holds nothing"),
+      std::string::npos);
+  EXPECT_NE(err("storage \"sqlite\" {\n  path = \"/a\"\n}\n").find("unknown stanza \"storage\""),
+            std::string::npos);
+  EXPECT_NE(err("cluster_addr = \"x\"\n").find("unknown key \"cluster_addr\""), std::string::npos);
+  EXPECT_NE(err("storage_source \"raft\" {}\n").find("unknown storage backend \"raft\""),
+            std::string::npos);
+}
+
 TEST(Config, StructuralRequirements) {
   expect_error("listener \"tcp\" { tls_disable = true }\n", "a storage stanza is required");
   expect_error("storage \"inmem\" {}\n", "at least one listener stanza is required");
