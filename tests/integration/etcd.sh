@@ -4,20 +4,11 @@
 # 2. a second server on the same prefix is refused, naming the holder;
 # 3. a restart (the lock released at shutdown) unseals and reads everything back;
 # 4. takeover: the holder frozen past its lease, a successor takes the lock and writes; the old
-#    holder, thawed, stops instead of answering (fail-stop), and the successor's data stands.
+#    holder, thawed, stops instead of answering (fail-stop), and the successor's data stands;
+# 5. TLS with client certificates (and a start refused without one).
 source "$(dirname "$0")/lib.sh"
 
-command -v etcd >/dev/null || fail "etcd is not installed (scripts/install-deps: etcd-server)"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-CP=$(free_port); PP=$(free_port)
-ETCD_URL=http://127.0.0.1:$CP
-etcd --name it --data-dir "$WORK/etcd" --listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
-  --listen-peer-urls "http://127.0.0.1:$PP" --initial-advertise-peer-urls "http://127.0.0.1:$PP" \
-  --initial-cluster "it=http://127.0.0.1:$PP" --log-level error > "$WORK/etcd.log" 2>&1 &
-ETCD_PID=$!
-trap 'kill -CONT $ETCD_PID 2>/dev/null; kill $ETCD_PID 2>/dev/null; cleanup' EXIT
-for _ in $(seq 100); do curl -sf "$ETCD_URL/health" > /dev/null 2>&1 && break; sleep 0.1; done
-curl -sf "$ETCD_URL/health" > /dev/null || fail "etcd did not start: $(tail -5 "$WORK/etcd.log")"
+start_etcd it
 etcdctl() { ETCDCTL_API=3 command etcdctl --endpoints="$ETCD_URL" "$@"; }
 
 write_config "$WORK/c.hcl" "storage \"etcd\" {
@@ -98,14 +89,11 @@ for who in server client; do
     -out "$who.pem" 2> /dev/null
 done
 cd - > /dev/null
-TCP=$(free_port); TPP=$(free_port)
-TLS_URL=https://127.0.0.1:$TCP
-etcd --name tls --data-dir "$WORK/etcd-tls" --listen-client-urls "$TLS_URL" --advertise-client-urls "$TLS_URL" \
-  --listen-peer-urls "http://127.0.0.1:$TPP" --initial-advertise-peer-urls "http://127.0.0.1:$TPP" \
-  --initial-cluster "tls=http://127.0.0.1:$TPP" --cert-file "$WORK/server.pem" --key-file "$WORK/server.key" \
-  --trusted-ca-file "$WORK/ca.pem" --client-cert-auth --log-level error > "$WORK/etcd-tls.log" 2>&1 &
-TLS_PID=$!
-trap 'kill -CONT $ETCD_PID 2>/dev/null; kill $ETCD_PID $TLS_PID 2>/dev/null; cleanup' EXIT
+HTTP_ETCD_URL=$ETCD_URL
+start_etcd tls --cert-file "$WORK/server.pem" --key-file "$WORK/server.key" \
+  --trusted-ca-file "$WORK/ca.pem" --client-cert-auth
+TLS_URL=$ETCD_URL
+ETCD_URL=$HTTP_ETCD_URL
 for _ in $(seq 100); do
   curl -sf --cacert "$WORK/ca.pem" --cert "$WORK/client.pem" --key "$WORK/client.key" "$TLS_URL/health" > /dev/null 2>&1 && break
   sleep 0.1

@@ -8,8 +8,10 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/custos-it.XXXXXX")
 SERVER_PID=""
 ADDR=""
 PASSED=0
+ETCD_PIDS=()
 
 cleanup() {
+  for p in "${ETCD_PIDS[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
   if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill -TERM "$SERVER_PID" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
@@ -60,6 +62,34 @@ start_dev() {
     sleep 0.1
   done
   fail "dev server did not start listening within 10s"
+}
+
+# start_etcd NAME [extra etcd flags]: a one-member etcd (Debian's etcd-server) on free ports with its
+# data under $WORK/etcd-NAME, stopped on exit; sets ETCD_URL (http://, or https:// when the extra
+# flags give --cert-file) and ETCD_PID. Waits until it answers /health.
+start_etcd() {
+  command -v etcd >/dev/null || fail "etcd is not installed (scripts/install-deps: etcd-server)"
+  local name=$1
+  shift
+  local cp pp scheme=http
+  cp=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  pp=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  [[ " $* " == *" --cert-file "* ]] && scheme=https
+  ETCD_URL=$scheme://127.0.0.1:$cp
+  etcd --name "$name" --data-dir "$WORK/etcd-$name" --listen-client-urls "$ETCD_URL" \
+    --advertise-client-urls "$ETCD_URL" --listen-peer-urls "http://127.0.0.1:$pp" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$pp" --initial-cluster "$name=http://127.0.0.1:$pp" \
+    --log-level error "$@" > "$WORK/etcd-$name.log" 2>&1 &
+  ETCD_PID=$!
+  ETCD_PIDS+=("$ETCD_PID")
+  local i
+  for i in $(seq 100); do
+    [ "$scheme" = https ] && return 0  # the caller checks with its client certificate
+    curl -sf "$ETCD_URL/health" > /dev/null 2>&1 && return 0
+    kill -0 "$ETCD_PID" 2>/dev/null || fail "etcd exited: $(tail -3 "$WORK/etcd-$name.log")"
+    sleep 0.1
+  done
+  fail "etcd did not answer within 10s"
 }
 
 stop_server() {

@@ -4,16 +4,7 @@
 # same keys. A running server's store is refused (its lock), as is a destination that is not empty.
 source "$(dirname "$0")/lib.sh"
 
-command -v etcd >/dev/null || fail "etcd is not installed (scripts/install-deps: etcd-server)"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-CP=$(free_port); PP=$(free_port)
-ETCD_URL=http://127.0.0.1:$CP
-etcd --name mig --data-dir "$WORK/etcd" --listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
-  --listen-peer-urls "http://127.0.0.1:$PP" --initial-advertise-peer-urls "http://127.0.0.1:$PP" \
-  --initial-cluster "mig=http://127.0.0.1:$PP" --log-level error > "$WORK/etcd.log" 2>&1 &
-ETCD_PID=$!
-trap 'kill $ETCD_PID 2>/dev/null; cleanup' EXIT
-for _ in $(seq 100); do curl -sf "$ETCD_URL/health" > /dev/null 2>&1 && break; sleep 0.1; done
+start_etcd mig
 
 write_config "$WORK/sqlite.hcl" "storage \"sqlite\" { path = \"$WORK/custos.db\" }"
 start_server "$WORK/sqlite.hcl"
