@@ -3,13 +3,13 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <boost/json.hpp>
 #include <cerrno>
 #include <cstring>
 
-#include <boost/json.hpp>
-
 #include "base/encoding.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "core/tokens.h"
 #include "crypto/hash.h"
 #include "crypto/random.h"
@@ -17,6 +17,19 @@
 namespace custos::core {
 
 namespace {
+
+// Vault's audit failure counters: one per device write that failed (sys/metrics).
+metrics::Counter& request_failures() {
+  static metrics::Counter& c = metrics::Registry::global().counter(
+      "vault_audit_log_request_failure", "audit device writes of requests that failed");
+  return c;
+}
+metrics::Counter& response_failures() {
+  static metrics::Counter& c = metrics::Registry::global().counter(
+      "vault_audit_log_response_failure", "audit device writes of responses that failed");
+  return c;
+}
+
 // Publishes the number of devices when a mutation's scope ends (declared after the lock_guard,
 // so mu_ is still held): requests read it without the lock and skip all audit work when it is 0.
 template <class Map>
@@ -234,6 +247,7 @@ Status AuditBroker::write_all(const std::function<std::string(const Device&)>& r
       ++ok;
     } else {
       last_error = st.message();
+      request_failures().inc();
     }
   }
   if (ok == 0) {
@@ -376,6 +390,7 @@ Status AuditBroker::write_response(const PendingResponse& pending, const Status&
       ++ok;
     } else {
       last_error = st.message();
+      response_failures().inc();
     }
   }
   if (tried == 0 || ok > 0) return ok_status();

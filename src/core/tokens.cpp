@@ -5,6 +5,7 @@
 #include <set>
 
 #include "base/encoding.h"
+#include "base/metrics.h"
 #include "core/engine.h"
 #include "crypto/aead.h"
 #include "crypto/hash.h"
@@ -34,6 +35,24 @@ bool is_wrapping_token(const TokenEntry& e) {
   return e.type == "service" && e.policies.size() == 1 &&
          e.policies.front() == policy::kResponseWrappingPolicyName;
 }
+
+namespace {
+
+// Vault's vault_token_creation counter, by token type and the auth method that issued it
+// (params.path: "auth/<method>/...").
+void count_creation(const TokenCreateParams& params) {
+  std::string method = "token";
+  if (params.path.rfind("auth/", 0) == 0) {
+    size_t end = params.path.find('/', 5);
+    method = params.path.substr(5, end == std::string::npos ? std::string::npos : end - 5);
+  }
+  metrics::Registry::global()
+      .counter("vault_token_creation", "tokens created",
+               {{"auth_method", method}, {"token_type", params.type}})
+      .inc();
+}
+
+}  // namespace
 
 std::string random_base62(size_t n) {
   static constexpr char kAlphabet[] =
@@ -206,6 +225,7 @@ Result<std::pair<std::string, TokenEntry>> TokenStore::create(const TokenCreateP
     nonce.insert(nonce.end(), ct.begin(), ct.end());
     token = std::string(kBatchPrefix) + base64url_encode(nonce);
     e.hash = token_hash(token);
+    count_creation(params);
     return std::make_pair(std::move(token), std::move(e));
   }
   if (!params.id.empty()) {
@@ -231,6 +251,7 @@ Result<std::pair<std::string, TokenEntry>> TokenStore::create(const TokenCreateP
     std::lock_guard lock(mu_);
     cache_[e.hash] = e;
   }
+  count_creation(params);
   return std::make_pair(std::move(token), std::move(e));
 }
 

@@ -45,6 +45,13 @@ expect_status 200 GET kv/before
 expect_status 204 POST kv/after '{"v":"2"}'
 grep -q '"path":"kv/after"' "$WORK/tiny/audit.log" || fail "audit resumes after space is freed"
 pass "refused write absent, ${#processed[@]} processed-but-unaudited-response writes present as reported, earlier data intact, auditing resumes"
+# Vault's failure counters saw both kinds.
+curl -s -o "$WORK/metrics" -H "X-Vault-Token: $TOKEN" "$ADDR/v1/sys/metrics?format=prometheus"
+req_fail=$(awk '$1 == "vault_audit_log_request_failure" { print $2 }' "$WORK/metrics")
+resp_fail=$(awk '$1 == "vault_audit_log_response_failure" { print $2 }' "$WORK/metrics")
+[ "${req_fail:-0}" -ge 2 ] && [ "${resp_fail:-0}" -ge "${#processed[@]}" ] ||
+  fail "audit failure counters: request $req_fail, response $resp_fail (want >= 2 and >= ${#processed[@]})"
+pass "vault_audit_log_request_failure $req_fail, vault_audit_log_response_failure $resp_fail"
 stop_server
 umount "$WORK/tiny" || true
 finish

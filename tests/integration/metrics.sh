@@ -50,6 +50,19 @@ handled=$(value vault_core_handle_request_count)
 [ "${handled:-0}" -ge 22 ] || fail "handled $handled requests, want >= 22"
 pass "well-formed Prometheus text: $posts POSTs, $writes committed writes, $fsyncs fsyncs, $handled requests timed"
 
+# Vault's token and lease series: 3 service tokens (each with a lease of its own, TTL 1h) and a
+# batch token. (The audit failure counters are checked in audit_full_disk.sh.)
+before=$(value 'vault_token_creation{auth_method="token",token_type="service"}')
+for i in 1 2 3; do expect_status 200 POST auth/token/create '{"ttl":"1h"}'; done
+expect_status 200 POST auth/token/create '{"type":"batch","ttl":"1h","policies":["default"]}'
+scrape -H "Authorization: Bearer $TOKEN" > /dev/null
+after=$(value 'vault_token_creation{auth_method="token",token_type="service"}')
+[ $(( ${after:-0} - ${before:-0} )) = 3 ] || fail "service tokens counted $before -> $after"
+[ "$(value 'vault_token_creation{auth_method="token",token_type="batch"}')" = 1 ] || fail "batch token not counted"
+leases=$(value vault_expire_num_leases)
+[ "${leases:-0}" -ge 3 ] || fail "vault_expire_num_leases $leases, want >= 3"
+pass "Vault's series: vault_token_creation by type, vault_expire_num_leases $leases"
+
 expect_status 200 GET sys/metrics
 [ "$(json "$LAST" 'o.Gauges.find(g => g.Name === "vault_core_unsealed").Value')" = 1 ] ||
   fail "JSON form: $(echo "$LAST" | head -c 300)"
