@@ -3,6 +3,7 @@
 #include "cli/migrate.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -11,6 +12,35 @@
 #include "storage/migrate.h"
 
 namespace custos::cli {
+
+namespace {
+
+// Mistakes the copy itself cannot see: a SQLite source that does not exist (opening would make
+// an empty one), and etcd prefixes inside one another on the same cluster (the copy and the
+// destination's lock would land inside the source).
+Status check_sides(const config::MigrationConfig& m) {
+  if (m.source.type == config::StorageType::kSqlite && !std::filesystem::exists(m.source.path)) {
+    return not_found("storage_source \"sqlite\": " + m.source.path + " does not exist");
+  }
+  if (m.source.type == config::StorageType::kEtcd &&
+      m.destination.type == config::StorageType::kEtcd) {
+    bool shared = false;
+    for (const auto& a : m.source.etcd_endpoints) {
+      for (const auto& b : m.destination.etcd_endpoints) shared = shared || a == b;
+    }
+    const std::string& s = m.source.path;
+    const std::string& d = m.destination.path;
+    if (shared && (s.rfind(d, 0) == 0 || d.rfind(s, 0) == 0)) {
+      return invalid_argument(
+          "storage_source and storage_destination use the same etcd with "
+          "prefixes inside one another (" +
+          s + ", " + d + ")");
+    }
+  }
+  return ok_status();
+}
+
+}  // namespace
 
 void register_migrate_command(CLI::App& op, Globals& g) {
   auto path = std::make_shared<std::string>();
@@ -24,6 +54,10 @@ void register_migrate_command(CLI::App& op, Globals& g) {
     auto cfg = config::load_migration_config(*path);
     if (!cfg.ok()) {
       g.exit_code = fail(cfg.status());
+      return;
+    }
+    if (Status st = check_sides(*cfg); !st.ok()) {
+      g.exit_code = fail(st);
       return;
     }
     // Both backends take their locks (SQLite's file lock, etcd's lease-bound lock): a server

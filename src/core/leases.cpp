@@ -572,6 +572,7 @@ void LeaseManager::stop() {
     impl_->cv.notify_all();
   }
   if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->num_scheduled.store(0, std::memory_order_relaxed);  // a stopped manager (sealed) has none
   std::lock_guard lock(impl_->mu);
   impl_->running = false;
 }

@@ -259,6 +259,7 @@ int run_server(const ServerArgs& args) {
   kbs::Broker broker(core, **service, bcfg);
   broker.register_auth_method();  // before unseal: the auth table may name "attest"
 
+  bool retry_unseal = false;
   if (core.auto_sealed()) {
     // The HSM opens the root key; a failure leaves the server sealed, serving seal-status with
     // the reason in the log (recovery keys can retry through sys/unseal once the HSM is back).
@@ -267,7 +268,7 @@ int run_server(const ServerArgs& args) {
                 "auto-unseal failed; retrying in the background (1 s, doubling to "
                 "1 min) while the server serves seal-status: "
                     << st.message());
-      core.retry_auto_unseal(std::chrono::seconds(1), std::chrono::minutes(1));
+      retry_unseal = true;
     }
   }
 
@@ -348,6 +349,9 @@ int run_server(const ServerArgs& args) {
   SecretString wipe_key(std::move(dev_unseal_key));
   if (args.on_ready) args.on_ready(first_addr);
 
+  // Started once everything the core reaches is built (the broker, the listeners): no early return
+  // above can then leave a retry running against what it has torn down.
+  if (retry_unseal) core.retry_auto_unseal(std::chrono::seconds(1), std::chrono::minutes(1));
   for (;;) {
     int sig = 0;
     if (sigwait(&sigs, &sig) != 0) break;

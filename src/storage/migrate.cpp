@@ -32,25 +32,40 @@ Result<MigrationStats> migrate(Backend& from, Backend& to,
                                existing.front() + "\"...); migrate into an empty one");
   }
   const size_t limit = to.max_transaction_ops() > 0 ? to.max_transaction_ops() : 256;
+  // Also bounded by bytes: etcd refuses requests over --max-request-bytes (1.5 MiB by
+  // default); a larger value goes alone.
+  constexpr size_t kBatchBytes = size_t{1} << 20;
   MigrationStats stats;
   std::vector<Op> batch;
+  size_t batch_bytes = 0;
   auto flush = [&]() -> Status {
     if (batch.empty()) return ok_status();
     RETURN_IF_ERROR(to.transaction(batch));
     batch.clear();
+    batch_bytes = 0;
     if (progress) progress(stats.keys);
     return ok_status();
   };
-  RETURN_IF_ERROR(walk(from, "", [&](const std::string& key) -> Status {
+  Status copied = walk(from, "", [&](const std::string& key) -> Status {
     ASSIGN_OR_RETURN(auto value, from.get(key));
     if (!value) return ok_status();  // gone meanwhile (the source is locked: cannot happen)
     stats.keys++;
     stats.bytes += value->size();
+    if (!batch.empty() && batch_bytes + key.size() + value->size() > kBatchBytes) {
+      RETURN_IF_ERROR(flush());
+    }
+    batch_bytes += key.size() + value->size();
     batch.push_back(Op{Op::Kind::kPut, key, std::move(*value)});
     if (batch.size() >= limit) return flush();
     return ok_status();
-  }));
-  RETURN_IF_ERROR(flush());
+  });
+  if (copied.ok()) copied = flush();
+  if (!copied.ok()) {
+    return copied.with_context("copying (clear what reached the destination before trying again)");
+  }
+  if (stats.keys == 0) {
+    return failed_precondition("the source storage holds no key (is its path right?)");
+  }
   // Read back and compare.
   uint64_t checked = 0;
   RETURN_IF_ERROR(walk(from, "", [&](const std::string& key) -> Status {

@@ -25,6 +25,10 @@ storage_destination "etcd" {
   path    = "/migrated/"
 }
 CFG
+# A mistyped source path: refused, and no empty database made.
+sed "s|$WORK/custos.db|$WORK/typo.db|" "$WORK/migrate.hcl" > "$WORK/typo.hcl"
+"$CUSTOS" operator migrate -config "$WORK/typo.hcl" > "$WORK/m0" 2>&1 && fail "migrated from a missing file"
+grep -q "typo.db does not exist" "$WORK/m0" && [ ! -e "$WORK/typo.db" ] || fail "missing source: $(cat "$WORK/m0")"
 # The server still holds its store: refused, nothing copied.
 "$CUSTOS" operator migrate -config "$WORK/migrate.hcl" > "$WORK/m1" 2>&1 && fail "migrated a store in use"
 grep -q "opening storage_source" "$WORK/m1" || fail "no clear error: $(cat "$WORK/m1")"

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -57,12 +58,47 @@ TEST(Migrate, CopiesEveryKeyAndChecksTheCopy) {
   EXPECT_NE(again.status().message().find("not empty"), std::string::npos);
 }
 
-TEST(Migrate, AnEmptySourceCopiesNothing) {
+TEST(Migrate, AnEmptySourceIsRefused) {
+  // Most likely a mistyped path (SQLite makes an empty file): nothing to copy is an error.
   auto from = open_inmem();
   auto to = open_inmem();
   auto stats = migrate(*from, *to);
-  ASSERT_TRUE(stats.ok());
-  EXPECT_EQ(stats->keys, 0u);
+  ASSERT_FALSE(stats.ok());
+  EXPECT_NE(stats.status().message().find("holds no key"), std::string::npos);
+}
+
+TEST(Migrate, LargeValuesGoInSmallerBatches) {
+  // 40 values of 100 KiB: batches stay near 1 MiB (etcd's request limit), not 256 entries.
+  class Counting final : public Backend {
+   public:
+    Result<std::optional<Bytes>> get(std::string_view k) override { return inner_->get(k); }
+    Status put(std::string_view k, ByteSpan v) override { return inner_->put(k, v); }
+    Status del(std::string_view k) override { return inner_->del(k); }
+    Result<std::vector<std::string>> list(std::string_view p) override { return inner_->list(p); }
+    Status transaction(std::span<const Op> ops) override {
+      size_t bytes = 0;
+      for (const auto& op : ops) bytes += op.key.size() + op.value.size();
+      largest = std::max(largest, bytes);
+      ++transactions;
+      return inner_->transaction(ops);
+    }
+    std::string_view name() const override { return "counting"; }
+    size_t largest = 0;
+    int transactions = 0;
+
+   private:
+    std::unique_ptr<Backend> inner_ = open_inmem();
+  };
+  auto from = open_inmem();
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(from->put("big/" + std::to_string(i), Bytes(100 << 10, 'v')).ok());
+  }
+  Counting to;
+  auto stats = migrate(*from, to);
+  ASSERT_TRUE(stats.ok()) << stats.status().to_string();
+  EXPECT_EQ(stats->keys, 40u);
+  EXPECT_LE(to.largest, size_t{1} << 20);
+  EXPECT_GE(to.transactions, 4);
 }
 
 }  // namespace
