@@ -430,10 +430,14 @@ Status Core::post_unseal() {
     policy_cache_.clear();
     acl_cache_.clear();
   }
+  // Requests may use the token store, mounts and leases from now on (not while the barrier is
+  // open but they are still being loaded).
+  serving_.store(true, std::memory_order_release);
   return ok_status();
 }
 
 void Core::pre_seal() {
+  serving_.store(false, std::memory_order_release);
   if (leases_) leases_->stop();
   {
     std::unique_lock lock(mounts_mu_);
@@ -461,7 +465,7 @@ Result<Response> Core::handle(Request& req) {
   bool handled = false;
   auto pre = handle_unauthenticated(req, handled);
   if (handled) return pre;
-  if (barrier_.sealed()) return unavailable("Vault is sealed");
+  if (!serving()) return unavailable("Vault is sealed");
 
   std::string rel;
   std::shared_ptr<Mounted> mounted;

@@ -90,6 +90,9 @@ class Core {
   Status seal();
   Result<SealStatus> seal_status();
   bool sealed() const { return barrier_.sealed(); }
+  // Unsealed and set up: the barrier open and post-unseal loading (token store, mounts, leases,
+  // audit devices) finished. Requests are answered only then; "Vault is sealed" before.
+  bool serving() const { return !barrier_.sealed() && serving_.load(std::memory_order_acquire); }
 
   // Registers an engine type for sys/mounts ("kv" and "transit" are built in).
   void register_engine(const std::string& type, EngineFactory factory);
@@ -267,6 +270,7 @@ class Core {
   std::mutex seal_mu_;      // serializes init/unseal/seal (held across HSM calls)
   std::mutex progress_mu_;  // the unseal progress, for seal_status(); taken inside seal_mu_
   ShareQuorum unseal_quorum_;
+  std::atomic<bool> serving_{false};        // see serving()
   std::atomic<uint64_t> seal_requests_{0};  // Core::seal() calls, for the auto-unseal retries
   std::thread unseal_retry_;
   std::mutex retry_mu_;

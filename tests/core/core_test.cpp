@@ -7,10 +7,13 @@
 
 #include <atomic>
 #include <boost/json.hpp>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "base/encoding.h"
 #include "core/barrier.h"
@@ -86,6 +89,66 @@ TEST(CoreNeverBlocks, NothingWhenTheStorageBlocks) {
   EXPECT_FALSE(core.never_blocks("kv2/data/app", Operation::kRead));
   EXPECT_FALSE(core.never_blocks("kv2/data/app", Operation::kUpdate));
   EXPECT_FALSE(core.never_blocks("sys/seal-status", Operation::kRead));
+}
+
+// While an unseal is still loading the token store, mounts and leases, the barrier is already
+// open: a request arriving then gets "sealed" (503), not a half-built core.
+TEST(CoreServing, RequestsDuringPostUnsealLoadingAreRefusedAsSealed) {
+  class Pausing final : public ForwardingBackend {
+   public:
+    Result<std::optional<Bytes>> get(std::string_view k) override {
+      if (k == "core/mounts") {
+        std::unique_lock lock(mu);
+        if (armed) {
+          paused = true;
+          cv.notify_all();
+          cv.wait(lock, [&] { return !armed; });
+        }
+      }
+      return ForwardingBackend::get(k);
+    }
+    std::mutex mu;
+    std::condition_variable cv;
+    bool armed = false;
+    bool paused = false;
+  };
+  FakeClock clock(from_unix_seconds(1'800'000'000));
+  Pausing backend;
+  Core core(backend, clock, CoreConfig{});
+  auto init = core.initialize(1, 1);
+  ASSERT_TRUE(init.ok());
+  std::string key = hex_encode(init->shares[0].span());
+  {
+    std::lock_guard lock(backend.mu);
+    backend.armed = true;
+  }
+  std::thread unsealer([&] { EXPECT_TRUE(core.unseal(key, false).ok()); });
+  {
+    std::unique_lock lock(backend.mu);
+    ASSERT_TRUE(
+        backend.cv.wait_for(lock, std::chrono::seconds(10), [&] { return backend.paused; }));
+  }
+  EXPECT_FALSE(core.sealed());   // the barrier is open...
+  EXPECT_FALSE(core.serving());  // ...but the core is not ready
+  Request r;
+  r.op = Operation::kRead;
+  r.path = "auth/token/lookup-self";
+  r.client_token = init->root_token;
+  auto during = core.handle(r);
+  ASSERT_FALSE(during.ok());
+  EXPECT_EQ(during.status().code(), Code::kUnavailable);
+  {
+    std::lock_guard lock(backend.mu);
+    backend.armed = false;
+  }
+  backend.cv.notify_all();
+  unsealer.join();
+  EXPECT_TRUE(core.serving());
+  Request again;
+  again.op = Operation::kRead;
+  again.path = "auth/token/lookup-self";
+  again.client_token = init->root_token;
+  EXPECT_TRUE(core.handle(again).ok());
 }
 
 TEST_F(CoreTest, SealedServerRefusesEverythingButSealEndpoints) {
