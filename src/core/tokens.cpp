@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <map>
 #include <set>
 
 #include "base/encoding.h"
@@ -46,10 +47,18 @@ void count_creation(const TokenCreateParams& params) {
     size_t end = params.path.find('/', 5);
     method = params.path.substr(5, end == std::string::npos ? std::string::npos : end - 5);
   }
-  metrics::Registry::global()
-      .counter("vault_token_creation", "tokens created",
-               {{"auth_method", method}, {"token_type", params.type}})
-      .inc();
+  // Counters live as long as the registry: each thread looks one up once per label pair, so
+  // token creation does not take the registry's lock (which a scrape holds while it renders).
+  thread_local std::map<std::pair<std::string, std::string>, metrics::Counter*> seen;
+  auto key = std::make_pair(std::move(method), params.type);
+  auto it = seen.find(key);
+  if (it == seen.end()) {
+    metrics::Counter& c = metrics::Registry::global().counter(
+        "vault_token_creation", "tokens created",
+        {{"auth_method", key.first}, {"token_type", key.second}});
+    it = seen.emplace(std::move(key), &c).first;
+  }
+  it->second->inc();
 }
 
 }  // namespace
