@@ -198,12 +198,7 @@ Status parse_etcd_key(const hcl::Attribute& a, StorageConfig& s) {
     ASSIGN_OR_RETURN(std::string v, get_string(a));
     if (v != "v3") return error_at(a.line, "etcd_api: only \"v3\" is supported");
   } else if (k == "ha_enabled") {
-    ASSIGN_OR_RETURN(bool on, get_bool(a));
-    if (on) {
-      return error_at(a.line,
-                      "ha_enabled: high availability (standby servers) is not supported "
-                      "yet; one server holds the storage lock at a time");
-    }
+    ASSIGN_OR_RETURN(s.ha_enabled, get_bool(a));
   } else if (k == "sync" || k == "discovery_srv" || k == "discovery_srv_name" ||
              k == "tls_discovery_srv_name" || k == "max_receive_size") {
     return error_at(a.line, quote_text(k) +
@@ -462,6 +457,8 @@ Result<ServerConfig> parse_server_config(std::string_view text) {
       ASSIGN_OR_RETURN(c.api_addr, get_string(a));
     } else if (k == "cluster_addr") {
       ASSIGN_OR_RETURN(c.cluster_addr, get_string(a));
+    } else if (k == "ha_tls_ca_file") {
+      ASSIGN_OR_RETURN(c.ha_tls_ca_file, get_nonempty_string(a));
     } else if (k == "ui") {
       ASSIGN_OR_RETURN(c.ui, get_bool(a));
     } else if (k == "disable_mlock") {

@@ -36,6 +36,8 @@ struct StorageConfig {
   int64_t etcd_request_timeout = 10;  // seconds
   int64_t etcd_lock_ttl = 15;         // "lock_timeout": the lock's lease, seconds
   int64_t etcd_max_txn_ops = 128;
+  // High availability (docs/ha.md): servers sharing the store, one active, the others standbys.
+  bool ha_enabled = false;
 };
 
 enum class TlsVersion { kTls12, kTls13 };
@@ -78,8 +80,11 @@ struct ServerConfig {
   StorageConfig storage;
   std::optional<SealConfig> seal;
   std::vector<ListenerConfig> listeners;
-  std::string api_addr;
-  std::string cluster_addr;  // accepted for Vault compatibility; unused (no clustering)
+  std::string api_addr;      // HA: where standbys forward requests to while this server is active
+  std::string cluster_addr;  // accepted for Vault compatibility; unused (no cluster port)
+  // HA: the CA that signed the other servers' listener certificates, for a standby forwarding
+  // to the active server's api_addr (empty: the system's roots).
+  std::string ha_tls_ca_file;
   bool ui = false;
   bool disable_mlock = false;
   // Vault's physical read cache: entries kept (storage/cache.h); disable_cache turns it off.

@@ -106,6 +106,17 @@ Status Barrier::persist_keyring() {
 
 Status Barrier::unseal(const SecretBytes& root_key) {
   std::unique_lock lock(mu_);
+  return load_keyring_locked(root_key);
+}
+
+Status Barrier::reload() {
+  std::unique_lock lock(mu_);
+  if (sealed_) return unavailable("Vault is sealed");
+  SecretBytes root_key = root_key_.clone();
+  return load_keyring_locked(root_key);
+}
+
+Status Barrier::load_keyring_locked(const SecretBytes& root_key) {
   ASSIGN_OR_RETURN(auto blob, backend_.get(kKeyringPath));
   if (!blob) return failed_precondition("Vault is not initialized");
   auto plain = decrypt_with(root_key.span(), kKeyringPath, *blob);
@@ -118,7 +129,14 @@ Status Barrier::unseal(const SecretBytes& root_key) {
   const auto* active = doc.as_object().if_contains("active_term");
   if (!arr || !arr->is_array() || !active || !active->is_int64()) return data_loss("keyring is corrupt");
   for (const auto& v : arr->as_array()) {
-    const auto& o = v.as_object();
+    const auto* o_ptr = v.if_object();
+    const auto* kv = o_ptr ? o_ptr->if_contains("key") : nullptr;
+    const auto* tv = o_ptr ? o_ptr->if_contains("term") : nullptr;
+    const auto* iv = o_ptr ? o_ptr->if_contains("install_time") : nullptr;
+    if (!kv || !kv->is_string() || !tv || !tv->is_int64() || !iv || !iv->is_int64()) {
+      return data_loss("keyring is corrupt");
+    }
+    const auto& o = *o_ptr;
     auto key = base64_decode(o.at("key").as_string());
     if (!key.ok() || key->size() != 32) return data_loss("keyring key is corrupt");
     KeyTerm t;
@@ -130,9 +148,10 @@ Status Barrier::unseal(const SecretBytes& root_key) {
   }
   // The parsed JSON held key text; it is freed with `doc` (Boost.JSON does not wipe). The keys
   // live in mlocked memory (server hygiene) so this copy never reaches swap or a core dump.
+  const auto active_term = static_cast<uint32_t>(active->as_int64());
+  if (!terms.count(active_term)) return data_loss("keyring has no active term");
   terms_ = std::move(terms);
-  active_term_ = static_cast<uint32_t>(active->as_int64());
-  if (!terms_.count(active_term_)) return data_loss("keyring has no active term");
+  active_term_ = active_term;
   root_key_ = root_key.clone();
   sealed_ = false;
   return ok_status();

@@ -49,6 +49,9 @@ class Barrier {
   Status initialize(const SecretBytes& root_key, std::vector<storage::Op> with);
   // Loads the keyring with the root key; fails with kDataLoss if the key is wrong.
   Status unseal(const SecretBytes& root_key);
+  // Unsealed: reads the keyring again with the root key it holds (an HA standby taking over:
+  // the active server may have added terms meanwhile). On failure the barrier is unchanged.
+  Status reload();
   void seal();
   bool sealed() const;
 
@@ -84,6 +87,7 @@ class Barrier {
 
   storage::Backend& backend_;
   const Clock& clock_;
+  Status load_keyring_locked(const SecretBytes& root_key);  // mu_ held exclusively
   mutable std::shared_mutex mu_;
   bool sealed_ = true;
   SecretBytes root_key_;

@@ -56,7 +56,9 @@ Core::Core(storage::Backend& backend, const Clock& clock, CoreConfig config)
       config_(std::move(config)),
       barrier_(backend, clock),
       audit_(clock),
-      token_expiry_(make_token_expiry()) {
+      token_expiry_(make_token_expiry()),
+      ha_(backend.ha_lock()),
+      node_id_(crypto::random_uuid()) {
   register_engine("kv", make_kv_engine);
   register_engine("transit", make_transit_engine);
   register_engine("database", make_database_engine);
@@ -68,10 +70,14 @@ Core::Core(storage::Backend& backend, const Clock& clock, CoreConfig config)
   unsealed_gauge_ =
       metrics::Registry::global().gauge("vault_core_unsealed", "1 while unsealed, 0 while sealed",
                                         [this] { return barrier_.sealed() ? 0.0 : 1.0; });
+  active_gauge_ = metrics::Registry::global().gauge(
+      "vault_core_active", "1 while this server is the active one (HA: not a standby)",
+      [this] { return serving() ? 1.0 : 0.0; });
   register_process_gauges();
 }
 
 Core::~Core() {
+  stop_ha();
   {
     std::lock_guard lock(retry_mu_);
     retry_stop_ = true;
@@ -138,6 +144,12 @@ Result<InitResult> Core::initialize(int shares, int threshold, const std::string
         "parameters secret_shares,secret_threshold not applicable to seal type " +
         config_.auto_seal->type());
   }
+  RETURN_IF_ERROR(ha_lock_for_init());
+  // Vault leaves a freshly initialised Shamir-sealed server sealed: an HA server gives the
+  // lock back, and competes for it once unsealed.
+  Cleanup release([this] {
+    if (ha_) ha_->release();
+  });
   SecretBytes unseal_key = crypto::random_secret(32);
   ASSIGN_OR_RETURN(std::vector<SecretBytes> out,
                    split_key_shares(unseal_key, shares, threshold, "secret"));
@@ -169,6 +181,11 @@ Result<InitResult> Core::initialize_recovery(int recovery_shares, int recovery_t
     return invalid_argument(
         "parameters recovery_shares,recovery_threshold not applicable to seal type shamir");
   }
+  RETURN_IF_ERROR(ha_lock_for_init());
+  // On failure an HA server gives the lock back; on success it stays unsealed and active.
+  Cleanup release([this] {
+    if (ha_) ha_->release();
+  });
   AutoSeal& seal = *config_.auto_seal;
   SecretBytes recovery_key = crypto::random_secret(32);
   ASSIGN_OR_RETURN(std::vector<SecretBytes> out,
@@ -190,6 +207,12 @@ Result<InitResult> Core::initialize_recovery(int recovery_shares, int recovery_t
   ops.push_back(put_op(paths::kSealConfig, to_bytes(boost::json::serialize(cfg))));
   RETURN_IF_ERROR(barrier_.initialize(root_key, std::move(ops)));
   ASSIGN_OR_RETURN(std::string root_token, first_unseal(root_token_id));
+  if (ha_) {
+    // Active through the HA thread, as after any unseal: it finds the lock held.
+    pre_seal();
+    release.cancel();
+    start_ha();
+  }
   InitResult result;
   result.recovery_shares = std::move(out);
   result.root_token = std::move(root_token);
@@ -277,6 +300,12 @@ Status Core::check_seal_type() {
 
 Status Core::unseal_with_root_key(const SecretBytes& root_key) {
   RETURN_IF_ERROR(barrier_.unseal(root_key));
+  if (ha_) {
+    // A standby until it holds the lock; the HA thread then makes it active.
+    start_ha();
+    LOG_INFO("core", "vault is unsealed; standby until this server holds the HA lock");
+    return ok_status();
+  }
   Status st = post_unseal();
   if (!st.ok()) {
     pre_seal();
@@ -386,6 +415,7 @@ Status Core::verify_quorum_key(const SecretBytes& combined) {
 
 Status Core::seal() {
   seal_requests_.fetch_add(1);
+  stop_ha();  // an active server steps down and gives the lock up first
   std::lock_guard lock(seal_mu_);
   pre_seal();
   barrier_.seal();
@@ -465,7 +495,14 @@ Result<Response> Core::handle(Request& req) {
   bool handled = false;
   auto pre = handle_unauthenticated(req, handled);
   if (handled) return pre;
-  if (!serving()) return unavailable("Vault is sealed");
+  if (!serving()) {
+    if (standby()) {
+      return unavailable(
+          "this server is a standby and cannot serve the request; send it to "
+          "the active server (sys/leader)");
+    }
+    return unavailable("Vault is sealed");
+  }
 
   std::string rel;
   std::shared_ptr<Mounted> mounted;

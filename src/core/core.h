@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -39,6 +40,20 @@ struct CoreConfig {
   std::string cluster_name = "custos-cluster";
   // HSM auto-unseal (core/seal.h); null: Shamir unseal keys.
   std::shared_ptr<AutoSeal> auto_seal;
+  // High availability (storage with Backend::ha_lock(), docs/ha.md): the address clients reach
+  // this server at (api_addr), which standbys forward requests to while it is active.
+  std::string api_addr;
+  // After sys/step-down, how long this server waits before competing for the lock again
+  // (Vault: 10 s), so that a standby takes over.
+  std::chrono::milliseconds step_down_wait{10000};
+};
+
+// sys/leader.
+struct LeaderStatus {
+  bool ha_enabled = false;
+  bool is_self = false;
+  std::string leader_address;  // empty: no active server known
+  SysTime active_time{};       // when this server became active (is_self)
 };
 
 struct InitResult {
@@ -93,6 +108,26 @@ class Core {
   // Unsealed and set up: the barrier open and post-unseal loading (token store, mounts, leases,
   // audit devices) finished. Requests are answered only then; "Vault is sealed" before.
   bool serving() const { return !barrier_.sealed() && serving_.load(std::memory_order_acquire); }
+
+  // High availability (docs/ha.md). With storage that several servers share (an HA lock), an
+  // unsealed server is a standby until it holds the lock, then the active server: it loads
+  // mounts, tokens and leases and serves, until it loses the lock, steps down or seals.
+  bool ha_enabled() const { return ha_ != nullptr; }
+  // Unsealed, but not the active server: the API forwards requests to the active one.
+  bool standby() const { return ha_ != nullptr && !barrier_.sealed() && !active_.load(); }
+  // Who is active (Unavailable when sealed). A standby reads the holder's id from the lock and
+  // its address from the advertisement it wrote through the barrier (so only a server that
+  // could open the barrier can name itself the leader).
+  Result<LeaderStatus> leader();
+  // sys/step-down: the active server gives the lock up and waits step_down_wait before
+  // competing again. A no-op otherwise.
+  void step_down();
+  // A key every unsealed server of the cluster derives from the root key: standbys sign the
+  // client address they pass on with a forwarded request, and the active server believes it
+  // only with a valid signature (http/forward.h).
+  Result<SecretBytes> forwarding_key() const {
+    return barrier_.derive_key("ha-request-forwarding");
+  }
 
   // Registers an engine type for sys/mounts ("kv" and "transit" are built in).
   void register_engine(const std::string& type, EngineFactory factory);
@@ -155,6 +190,16 @@ class Core {
   // Post-unseal setup: mount table, policies, token store, audit devices.
   Status post_unseal();
   void pre_seal();
+
+  // HA (core/ha.cpp): a thread per unsealed period that waits for the lock, makes this server
+  // active, and steps it down when the lock is lost, on sys/step-down, or when it seals.
+  void start_ha();  // seal_mu_ held, barrier unsealed
+  void stop_ha();   // seal_mu_ not held: joins the thread, which gives the lock up
+  void ha_loop();
+  Status become_active();  // seal_mu_ held, lock held
+  std::function<void()> ha_lost_signal();
+  // Initialising writes: an HA server takes the lock first, if it is free.
+  Status ha_lock_for_init();
 
   // Mount table
   Status load_mounts();
@@ -281,7 +326,24 @@ class Core {
   std::unique_ptr<RootGeneration> root_generation_;
   std::unique_ptr<Rekey> rekeys_[2];
   std::string cluster_id_;
+
+  storage::HaLock* ha_ = nullptr;  // null: this server is the store's only user
+  const std::string node_id_;      // names this server in the HA lock and its advertisement
+  std::mutex ha_thread_mu_;        // starting and joining ha_thread_
+  std::thread ha_thread_;
+  std::mutex ha_mu_;
+  std::condition_variable ha_cv_;
+  bool ha_stop_ = false;       // guarded by ha_mu_
+  bool ha_lost_ = false;       // guarded by ha_mu_
+  bool ha_step_down_ = false;  // guarded by ha_mu_
+  std::atomic<bool> ha_stopping_{false};
+  std::atomic<bool> active_{false};
+  std::atomic<int64_t> active_since_{0};  // unix nanoseconds
+  std::mutex leader_mu_;                  // the last advertisement read: holder id -> address
+  std::string leader_id_;
+  std::string leader_addr_;
   metrics::GaugeHandle unsealed_gauge_;  // vault_core_unsealed (sys/metrics)
+  metrics::GaugeHandle active_gauge_;    // vault_core_active
 
   mutable std::shared_mutex mounts_mu_;
   std::map<std::string, std::shared_ptr<Mounted>> mounts_;  // path ("secret/") -> engine

@@ -17,5 +17,7 @@ constexpr std::string_view kRecoveryConfig = "core/recovery-config";
 constexpr std::string_view kMounts = "core/mounts";
 constexpr std::string_view kCluster = "core/cluster";
 constexpr std::string_view kAuth = "core/auth";
+// HA: the active server's advertisement, under the id its lock names (docs/ha.md).
+constexpr std::string_view kLeaderPrefix = "core/leader/";
 
 }  // namespace custos::core::paths

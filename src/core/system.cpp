@@ -150,14 +150,16 @@ Result<Response> Core::sys_health(Request& req) {
                               "\": an HTTP status from 200 to 599 is needed");
     }
   }
+  ASSIGN_OR_RETURN(bool standby_ok, field_bool(req.data, "standbyok", false));
   auto code = [&](const char* key, int64_t fallback) -> int64_t {
     return field_int(req.data, key, fallback).value();
   };
   Response r;
   boost::json::object o;
+  const bool is_standby = standby();
   o["initialized"] = s.initialized;
   o["sealed"] = s.sealed;
-  o["standby"] = false;
+  o["standby"] = is_standby;
   o["performance_standby"] = false;
   o["replication_performance_mode"] = "disabled";
   o["replication_dr_mode"] = "disabled";
@@ -174,6 +176,8 @@ Result<Response> Core::sys_health(Request& req) {
     r.status = static_cast<int>(code("uninitcode", 501));
   } else if (s.sealed) {
     r.status = static_cast<int>(code("sealedcode", 503));
+  } else if (is_standby && !standby_ok) {
+    r.status = static_cast<int>(code("standbycode", 429));
   } else {
     r.status = static_cast<int>(code("activecode", 200));
   }
@@ -268,6 +272,21 @@ Result<Response> Core::handle_unauthenticated(Request& req, bool& handled) {
     return sys_init(req);
   }
   if (p == "sys/wrapping/lookup") return wrapping_lookup(req);
+  if (p == "sys/leader") {
+    if (req.op != Operation::kRead) return unimplemented("unsupported operation");
+    ASSIGN_OR_RETURN(LeaderStatus l, leader());
+    Response r;
+    r.raw = boost::json::object{
+        {"ha_enabled", l.ha_enabled},
+        {"is_self", l.is_self},
+        {"active_time",
+         l.is_self && l.ha_enabled ? format_rfc3339_nanos(l.active_time) : "0001-01-01T00:00:00Z"},
+        {"leader_address", l.leader_address},
+        {"leader_cluster_address", ""},
+        {"performance_standby", false},
+        {"performance_standby_last_remote_wal", 0}};
+    return r;
+  }
   // Authorised by key shares, not a token (Vault): usable when the root token is lost.
   if (starts_with(p, "sys/generate-root/")) return sys_generate_root(req, p.substr(18));
   if (starts_with(p, "sys/rekey/")) return sys_rekey(req, p.substr(10), false);
@@ -345,16 +364,10 @@ Result<Response> Core::handle_sys(Request& req) {
     if (handled) return r;
   }
   if (rest == "metrics") return sys_metrics(req);
-  if (rest == "leader") {
-    Response r;
-    r.raw = boost::json::object{{"ha_enabled", false},
-                                {"is_self", true},
-                                {"active_time", "0001-01-01T00:00:00Z"},
-                                {"leader_address", ""},
-                                {"leader_cluster_address", ""},
-                                {"performance_standby", false},
-                                {"performance_standby_last_remote_wal", 0}};
-    return r;
+  if (rest == "step-down") {
+    if (!req.http_put_or_post) return unimplemented("unsupported operation");
+    step_down();
+    return Response::empty();
   }
   if (rest == "tools/random" || starts_with(rest, "tools/random/")) {
     int64_t n = 32;

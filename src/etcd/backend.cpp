@@ -54,7 +54,7 @@ int64_t steady_ns() {
       .count();
 }
 
-class EtcdBackend final : public storage::Backend {
+class EtcdBackend final : public storage::Backend, public storage::HaLock {
  public:
   explicit EtcdBackend(EtcdOptions options)
       : opt_(std::move(options)), lock_key_(lock_key_for(opt_.prefix)) {
@@ -62,17 +62,8 @@ class EtcdBackend final : public storage::Backend {
   }
 
   ~EtcdBackend() override {
-    {
-      std::lock_guard lock(ka_mu_);
-      stopping_ = true;
-    }
-    ka_cv_.notify_all();
-    if (keepalive_.joinable()) keepalive_.join();
-    if (!lease_id_.empty()) {
-      // Releases the lock at once rather than when the lease runs out.
-      auto r = call("/v3/lease/revoke", json::object{{"ID", lease_id_}});
-      if (!r.ok()) LOG_WARN("etcd", "could not revoke the lock's lease: " << r.status().message());
-    }
+    stop_keepalive();
+    revoke_lease();  // releases the lock at once rather than when the lease runs out
   }
 
   Status open() {
@@ -81,7 +72,8 @@ class EtcdBackend final : public storage::Backend {
       return invalid_argument("etcd: path must end with '/' (e.g. \"/custos/\")");
     }
     if (!opt_.username.empty()) RETURN_IF_ERROR(authenticate());
-    return take_lock();
+    if (opt_.ha_enabled) return ok_status();  // HaLock: the server competes for it
+    return take_lock(crypto::random_uuid(), opt_.on_lock_lost);
   }
 
   Result<std::optional<Bytes>> get(std::string_view key) override {
@@ -124,7 +116,7 @@ class EtcdBackend final : public storage::Backend {
   Status transaction(std::span<const Op> ops) override {
     for (const auto& op : ops) RETURN_IF_ERROR(storage::internal::validate_key(op.key));
     if (ops.empty()) return ok_status();
-    RETURN_IF_ERROR(usable());
+    RETURN_IF_ERROR(writable());
     Pending me;
     me.ops = ops;
     me.keys = distinct_keys(std::vector<std::span<const Op>>{ops});
@@ -161,12 +153,71 @@ class EtcdBackend final : public storage::Backend {
   std::string_view name() const override { return "etcd"; }
   bool calls_block() const override { return true; }
   size_t max_transaction_ops() const override { return opt_.max_txn_ops; }
+  // A new epoch per lock term; 0 (cache nothing) while not holding the lock.
+  uint64_t cache_epoch() const override { return holding_.load() ? epoch_.load() : 0; }
+  storage::HaLock* ha_lock() override { return opt_.ha_enabled ? this : nullptr; }
+
+  // storage::HaLock (ha_enabled).
+  Status try_acquire(std::string_view id, std::function<void()> on_lost) override {
+    std::lock_guard lock(acquire_mu_);
+    if (holding_.load()) return ok_status();
+    // Looked at first, so that a standby polling a held lock costs one read, not a lease.
+    ASSIGN_OR_RETURN(std::optional<std::string> value, lock_value());
+    if (value) return held_by(*value);
+    return take_lock(std::string(id), std::move(on_lost));
+  }
+
+  Status acquire(std::string_view id, const std::function<bool()>& cancelled,
+                 std::function<void()> on_lost) override {
+    std::string reported;  // the last failure logged, so that an outage logs once
+    for (;;) {
+      if (cancelled()) return unavailable("etcd: stopped waiting for the lock");
+      Status st = try_acquire(id, on_lost);
+      if (st.ok()) return st;
+      const std::string why = st.code() == Code::kFailedPrecondition ? "" : st.message();
+      if (!why.empty() && why != reported) {
+        LOG_WARN("etcd", "cannot compete for the lock (retrying): " << why);
+      }
+      reported = why;
+      const auto until = SteadyClock::now() + opt_.ha_poll;
+      while (SteadyClock::now() < until) {
+        if (cancelled()) return unavailable("etcd: stopped waiting for the lock");
+        std::this_thread::sleep_for(std::min<SteadyClock::duration>(std::chrono::milliseconds(50),
+                                                                    until - SteadyClock::now()));
+      }
+    }
+  }
+
+  void release() override {
+    std::lock_guard lock(acquire_mu_);
+    // Given up on purpose: no on_lost, and writes are refused from now on.
+    lost_.store(true);
+    holding_.store(false);
+    stop_keepalive();
+    revoke_lease();
+  }
+
+  bool held() const override { return holding_.load() && usable().ok(); }
+
+  Result<std::optional<std::string>> holder() override {
+    ASSIGN_OR_RETURN(std::optional<std::string> value, lock_value());
+    if (!value) return std::optional<std::string>();
+    // "<host> pid <pid> (<id>)": the id is what the holder passed.
+    const size_t open = value->rfind('(');
+    if (open == std::string::npos || value->back() != ')') {
+      return data_loss("etcd: the lock key holds \"" + printable(*value) +
+                       "\", not a server's name");
+    }
+    return std::optional<std::string>(value->substr(open + 1, value->size() - open - 2));
+  }
 
   // Lost once the lock is known gone, or once the lease may have run out: no renewal has
   // succeeded for 5/6 of its TTL, counted from when the last good one was sent (etcd counts
   // from when it arrived, later). So this server stops trusting its cache before any
   // successor can take the lock, even when etcd cannot tell it (a partition).
   Status usable() const override {
+    // A standby reads etcd directly (cache_epoch() is 0), and may: it caches nothing.
+    if (opt_.ha_enabled && !holding_.load()) return ok_status();
     if (lost_.load()) return lost_status();
     if (steady_ns() >= deadline_ns_.load()) {
       mark_lost("no lease renewal succeeded in time");
@@ -218,16 +269,25 @@ class EtcdBackend final : public storage::Backend {
       }
     }
     // The fence: applied only while the lock key is still the one this server created.
+    std::string revision;
+    uint64_t epoch = 0;
+    {
+      std::lock_guard lock(term_mu_);
+      revision = lock_revision_;
+      epoch = epoch_.load();
+    }
     json::array compare{json::object{{"key", b64(lock_key_)},
                                      {"target", "CREATE"},
                                      {"result", "EQUAL"},
-                                     {"create_revision", lock_revision_}}};
+                                     {"create_revision", revision}}};
     ASSIGN_OR_RETURN(json::object r,
                      call("/v3/kv/txn", json::object{{"compare", std::move(compare)},
                                                      {"success", std::move(success)}}));
     const auto* ok = r.if_contains("succeeded");
     if (ok && ok->is_bool() && ok->as_bool()) return ok_status();
-    mark_lost("a write found the lock key no longer this server's");
+    // Only if the term this write was fenced with is still the current one: a write of an
+    // earlier term (HA) must not end a later one.
+    if (epoch == epoch_.load()) mark_lost("a write found the lock key no longer this server's");
     return lost_status();
   }
 
@@ -237,7 +297,7 @@ class EtcdBackend final : public storage::Backend {
   void commit_batch(const std::vector<Pending*>& batch) {
     std::vector<std::span<const Op>> writes;
     for (const Pending* p : batch) writes.push_back(p->ops);
-    Status st = usable();
+    Status st = writable();
     if (st.ok()) st = send_txn(writes);
     const bool own_fault = !st.ok() && batch.size() > 1 && st.code() != Code::kUnavailable &&
                            st.code() != Code::kDeadlineExceeded;
@@ -288,15 +348,42 @@ class EtcdBackend final : public storage::Backend {
 
   void mark_lost(const char* why) const {
     if (lost_.exchange(true)) return;
-    LOG_ERROR("etcd", "lost the storage lock " << lock_key_ << ": " << why
-                                               << "; every further call is refused");
-    if (opt_.on_lock_lost) opt_.on_lock_lost();
+    holding_.store(false);
+    if (opt_.ha_enabled) {
+      LOG_WARN("etcd", "lost the storage lock " << lock_key_ << ": " << why
+                                                << "; writes are refused until it is taken again");
+    } else {
+      LOG_ERROR("etcd", "lost the storage lock " << lock_key_ << ": " << why
+                                                 << "; every further call is refused");
+    }
+    std::function<void()> on_lost;
+    {
+      std::lock_guard lock(term_mu_);
+      on_lost = on_lost_;
+    }
+    if (on_lost) on_lost();
   }
 
-  static Status lost_status() {
+  Status lost_status() const {
+    if (opt_.ha_enabled) {
+      return unavailable(
+          "etcd: this server no longer holds the storage lock (its lease lapsed, or another "
+          "server took it)");
+    }
     return unavailable(
         "etcd: this server lost its storage lock (its lease lapsed, or another server took it); "
         "restart it");
+  }
+
+  // Writes need the lock: refused on a standby, and once it is lost.
+  Status writable() const {
+    if (!holding_.load()) {
+      if (opt_.ha_enabled && !lost_.load()) {
+        return unavailable("etcd: this server is a standby: only the active server writes");
+      }
+      return lost_status();
+    }
+    return usable();
   }
 
   std::string token() {
@@ -415,19 +502,48 @@ class EtcdBackend final : public storage::Backend {
     return call_once_each(api, body, true, own);
   }
 
-  Status take_lock() {
+  // The lock key's value, if the key exists.
+  Result<std::optional<std::string>> lock_value() {
+    ASSIGN_OR_RETURN(json::object r, call("/v3/kv/range", json::object{{"key", b64(lock_key_)}}));
+    ASSIGN_OR_RETURN(std::vector<KeyValue> kvs, parse_range_kvs(r));
+    if (kvs.empty()) return std::optional<std::string>();
+    return std::optional<std::string>(std::string(kvs[0].value.begin(), kvs[0].value.end()));
+  }
+
+  Status held_by(const std::string& value) const {
+    return failed_precondition("etcd: the storage at " + opt_.prefix + " is in use by " +
+                               printable(value) + " (lock " + lock_key_ +
+                               "); one server at a time may use it");
+  }
+
+  // Takes the lock for a new term, naming this server "<host> pid <pid> (<id>)".
+  Status take_lock(const std::string& id, std::function<void()> on_lost) {
     const auto ttl = static_cast<int64_t>(opt_.lock_ttl.count());
+    stop_keepalive();  // an earlier term's renewals, which ended when that term was lost
     const int64_t sent = steady_ns();
-    ASSIGN_OR_RETURN(json::object lease, call("/v3/lease/grant", json::object{{"TTL", ttl}}));
-    lease_id_ = string_field(lease, "ID");
-    if (lease_id_.empty()) return internal_error("etcd: lease grant returned no ID");
+    ASSIGN_OR_RETURN(json::object granted, call("/v3/lease/grant", json::object{{"TTL", ttl}}));
+    const std::string lease = string_field(granted, "ID");
+    if (lease.empty()) return internal_error("etcd: lease grant returned no ID");
+    {
+      std::lock_guard lock(term_mu_);
+      lease_id_ = lease;
+      lock_revision_.clear();
+      on_lost_ = std::move(on_lost);
+    }
+    lost_.store(false);
     deadline_ns_.store(sent + safe_span_ns());
     // Renewing from now on: taking the lock below may take several requests.
-    keepalive_ = std::thread([this] { keepalive_loop(); });
+    start_keepalive();
+    auto fail = [this](Status st) {
+      lost_.store(true);
+      stop_keepalive();
+      revoke_lease();
+      return st;
+    };
     char host[256] = {};
     ::gethostname(host, sizeof(host) - 1);
-    const std::string holder = std::string(host) + " pid " + std::to_string(::getpid()) + " (" +
-                               crypto::random_uuid() + ")";
+    const std::string holder =
+        std::string(host) + " pid " + std::to_string(::getpid()) + " (" + id + ")";
     json::object read_lock{{"request_range", json::object{{"key", b64(lock_key_)}}}};
     json::object txn{
         {"compare", json::array{json::object{{"key", b64(lock_key_)},
@@ -438,26 +554,62 @@ class EtcdBackend final : public storage::Backend {
         // can slip in between.
         {"success", json::array{json::object{{"request_put", json::object{{"key", b64(lock_key_)},
                                                                           {"value", b64(holder)},
-                                                                          {"lease", lease_id_}}}},
+                                                                          {"lease", lease}}}},
                                 read_lock}},
         {"failure", json::array{read_lock}}};
-    ASSIGN_OR_RETURN(json::object r, call("/v3/kv/txn", txn));
+    auto r = call("/v3/kv/txn", txn);
+    if (!r.ok()) return fail(r.status());
     // The lock key as the transaction saw it: the last response either way.
-    ASSIGN_OR_RETURN(std::vector<KeyValue> seen, parse_txn_last_range(r));
+    auto seen = parse_txn_last_range(*r);
+    if (!seen.ok()) return fail(seen.status());
     std::optional<KeyValue> lock;
-    if (!seen.empty()) lock = std::move(seen.front());
+    if (!seen->empty()) lock = std::move(seen->front());
     // Ours if it is bound to our lease: taken by this transaction, or by an earlier attempt of
     // it whose answer was lost before a retry on another member.
-    if (!lock || lock->lease != lease_id_) {
-      std::string other =
-          lock ? printable(std::string(lock->value.begin(), lock->value.end())) : "another server";
-      return failed_precondition("etcd: the storage at " + opt_.prefix + " is in use by " + other +
-                                 " (lock " + lock_key_ + "); one server at a time may use it");
+    if (!lock || lock->lease != lease) {
+      return fail(lock ? held_by(std::string(lock->value.begin(), lock->value.end()))
+                       : held_by("another server"));
     }
-    lock_revision_ = lock->create_revision;
-    if (lock_revision_.empty()) return internal_error("etcd: lock key without a revision");
+    if (lock->create_revision.empty())
+      return fail(internal_error("etcd: lock key without a revision"));
+    {
+      std::lock_guard l(term_mu_);
+      lock_revision_ = lock->create_revision;
+      epoch_.fetch_add(1);
+    }
+    holding_.store(true);
     LOG_INFO("etcd", "holding the storage lock " << lock_key_ << " (lease " << ttl << " s)");
     return ok_status();
+  }
+
+  void start_keepalive() {
+    {
+      std::lock_guard lock(ka_mu_);
+      ka_stop_ = false;
+    }
+    keepalive_ = std::thread([this] { keepalive_loop(); });
+  }
+
+  void stop_keepalive() {
+    {
+      std::lock_guard lock(ka_mu_);
+      ka_stop_ = true;
+    }
+    ka_cv_.notify_all();
+    if (keepalive_.joinable()) keepalive_.join();
+  }
+
+  void revoke_lease() {
+    std::string lease;
+    {
+      std::lock_guard lock(term_mu_);
+      lease.swap(lease_id_);
+    }
+    if (lease.empty()) return;
+    auto r = call("/v3/lease/revoke", json::object{{"ID", lease}});
+    if (!r.ok() && r.status().code() != Code::kNotFound) {
+      LOG_WARN("etcd", "could not revoke the lock's lease: " << r.status().message());
+    }
   }
 
   // How long after sending a renewal the lease is surely still alive: 5/6 of its TTL.
@@ -480,9 +632,10 @@ class EtcdBackend final : public storage::Backend {
     net::HttpClient client(o);
     milliseconds wait = period;
     std::unique_lock lock(ka_mu_);
-    while (!stopping_) {
-      ka_cv_.wait_for(lock, wait, [this] { return stopping_; });
-      if (stopping_) break;
+    // Until stopped, or until this term's lock is lost (HA: a later term starts its own).
+    while (!ka_stop_ && !lost_.load()) {
+      ka_cv_.wait_for(lock, wait, [this] { return ka_stop_; });
+      if (ka_stop_) break;
       lock.unlock();
       wait = renew(client) ? period : retry;
       (void)usable();  // marks the lock lost once the deadline passed
@@ -493,8 +646,13 @@ class EtcdBackend final : public storage::Backend {
   // One renewal; false when it should be retried soon.
   bool renew(net::HttpClient& client) {
     if (lost_.load()) return true;
+    std::string lease;
+    {
+      std::lock_guard lock(term_mu_);
+      lease = lease_id_;
+    }
     const int64_t sent = steady_ns();
-    auto r = call("/v3/lease/keepalive", json::object{{"ID", lease_id_}}, &client);
+    auto r = call("/v3/lease/keepalive", json::object{{"ID", lease}}, &client);
     if (!r.ok()) {
       if (r.status().code() == Code::kNotFound) {
         mark_lost("the lock's lease is gone");
@@ -524,9 +682,16 @@ class EtcdBackend final : public storage::Backend {
 
   EtcdOptions opt_;
   const std::string lock_key_;
+  // The current lock term: its lease, the lock key's creation revision (the fence), and whom
+  // to tell if it is lost. Guarded by term_mu_.
+  mutable std::mutex term_mu_;
   std::string lease_id_;
   std::string lock_revision_;
+  std::function<void()> on_lost_;
+  std::atomic<uint64_t> epoch_{0};  // lock terms taken (cache_epoch)
+  mutable std::atomic<bool> holding_{false};
   mutable std::atomic<bool> lost_{false};
+  std::mutex acquire_mu_;                // one try_acquire/release at a time
   std::atomic<int64_t> deadline_ns_{0};  // steady clock: see usable()
   std::atomic<size_t> preferred_{0};
 
@@ -543,7 +708,7 @@ class EtcdBackend final : public storage::Backend {
 
   std::mutex ka_mu_;
   std::condition_variable ka_cv_;
-  bool stopping_ = false;
+  bool ka_stop_ = false;  // guarded by ka_mu_
   std::thread keepalive_;
 };
 

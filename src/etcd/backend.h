@@ -7,6 +7,10 @@
 // compares that key's creation revision with its own (a fencing token). A second server on the
 // same prefix is refused at open; a server whose lease lapsed (a partition longer than the lease)
 // has every further write refused by etcd itself, never interleaved with the new holder's.
+//
+// With ha_enabled (docs/ha.md) the lock is not taken at open: the server competes for it
+// through storage::HaLock (Backend::ha_lock()), reads freely while a standby, and may write
+// only while it holds the lock. Losing it then makes the server a standby again, not stop.
 #pragma once
 
 #include <chrono>
@@ -37,14 +41,18 @@ struct EtcdOptions {
   std::chrono::seconds lock_ttl{15};
   // etcd refuses transactions with more operations than its --max-txn-ops (default 128).
   size_t max_txn_ops = 128;
+  // High availability: the lock is taken through ha_lock(), not at open.
+  bool ha_enabled = false;
+  // HA: how often a standby looks whether the lock is free.
+  std::chrono::milliseconds ha_poll{1000};
   // Called once, from whichever thread notices, when the lock is lost (its lease ran out, or a
   // write found another holder). From then on every call fails; the server stops (it may have
-  // cached what another server now changes).
+  // cached what another server now changes). Not used with ha_enabled (HaLock's on_lost).
   std::function<void()> on_lock_lost;
 };
 
 // Connects, checks the prefix, and takes the lock (FailedPrecondition if another server holds
-// it, naming that server).
+// it, naming that server); with ha_enabled, only connects.
 Result<std::unique_ptr<storage::Backend>> open_etcd(const EtcdOptions& options);
 
 // The lock key of a prefix: "/custos/" -> "/custos.lock" (outside the prefix's key range).

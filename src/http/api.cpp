@@ -11,6 +11,7 @@
 #include "base/metrics.h"
 #include "core/envelope.h"
 #include "crypto/random.h"
+#include "http/forward.h"
 #include "storage/durability.h"
 
 namespace custos::http {
@@ -205,7 +206,27 @@ void Api::hold_until_durable(net::HttpResponse& resp, AfterDurable after) {
   };
 }
 
+Api::Api(core::Core& core) : core_(core) {}
+Api::~Api() = default;
+
+void Api::enable_forwarding(net::ClientOptions client) {
+  forwarder_ = std::make_unique<Forwarder>(core_, std::move(client));
+}
+
 net::HttpResponse Api::route(net::HttpRequest& req, AfterDurable& after) {
+  if (forwarder_) {
+    if (core_.standby()) {
+      if (Forwarder::served_locally(req)) {
+        if (req.target.substr(0, req.target.find('?')) == "/v1/sys/seal") {
+          return forwarder_->seal_standby(req);
+        }
+      } else {
+        return forwarder_->forward(req);
+      }
+    } else {
+      forwarder_->accept_forwarded(req);
+    }
+  }
   std::string_view target = req.target;
   size_t q = target.find('?');
   std::string_view raw_path = target.substr(0, q);

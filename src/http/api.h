@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "core/core.h"
@@ -20,12 +21,18 @@ net::HttpResponse error_response(const Status& st);
 // Extra route prefixes served beside /v1/ (attestation, key broker, JWKS).
 using RouteHandler = std::function<net::HttpResponse(net::HttpRequest&)>;
 
+class Forwarder;
+
 class Api {
  public:
-  explicit Api(core::Core& core) : core_(core) {}
+  explicit Api(core::Core& core);
+  ~Api();
 
   // Registers a handler for every request whose path starts with `prefix` ("/kbs/v0/").
   void add_route(std::string prefix, RouteHandler handler);
+  // HA (docs/ha.md): while the core is a standby, requests go to the active server
+  // (http/forward.h), over TLS verified with `client`.
+  void enable_forwarding(net::ClientOptions client);
 
   // Every response, of /v1/ and of the extra routes, is held until the writes it may reflect
   // are durable (storage/durability.h).
@@ -44,6 +51,7 @@ class Api {
 
   core::Core& core_;
   std::map<std::string, RouteHandler> routes_;
+  std::unique_ptr<Forwarder> forwarder_;
 };
 
 // Percent-decodes a path or query component; fails on malformed escapes and on NUL bytes.

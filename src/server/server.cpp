@@ -106,7 +106,8 @@ Status harden_process(bool lock_memory) {
 }
 
 Result<std::unique_ptr<storage::Backend>> open_storage(const config::StorageConfig& c,
-                                                       std::function<void()> on_lock_lost) {
+                                                       std::function<void()> on_lock_lost,
+                                                       bool ha) {
   switch (c.type) {
     case config::StorageType::kSqlite:
       return storage::open_sqlite(storage::SqliteOptions{c.path});
@@ -123,6 +124,7 @@ Result<std::unique_ptr<storage::Backend>> open_storage(const config::StorageConf
       eo.lock_ttl = std::chrono::seconds(c.etcd_lock_ttl);
       eo.max_txn_ops = static_cast<size_t>(c.etcd_max_txn_ops);
       eo.on_lock_lost = std::move(on_lock_lost);
+      eo.ha_enabled = ha && c.ha_enabled;
       return etcd::open_etcd(eo);
     }
     case config::StorageType::kInmem:
@@ -161,6 +163,13 @@ int run_server(const ServerArgs& args) {
       std::fprintf(stderr, "error: the configuration has no listener \"tcp\" stanza\n");
       return 2;
     }
+    if (const char* a = std::getenv("VAULT_API_ADDR"); a && *a) cfg.api_addr = a;
+    if (cfg.storage.ha_enabled && cfg.api_addr.empty()) {
+      std::fprintf(stderr,
+                   "error: ha_enabled needs api_addr (or VAULT_API_ADDR): the address other "
+                   "servers forward requests to while this one is active\n");
+      return 2;
+    }
   }
   log::Level level = log::Level::kInfo;
   if (cfg.log_level) level = *cfg.log_level;
@@ -187,10 +196,14 @@ int run_server(const ServerArgs& args) {
   // Fail-stop on etcd: a server that lost the storage lock may hold cached state another server
   // now changes, so it shuts down (its SIGTERM path) rather than answer from it, and exits 1 so
   // that a supervisor restarting on failure starts one that waits its turn.
-  auto opened = open_storage(cfg.storage, [] {
-    g_storage_lock_lost.store(true);
-    ::kill(::getpid(), SIGTERM);
-  });
+  // With HA the lock comes and goes (the core steps down to standby instead).
+  auto opened = open_storage(
+      cfg.storage,
+      [] {
+        g_storage_lock_lost.store(true);
+        ::kill(::getpid(), SIGTERM);
+      },
+      /*ha=*/true);
   if (!opened.ok()) {
     std::fprintf(stderr, "error opening storage: %s\n", opened.status().message().c_str());
     return 1;
@@ -215,6 +228,7 @@ int run_server(const ServerArgs& args) {
   core_cfg.default_lease_ttl = cfg.default_lease_ttl.count();
   core_cfg.max_lease_ttl = cfg.max_lease_ttl.count();
   core_cfg.storage_type = std::string(config::storage_type_name(cfg.storage.type));
+  core_cfg.api_addr = cfg.api_addr;
   core::Core core(*backend, SystemClock::instance(), core_cfg);
   if (Status st = core.check_seal_type(); !st.ok()) {
     std::fprintf(stderr, "error: %s\n", st.message().c_str());
@@ -296,6 +310,11 @@ int run_server(const ServerArgs& args) {
   }
 
   http::Api api(core);
+  if (core.ha_enabled()) {
+    net::ClientOptions forward_tls;
+    forward_tls.ca_file = cfg.ha_tls_ca_file;
+    api.enable_forwarding(std::move(forward_tls));
+  }
   http::register_attestation_routes(api, **service);
   http::register_kbs_routes(api, broker);
   std::vector<std::unique_ptr<net::HttpServer>> servers;
@@ -341,8 +360,8 @@ int run_server(const ServerArgs& args) {
         first_addr.c_str(), dev_unseal_key.c_str(), dev_root_token.c_str(), sim_dir.c_str());
     std::fflush(stdout);
   } else {
-    std::printf("==> Custos server started on %s (storage: %s)\n", first_addr.c_str(),
-                core_cfg.storage_type.c_str());
+    std::printf("==> Custos server started on %s (storage: %s%s)\n", first_addr.c_str(),
+                core_cfg.storage_type.c_str(), core.ha_enabled() ? ", HA" : "");
     std::fflush(stdout);
   }
   SecretString wipe_root(std::move(dev_root_token));

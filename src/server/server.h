@@ -29,9 +29,11 @@ struct ServerArgs {
 int run_server(const ServerArgs& args);
 
 // Opens the storage a configuration names, without the read cache. `on_lock_lost`: called
-// once if an etcd backend loses its lock (etcd::EtcdOptions::on_lock_lost).
+// once if an etcd backend loses its lock (etcd::EtcdOptions::on_lock_lost). `ha`: honour the
+// stanza's ha_enabled (a server); otherwise (a migration) the lock is taken at open.
 Result<std::unique_ptr<storage::Backend>> open_storage(const config::StorageConfig& config,
-                                                       std::function<void()> on_lock_lost = {});
+                                                       std::function<void()> on_lock_lost = {},
+                                                       bool ha = false);
 
 // Process hygiene: no core dumps, memory locked (unless disabled). Errors are reported, and
 // fatal only for mlock when it was asked for.

@@ -17,6 +17,28 @@
 
 namespace custos::storage {
 
+// High availability (docs/ha.md): a lock that several servers sharing one store compete for;
+// the one holding it is the active server, the others are standbys that only read. Backends
+// that support it return one from Backend::ha_lock(). Thread-safe.
+class HaLock {
+ public:
+  virtual ~HaLock() = default;
+  // Takes the lock once if it is free: OK, or FailedPrecondition naming the holder. `id` names
+  // this server to the others (holder()). `on_lost` is called at most once, from any thread,
+  // if the lock is later lost without release() (its lease lapsed, another server took it);
+  // it must not block (signal a thread). Writes are refused unless the lock is held.
+  virtual Status try_acquire(std::string_view id, std::function<void()> on_lost) = 0;
+  // Blocks until the lock is taken (OK) or `cancelled` returns true (Aborted), trying again
+  // every poll period. Other errors (the store unreachable) are retried, not returned.
+  virtual Status acquire(std::string_view id, const std::function<bool()>& cancelled,
+                         std::function<void()> on_lost) = 0;
+  // Gives the lock up at once (no on_lost). A no-op when it is not held.
+  virtual void release() = 0;
+  virtual bool held() const = 0;
+  // The id of the server that holds the lock now, or nullopt when no one does.
+  virtual Result<std::optional<std::string>> holder() = 0;
+};
+
 struct Op {
   enum class Kind { kPut, kDelete };
   Kind kind = Kind::kPut;
@@ -52,6 +74,13 @@ class Backend {
   // its lock: another server may be changing the data). The read cache checks it before
   // answering from memory.
   virtual Status usable() const { return ok_status(); }
+  // A read cache may answer from memory while this is nonzero, and only what it cached under
+  // the same value: it changes whenever what was read before may have gone stale (HA: each
+  // time this server takes the lock), and is 0 while nothing may be cached (an HA standby,
+  // whose store the active server changes).
+  virtual uint64_t cache_epoch() const { return 1; }
+  // Non-null when several servers may share this store, one active at a time (HaLock).
+  virtual HaLock* ha_lock() { return nullptr; }
 
   // Deferred durability (durability.h). sync_point(): 0 when every write visible so far is
   // durable, else a ticket for all of them. on_durable(ticket, done): calls done(OK) once the ticket is

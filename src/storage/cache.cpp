@@ -24,10 +24,20 @@ class CachingBackend final : public Backend {
     // A backend that can no longer be trusted (etcd without its lock) answers nothing from
     // memory either.
     RETURN_IF_ERROR(inner_->usable());
+    // An HA standby caches nothing; a new lock term drops what an earlier one cached.
+    const uint64_t epoch = inner_->cache_epoch();
+    if (epoch == 0) return inner_->get(key);
     Shard& s = shard(key);
     uint64_t gen = 0;
     {
       std::lock_guard lock(s.mu);
+      if (s.epoch != epoch) {
+        s.lru.clear();
+        s.index.clear();
+        s.bytes = 0;
+        s.epoch = epoch;
+        ++s.generation;
+      }
       auto it = s.index.find(std::string(key));
       if (it != s.index.end()) {
         s.lru.splice(s.lru.begin(), s.lru, it->second);  // most recently used first
@@ -41,7 +51,10 @@ class CachingBackend final : public Backend {
     if (value && value->size() > kMaxCachedValue) return value;
     std::lock_guard lock(s.mu);
     // A write to this shard since the look-up may have made `value` stale: do not keep it.
-    if (s.generation == gen) store_locked(s, std::string(key), value);
+    // Nor when the lock term changed meanwhile.
+    if (s.generation == gen && inner_->cache_epoch() == epoch) {
+      store_locked(s, std::string(key), value);
+    }
     return value;
   }
 
@@ -71,6 +84,8 @@ class CachingBackend final : public Backend {
   bool calls_block() const override { return inner_->calls_block(); }
   size_t max_transaction_ops() const override { return inner_->max_transaction_ops(); }
   Status usable() const override { return inner_->usable(); }
+  uint64_t cache_epoch() const override { return inner_->cache_epoch(); }
+  HaLock* ha_lock() override { return inner_->ha_lock(); }
   uint64_t sync_point() override { return inner_->sync_point(); }
   void on_durable(uint64_t ticket, std::function<void(Status)> done) override {
     inner_->on_durable(ticket, std::move(done));
@@ -97,6 +112,7 @@ class CachingBackend final : public Backend {
     std::list<Entry> lru;
     std::unordered_map<std::string, std::list<Entry>::iterator> index;
     uint64_t generation = 0;
+    uint64_t epoch = 0;  // the backend's cache_epoch() the entries were read under
     size_t bytes = 0;  // keys and values held
   };
 

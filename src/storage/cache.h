@@ -5,7 +5,8 @@
 // Writes go to the backend first, then drop the key from the cache. A read that missed fetches
 // from the backend and fills the cache only if no write touched the key's shard in the meantime
 // (a generation counter per shard), so a slow read can never put an older value back over a
-// newer one. One process owns the backend (HA is not built); the cache is not shared between nodes.
+// newer one. One process writes the backend at a time (its lock; with HA, the active server,
+// and each new lock term empties the cache: Backend::cache_epoch); the cache is not shared.
 #pragma once
 
 #include <memory>

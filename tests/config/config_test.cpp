@@ -224,8 +224,17 @@ TEST(Config, EtcdStorageStanza) {
   EXPECT_EQ(c.storage.etcd_lock_ttl, 30);
   EXPECT_EQ(c.storage.etcd_max_txn_ops, 256);
 
-  expect_error("storage \"etcd\" {\n  ha_enabled = true\n}\n" + listener,
-               "line 2: ha_enabled: high availability (standby servers) is not supported");
+  EXPECT_FALSE(c.storage.ha_enabled);
+  // High availability (docs/ha.md), with the CA a standby trusts when forwarding.
+  ServerConfig ha = must_parse("storage \"etcd\" {\n  ha_enabled = \"true\"\n}\n" + listener +
+                               "api_addr = \"https://a.example:8200\"\n"
+                               "ha_tls_ca_file = \"/etc/custos/ca.pem\"\n");
+  EXPECT_TRUE(ha.storage.ha_enabled);
+  EXPECT_EQ(ha.api_addr, "https://a.example:8200");
+  EXPECT_EQ(ha.ha_tls_ca_file, "/etc/custos/ca.pem");
+  expect_error("storage \"etcd\" {\n  ha_enabled = \"maybe\"\n}\n" + listener, "line 2");
+  expect_error("storage \"sqlite\" {\n  path = \"/x\"\n  ha_enabled = true\n}\n" + listener,
+               "line 3");
   expect_error("storage \"etcd\" {\n  etcd_api = \"v2\"\n}\n" + listener, "only \"v3\"");
   expect_error("storage \"etcd\" {\n  sync = \"true\"\n}\n" + listener,
                "\"sync\" is not supported");

@@ -163,6 +163,114 @@ TEST_F(EtcdTest, ALapsedLeaseIsNoticedByTheRenewalThread) {
   EXPECT_EQ((*b)->put("k", as_bytes("v")).code(), Code::kUnavailable);
 }
 
+// High availability: servers compete for the lock; the holder writes, the others only read.
+TEST_F(EtcdTest, HaServersTakeTurnsHoldingTheLock) {
+  EtcdOptions o = options();
+  o.ha_enabled = true;
+  o.ha_poll = std::chrono::milliseconds(100);
+  auto a = open_etcd(o);
+  auto b = open_etcd(o);  // no lock taken at open: both start as standbys
+  ASSERT_TRUE(a.ok() && b.ok());
+  storage::HaLock* la = (*a)->ha_lock();
+  storage::HaLock* lb = (*b)->ha_lock();
+  ASSERT_NE(la, nullptr);
+  ASSERT_NE(lb, nullptr);
+  EXPECT_EQ(open_etcd(options()).value()->ha_lock(), nullptr);  // not without ha_enabled
+
+  // A standby reads but cannot write, and nothing may be cached for it.
+  EXPECT_EQ((*a)->put("k", as_bytes("v")).code(), Code::kUnavailable);
+  EXPECT_EQ((*a)->cache_epoch(), 0u);
+  auto none = la->holder();
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+
+  std::atomic<int> a_lost{0};
+  ASSERT_TRUE(la->try_acquire("node-a", [&] { ++a_lost; }).ok());
+  EXPECT_TRUE(la->held());
+  EXPECT_NE((*a)->cache_epoch(), 0u);
+  ASSERT_TRUE((*a)->put("k", as_bytes("from a")).ok());
+  Status refused = lb->try_acquire("node-b", [] {});
+  EXPECT_EQ(refused.code(), Code::kFailedPrecondition);
+  EXPECT_NE(refused.message().find("(node-a)"), std::string::npos) << refused.message();
+  EXPECT_EQ(lb->holder().value(), std::optional<std::string>("node-a"));
+  auto read = (*b)->get("k");  // the standby reads what the holder wrote
+  ASSERT_TRUE(read.ok() && read->has_value());
+  EXPECT_EQ(as_string_view(**read), "from a");
+  EXPECT_EQ((*b)->put("k", as_bytes("from b")).code(), Code::kUnavailable);
+
+  // b waits; a gives the lock up; b takes it within a few polls and writes; a cannot.
+  std::atomic<bool> b_has{false};
+  std::thread waiter([&] {
+    b_has = lb->acquire(
+                  "node-b", [] { return false; }, [] {})
+                .ok();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(b_has.load());  // still held by a
+  la->release();
+  waiter.join();
+  EXPECT_TRUE(b_has.load());
+  EXPECT_EQ(a_lost.load(), 0);  // given up, not lost
+  EXPECT_FALSE(la->held());
+  EXPECT_EQ(la->holder().value(), std::optional<std::string>("node-b"));
+  ASSERT_TRUE((*b)->put("k", as_bytes("from b")).ok());
+  EXPECT_EQ((*a)->put("k", as_bytes("from a again")).code(), Code::kUnavailable);
+
+  // Waiting can be cancelled.
+  std::atomic<bool> cancel{false};
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    cancel = true;
+  });
+  Status st = la->acquire(
+      "node-a", [&] { return cancel.load(); }, [] {});
+  canceller.join();
+  EXPECT_EQ(st.code(), Code::kUnavailable);
+  EXPECT_FALSE(la->held());
+}
+
+TEST_F(EtcdTest, AnHaServerThatLosesTheLockIsToldAndMayTakeItAgain) {
+  EtcdOptions o = options();
+  o.ha_enabled = true;
+  o.lock_ttl = std::chrono::seconds(2);
+  o.ha_poll = std::chrono::milliseconds(100);
+  auto a = open_etcd(o);
+  ASSERT_TRUE(a.ok());
+  auto cached = storage::with_read_cache(std::move(*a), 64);
+  storage::HaLock* la = cached->ha_lock();  // the cache passes the lock through
+  ASSERT_NE(la, nullptr);
+  std::atomic<int> lost{0};
+  ASSERT_TRUE(la->try_acquire("node-a", [&] { ++lost; }).ok());
+  ASSERT_TRUE(cached->put("k", as_bytes("first term")).ok());
+  ASSERT_TRUE(cached->get("k").ok());  // cached in this term
+  const uint64_t first_epoch = cached->cache_epoch();
+
+  // The lease revoked under it (its renewals stopped for a TTL, as etcd sees it).
+  auto lock = raw("/v3/kv/range", {{"key", b64("/custos.lock")}});
+  std::string lease(lock.at("kvs").as_array()[0].as_object().at("lease").as_string());
+  raw("/v3/lease/revoke", {{"ID", lease}});
+  for (int i = 0; i < 50 && lost.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(lost.load(), 1);
+  EXPECT_FALSE(la->held());
+  EXPECT_EQ(cached->put("k", as_bytes("x")).code(), Code::kUnavailable);
+  // Meanwhile another server changed the key; a standby reads it as it is now.
+  raw("/v3/kv/put", {{"key", b64("/custos/k")}, {"value", b64("changed meanwhile")}});
+  auto now = cached->get("k");
+  ASSERT_TRUE(now.ok() && now->has_value());
+  EXPECT_EQ(as_string_view(**now), "changed meanwhile");
+
+  // A new term: writes work again, and nothing cached in the first term is answered.
+  ASSERT_TRUE(la->try_acquire("node-a", [&] { ++lost; }).ok());
+  EXPECT_NE(cached->cache_epoch(), first_epoch);
+  auto fresh = cached->get("k");
+  ASSERT_TRUE(fresh.ok() && fresh->has_value());
+  EXPECT_EQ(as_string_view(**fresh), "changed meanwhile");
+  EXPECT_TRUE(cached->put("k", as_bytes("second term")).ok());
+  EXPECT_EQ(lost.load(), 1);
+}
+
 TEST_F(EtcdTest, TransactionsRespectEtcdsLimitsAndRepeatedKeys) {
   EtcdOptions o = options();
   o.max_txn_ops = 3;
