@@ -43,6 +43,49 @@ bool needs_sudo(const std::string& path) {
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
+// Requests this thread is inside (Core::in_flight_): a seal called from a request must not wait
+// for that request itself.
+thread_local int64_t t_requests_here = 0;
+
+// Counts a request in Core::in_flight_ for its lifetime.
+class RequestGate {
+ public:
+  explicit RequestGate(std::atomic<int64_t>& n) : n_(n) {
+    n_.fetch_add(1);
+    ++t_requests_here;
+  }
+  ~RequestGate() {
+    if (t_requests_here > 0) {
+      --t_requests_here;
+      n_.fetch_sub(1);
+    }
+  }
+  RequestGate(const RequestGate&) = delete;
+  RequestGate& operator=(const RequestGate&) = delete;
+
+ private:
+  std::atomic<int64_t>& n_;
+};
+
+// Takes this thread's requests out of the count while it seals, and puts them back after.
+class LeaveGate {
+ public:
+  explicit LeaveGate(std::atomic<int64_t>& n) : n_(n), mine_(t_requests_here) {
+    n_.fetch_sub(mine_);
+    t_requests_here = 0;
+  }
+  ~LeaveGate() {
+    n_.fetch_add(mine_);
+    t_requests_here = mine_;
+  }
+  LeaveGate(const LeaveGate&) = delete;
+  LeaveGate& operator=(const LeaveGate&) = delete;
+
+ private:
+  std::atomic<int64_t>& n_;
+  const int64_t mine_;
+};
+
 std::string mount_accessor(const std::string& type) {
   std::string hex = hex_encode(crypto::random_bytes(4));
   return type + "_" + hex;
@@ -415,8 +458,14 @@ Status Core::verify_quorum_key(const SecretBytes& combined) {
 
 Status Core::seal() {
   seal_requests_.fetch_add(1);
-  stop_ha();  // an active server steps down and gives the lock up first
-  std::lock_guard lock(seal_mu_);
+  LeaveGate leave(in_flight_);  // sys/seal: the request sealing does not wait for itself
+  std::unique_lock lock(seal_mu_, std::defer_lock);
+  for (;;) {
+    stop_ha();  // an active server steps down and gives the lock up first
+    lock.lock();
+    if (!ha_thread_live_.load()) break;
+    lock.unlock();  // an unseal started one meanwhile: stop that too
+  }
   pre_seal();
   barrier_.seal();
   {
@@ -466,8 +515,20 @@ Status Core::post_unseal() {
   return ok_status();
 }
 
+void Core::drain_requests() {
+  const auto started = std::chrono::steady_clock::now();
+  while (in_flight_.load() > t_requests_here) {
+    if (std::chrono::steady_clock::now() - started > std::chrono::seconds(60)) {
+      LOG_ERROR("core", in_flight_.load() << " requests still running after 60 s; going on");
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 void Core::pre_seal() {
-  serving_.store(false, std::memory_order_release);
+  serving_.store(false);
+  drain_requests();
   if (leases_) leases_->stop();
   {
     std::unique_lock lock(mounts_mu_);
@@ -495,6 +556,8 @@ Result<Response> Core::handle(Request& req) {
   bool handled = false;
   auto pre = handle_unauthenticated(req, handled);
   if (handled) return pre;
+  // Counted before serving() is read: pre_seal() clears serving_ and then waits for the count.
+  RequestGate gate(in_flight_);
   if (!serving()) {
     if (standby()) {
       return unavailable(

@@ -316,6 +316,11 @@ class Core {
   std::mutex progress_mu_;  // the unseal progress, for seal_status(); taken inside seal_mu_
   ShareQuorum unseal_quorum_;
   std::atomic<bool> serving_{false};        // see serving()
+  // Requests inside handle() past the unauthenticated endpoints: pre_seal() waits for them, so
+  // that none of an ending term (HA: the lock lost, a step-down) runs on into the next one with
+  // the token store and mounts it started with.
+  std::atomic<int64_t> in_flight_{0};
+  void drain_requests();
   std::atomic<uint64_t> seal_requests_{0};  // Core::seal() calls, for the auto-unseal retries
   std::thread unseal_retry_;
   std::mutex retry_mu_;
@@ -337,6 +342,7 @@ class Core {
   bool ha_lost_ = false;       // guarded by ha_mu_
   bool ha_step_down_ = false;  // guarded by ha_mu_
   std::atomic<bool> ha_stopping_{false};
+  std::atomic<bool> ha_thread_live_{false};  // started and not yet joined
   std::atomic<bool> active_{false};
   std::atomic<int64_t> active_since_{0};  // unix nanoseconds
   std::mutex leader_mu_;                  // the last advertisement read: holder id -> address

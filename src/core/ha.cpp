@@ -46,6 +46,7 @@ void Core::start_ha() {
     ha_stop_ = false;
   }
   ha_stopping_.store(false);
+  ha_thread_live_.store(true);
   ha_thread_ = std::thread([this] { ha_loop(); });
 }
 
@@ -59,6 +60,7 @@ void Core::stop_ha() {
   ha_stopping_.store(true);
   ha_cv_.notify_all();
   ha_thread_.join();
+  ha_thread_live_.store(false);
 }
 
 void Core::step_down() {
@@ -168,10 +170,7 @@ void Core::ha_loop() {
 
 Result<LeaderStatus> Core::leader() {
   LeaderStatus s;
-  if (!ha_) {
-    s.is_self = true;
-    return s;
-  }
+  if (!ha_) return s;  // Vault without HA: ha_enabled and is_self false
   s.ha_enabled = true;
   if (barrier_.sealed()) return unavailable("Vault is sealed");
   if (active_.load()) {
@@ -193,7 +192,7 @@ Result<LeaderStatus> Core::leader() {
   }
   const std::string key = std::string(paths::kLeaderPrefix) + *id;
   auto record = barrier_.get(key);
-  if (!record.ok()) {
+  if (!record.ok() && record.status().code() == Code::kDataLoss) {
     // Written under a keyring term added after this standby read the keyring: read it again.
     RETURN_IF_ERROR(barrier_.reload());
     record = barrier_.get(key);

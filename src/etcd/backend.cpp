@@ -276,6 +276,7 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
       revision = lock_revision_;
       epoch = epoch_.load();
     }
+    if (revision.empty()) return lost_status();  // a term still being taken
     json::array compare{json::object{{"key", b64(lock_key_)},
                                      {"target", "CREATE"},
                                      {"result", "EQUAL"},
@@ -529,6 +530,9 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
       lease_id_ = lease;
       lock_revision_.clear();
       on_lost_ = std::move(on_lost);
+      // A new term from here: an earlier term's write that fails from now on is not this one's
+      // loss (send_txn compares terms).
+      epoch_.fetch_add(1);
     }
     lost_.store(false);
     deadline_ns_.store(sent + safe_span_ns());
@@ -575,7 +579,6 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
     {
       std::lock_guard l(term_mu_);
       lock_revision_ = lock->create_revision;
-      epoch_.fetch_add(1);
     }
     holding_.store(true);
     LOG_INFO("etcd", "holding the storage lock " << lock_key_ << " (lease " << ttl << " s)");

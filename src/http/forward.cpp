@@ -48,6 +48,14 @@ std::string path_of(std::string_view target) {
   return std::string(target.substr(0, target.find('?')));
 }
 
+// What the signature binds besides the address: the body and the credentials it came with, so
+// captured headers cannot vouch for another request.
+std::string request_digest(const net::HttpRequest& req) {
+  std::string material = std::string(req.header("X-Vault-Token")) + '\n' +
+                         std::string(req.header("Authorization")) + '\n' + req.body;
+  return hex_encode(crypto::sha256(as_bytes(material)));
+}
+
 }  // namespace
 
 Forwarder::Forwarder(core::Core& core, net::ClientOptions client)
@@ -67,10 +75,11 @@ bool Forwarder::was_forwarded(const net::HttpRequest& req) {
 }
 
 std::string Forwarder::signature(const SecretBytes& key, std::string_view client,
-                                 std::string_view method, std::string_view target,
-                                 std::string_view time) const {
+                                 const net::HttpRequest& req, std::string_view time) const {
   std::string msg = "custos-forwarded-v1\n";
-  for (std::string_view part : {client, method, target, time}) {
+  const std::string digest = request_digest(req);
+  for (std::string_view part : {client, std::string_view(req.method), std::string_view(req.target),
+                                time, std::string_view(digest)}) {
     msg += part;
     msg += '\n';
   }
@@ -98,6 +107,11 @@ Result<net::HttpResponse> Forwarder::send(std::string_view method, const std::st
 }
 
 net::HttpResponse Forwarder::forward(const net::HttpRequest& req) {
+  // Only a path goes after the active server's address: anything else ("@host/...") could
+  // point the request elsewhere.
+  if (req.target.empty() || req.target[0] != '/') {
+    return error_response(400, "malformed request target");
+  }
   if (was_forwarded(req)) {
     // Forwarded here by a standby that took this server for the active one: no second hop.
     return error_response(503,
@@ -122,8 +136,7 @@ net::HttpResponse Forwarder::forward(const net::HttpRequest& req) {
   const std::string time = std::to_string(unix_now());
   headers.push_back({std::string(kForwardedFor), req.remote_addr});
   headers.push_back({std::string(kForwardedTime), time});
-  headers.push_back(
-      {std::string(kForwardedSig), signature(*key, req.remote_addr, req.method, req.target, time)});
+  headers.push_back({std::string(kForwardedSig), signature(*key, req.remote_addr, req, time)});
   auto r = send(req.method, base + req.target, headers, req.body);
   if (!r.ok()) {
     LOG_WARN("http",
@@ -208,7 +221,7 @@ void Forwarder::accept_forwarded(net::HttpRequest& req) {
   bool time_ok = !time.empty() && time.size() <= 19;
   for (char c : time) time_ok = time_ok && c >= '0' && c <= '9';
   if (time_ok) t = std::stoll(time);
-  const std::string want = signature(*key, client, req.method, req.target, time);
+  const std::string want = signature(*key, client, req, time);
   if (!time_ok || std::llabs(unix_now() - t) > kMaxSkewSeconds || !constant_time_equal(want, sig)) {
     LOG_WARN("http",
              "ignored forwarding headers from " << req.remote_addr << " (bad or stale signature)");

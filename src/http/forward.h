@@ -6,7 +6,9 @@
 // The active server sees the standby's address as the connection's; the client's travels in a
 // header signed with a key every unsealed server of the cluster derives from the root key
 // (Core::forwarding_key), so the active server believes it (for audit entries, CIDR-bound
-// tokens) only from a server that could open the barrier.
+// tokens) only from a server that could open the barrier. The signature also binds the body and
+// the token headers, and lasts 60 s. A client's TLS certificate does not travel: requests that
+// need one (a key transfer policy pinned to client certificates) fail through a standby.
 #pragma once
 
 #include <memory>
@@ -43,8 +45,10 @@ class Forwarder {
  private:
   Result<net::HttpResponse> send(std::string_view method, const std::string& url,
                                  const std::vector<net::Header>& headers, std::string_view body);
-  std::string signature(const SecretBytes& key, std::string_view client, std::string_view method,
-                        std::string_view target, std::string_view time) const;
+  // HMAC-SHA256 over the client address, method, target, time, and a digest of the body and
+  // the token headers.
+  std::string signature(const SecretBytes& key, std::string_view client,
+                        const net::HttpRequest& req, std::string_view time) const;
 
   core::Core& core_;
   const net::ClientOptions client_options_;

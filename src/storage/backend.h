@@ -28,7 +28,7 @@ class HaLock {
   // if the lock is later lost without release() (its lease lapsed, another server took it);
   // it must not block (signal a thread). Writes are refused unless the lock is held.
   virtual Status try_acquire(std::string_view id, std::function<void()> on_lost) = 0;
-  // Blocks until the lock is taken (OK) or `cancelled` returns true (Aborted), trying again
+  // Blocks until the lock is taken (OK) or `cancelled` returns true (Unavailable), trying again
   // every poll period. Other errors (the store unreachable) are retried, not returned.
   virtual Status acquire(std::string_view id, const std::function<bool()>& cancelled,
                          std::function<void()> on_lost) = 0;

@@ -160,6 +160,26 @@ TEST_F(CoreTest, SealedServerRefusesEverythingButSealEndpoints) {
   EXPECT_TRUE(call(Operation::kRead, "sys/health").ok());
 }
 
+TEST_F(CoreTest, WithoutHaTheLeaderEndpointSaysSoAndStepDownIsANoOp) {
+  init_unseal();
+  auto r = call(Operation::kRead, "sys/leader", {}, "no-token-needed");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  const auto& o = r->raw->as_object();
+  EXPECT_FALSE(o.at("ha_enabled").as_bool());  // as Vault answers without HA
+  EXPECT_FALSE(o.at("is_self").as_bool());
+  EXPECT_EQ(o.at("leader_address").as_string(), "");
+  EXPECT_FALSE(core_->standby());
+  EXPECT_TRUE(call(Operation::kUpdate, "sys/step-down").ok());
+  EXPECT_TRUE(core_->serving());
+  // step-down needs sudo, as every root-protected path.
+  auto token = call(Operation::kUpdate, "auth/token/create",
+                    object{{"policies", boost::json::array{"default"}}});
+  ASSERT_TRUE(token.ok());
+  std::string t(token->auth->client_token);
+  EXPECT_EQ(call(Operation::kUpdate, "sys/step-down", {}, t).status().code(),
+            Code::kPermissionDenied);
+}
+
 TEST_F(CoreTest, BarrierDetectsTamperingAndSwappedCiphertexts) {
   init_unseal();
   Barrier& b = core_->barrier();

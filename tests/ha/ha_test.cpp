@@ -108,8 +108,11 @@ TEST_F(HaTest, OneActiveServerAtATimeAndHandovers) {
   ASSERT_TRUE(eventually([&] { return a->serving(); }));
   EXPECT_FALSE(a->standby());
   unseal(*b);
+  // Several polls of the lock later, b still waits.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_TRUE(b->standby());
   EXPECT_FALSE(b->serving());
+  EXPECT_FALSE(bb->ha_lock()->held());
   auto led = b->leader();
   ASSERT_TRUE(led.ok()) << led.status().to_string();
   EXPECT_TRUE(led->ha_enabled);
@@ -188,7 +191,29 @@ TEST_F(HaTest, AnyUnsealedServerMayBecomeActiveAfterInit) {
   auto lookup = call(*b, Operation::kRead, "auth/token/lookup-self", {}, init->root_token);
   EXPECT_TRUE(lookup.ok()) << lookup.status().to_string();
   ASSERT_TRUE(a->unseal(key, false).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_TRUE(a->standby());
+  EXPECT_FALSE(a->serving());
+  EXPECT_FALSE(ba->ha_lock()->held());
+}
+
+TEST_F(HaTest, InitialisingNeedsTheLock) {
+  auto ba = open_backend();
+  auto other = open_backend();
+  auto a = make_core(*ba, "http://a.example:8200");
+  // Another server holds the lock (it would be initialising the same store).
+  ASSERT_TRUE(other->ha_lock()->try_acquire("someone-else", [] {}).ok());
+  auto refused = a->initialize(1, 1);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("initializing needs the HA lock"), std::string::npos)
+      << refused.status().message();
+  EXPECT_NE(refused.status().message().find("(someone-else)"), std::string::npos);
+  EXPECT_FALSE(a->seal_status()->initialized);  // nothing written
+  other->ha_lock()->release();
+  auto init = a->initialize(1, 1);
+  ASSERT_TRUE(init.ok()) << init.status().to_string();
+  EXPECT_FALSE(ba->ha_lock()->held());  // given back: the Shamir server is left sealed
+  EXPECT_TRUE(a->seal_status()->initialized);
 }
 
 }  // namespace
