@@ -715,6 +715,7 @@ Status Core::finish_response(Request& req, Response& resp, const Mounted* mounte
     p.type = a.token_type.empty() ? "service" : a.token_type;
     p.orphan = true;  // login tokens have no parent (Vault)
     p.path = req.mount_point + req.rel_path;
+    p.auth_method_type = mounted->entry.type;
     ASSIGN_OR_RETURN(auto created, tokens_->create(p));
     Auth out;
     out.client_token = created.first;

@@ -105,6 +105,7 @@ boost::json::object TokenEntry::to_json() const {
   o["orphan"] = orphan;
   o["last_renewal_time"] = last_renewal_time;
   if (!bound_cidrs.empty()) o["bound_cidrs"] = to_string_array(bound_cidrs);
+  if (!auth_method_type.empty()) o["auth_method_type"] = auth_method_type;
   return o;
 }
 
@@ -143,6 +144,7 @@ Result<TokenEntry> TokenEntry::from_json(const boost::json::object& o) {
   e.renewable = b("renewable");
   e.orphan = b("orphan");
   e.last_renewal_time = i("last_renewal_time");
+  e.auth_method_type = s("auth_method_type");
   if (const auto* c = o.if_contains("bound_cidrs"); c && c->is_array()) {
     for (const auto& x : c->as_array()) {
       if (!x.is_string()) return data_loss("token entry is corrupt");
@@ -203,6 +205,7 @@ Result<std::pair<std::string, TokenEntry>> TokenStore::create(const TokenCreateP
   e.parent_hash = params.orphan ? "" : params.parent_hash;
   e.last_renewal_time = 0;
   e.bound_cidrs = params.bound_cidrs;
+  e.auth_method_type = params.auth_method_type;
   bool root = e.is_root();
   int64_t ttl = params.period > 0 ? params.period : params.ttl;
   if (ttl == 0 && !root) ttl = default_ttl_;

@@ -44,6 +44,10 @@ struct TokenEntry {
   int64_t last_renewal_time = 0;
   // token_bound_cidrs: the token is only accepted from these source blocks (empty: anywhere).
   std::vector<std::string> bound_cidrs;
+  // The type of the auth method whose login minted the token ("attest", "userpass", ...), set by
+  // Core alone (no API takes it); empty for tokens of the token store. Engines trust `meta` as an
+  // auth method's own statement only with it (a token's creator can set any meta otherwise).
+  std::string auth_method_type;
 
   bool is_root() const;
   boost::json::object to_json() const;
@@ -66,6 +70,7 @@ struct TokenCreateParams {
   std::string id;  // caller-chosen token (root/sudo only; dev root token)
   std::vector<std::string> bound_cidrs;  // validated CIDR blocks (core/auth/cidr.h)
   std::string path = "auth/token/create";
+  std::string auth_method_type;  // TokenEntry::auth_method_type
   // A response-wrapping token (core/wrapping.cpp): the only tokens that may hold the
   // "response-wrapping" policy.
   bool wrapping = false;

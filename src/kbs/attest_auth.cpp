@@ -29,8 +29,11 @@ bool valid_role(std::string_view n) {
 
 // The claims worth showing as token metadata (all strings: Vault metadata is string-valued).
 json::object login_metadata(const attestation::Claims& c, const std::string& role,
-                            const std::string& evidence_sha256) {
+                            const std::string& evidence_sha256, ByteSpan spki) {
   json::object m;
+  // The key the TEE bound into its evidence (report data): what it signs attested ledger
+  // entries with (docs/ledger.md).
+  if (!spki.empty()) m["tee_public_key"] = base64_encode(spki);
   m["role"] = role;
   m["tee"] = attestation::tee_name(c.tee);
   m["tcb_status"] = attestation::tcb_status_name(c.tcb_status);
@@ -198,7 +201,7 @@ class AttestAuth final : public core::Engine {
     for (const auto& p : r.at("token_policies").as_array()) {
       auth.policies.emplace_back(p.as_string());
     }
-    auth.metadata = login_metadata(att->claims, role_name, att->evidence_sha256);
+    auth.metadata = login_metadata(att->claims, role_name, att->evidence_sha256, spki);
     int64_t ttl = r.at("token_ttl").to_number<int64_t>();
     auth.lease_duration = ttl > 0 ? ttl : default_ttl_;
     auth.explicit_max_ttl = r.at("token_max_ttl").to_number<int64_t>();

@@ -471,6 +471,107 @@ TEST_F(KbsV0Test, RcarRefusals) {
 
 // ---- auth/attest
 
+// Attested ledger entries (docs/ledger.md): signed by the key the TEE bound into its evidence at
+// auth/attest login, and appended as a statement carrying the data, signature, key and claims.
+TEST_F(KbsTest, AttestedLedgerEntriesAreSignedByTheKeyTheTeeBound) {
+  ASSERT_TRUE(vault(core::Operation::kUpdate, "sys/policies/acl/ledger-writer",
+                    {{"policy",
+                      "path \"supply/*\" { capabilities = [\"create\", \"read\"] }\n"
+                      "path \"strict/*\" { capabilities = [\"create\", \"read\"] }"}},
+                    root_)
+                  .ok());
+  ASSERT_TRUE(vault(core::Operation::kUpdate, "auth/attest/role/builder",
+                    {{"token_policies", "ledger-writer"}, {"policy", json::parse(sim_policy())}},
+                    root_)
+                  .ok());
+  ASSERT_TRUE(
+      vault(core::Operation::kUpdate, "sys/mounts/supply", {{"type", "ledger"}}, root_).ok());
+  ASSERT_TRUE(vault(core::Operation::kUpdate, "sys/mounts/strict",
+                    {{"type", "ledger"}, {"options", json::object{{"attested_only", "true"}}}},
+                    root_)
+                  .ok());
+  auto login = [&](bool with_key) -> std::string {
+    auto n = vault(core::Operation::kUpdate, "auth/attest/nonce", {}, "");
+    EXPECT_TRUE(n.ok());
+    if (!n.ok()) return "";
+    std::string nonce(n->data->at("nonce").as_string());
+    Bytes spki = with_key ? rsa_.public_key().to_der() : Bytes();
+    json::object body{{"role", "builder"},
+                      {"tee", "sim"},
+                      {"nonce", nonce},
+                      {"evidence", quote_b64(bind(nonce, spki))}};
+    if (with_key) body["public_key"] = base64_encode(spki);
+    auto r = vault(core::Operation::kUpdate, "auth/attest/login", body, "");
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return r.ok() ? r->auth->client_token : "";
+  };
+  const std::string token = login(true);
+  ASSERT_FALSE(token.empty());
+  const std::string provenance = R"({"artifact":"app.tar","sha256":"ab12"})";
+  Bytes sig = rsa_.sign(as_bytes(provenance)).value();
+  json::object entry{{"data", base64_encode(as_bytes(provenance))},
+                     {"content_type", "application/json"},
+                     {"signature", base64_encode(sig)}};
+  auto appended = vault(core::Operation::kUpdate, "supply/entries", entry, token);
+  ASSERT_TRUE(appended.ok()) << appended.status().to_string();
+  EXPECT_TRUE(appended->data->at("attested").as_bool());
+
+  // What the log holds, under the leaf hash: the statement, not the bare data.
+  auto got = vault(core::Operation::kRead, "supply/entries/0", {}, token);
+  ASSERT_TRUE(got.ok()) << got.status().to_string();
+  EXPECT_EQ(got->data->at("content_type").as_string(),
+            "application/vnd.custos.attested-entry+json");
+  Bytes leaf_data = base64_decode(got->data->at("data").as_string()).value();
+  Bytes prefixed{0x00};
+  prefixed.insert(prefixed.end(), leaf_data.begin(), leaf_data.end());
+  EXPECT_EQ(hex_encode(crypto::sha256(prefixed)), got->data->at("leaf_hash").as_string());
+  json::object st = json::parse(as_string_view(leaf_data)).as_object();
+  EXPECT_EQ(st.at("_type").as_string(), "custos.ledger.attested-entry.v1");
+  EXPECT_EQ(st.at("data").as_string(), base64_encode(as_bytes(provenance)));
+  EXPECT_EQ(st.at("content_type").as_string(), "application/json");
+  EXPECT_EQ(st.at("public_key").as_string(), base64_encode(rsa_.public_key().to_der()));
+  EXPECT_EQ(st.at("attestation").at("mrenclave").as_string(), hex_encode(kMrenclave));
+  EXPECT_EQ(st.at("attestation").at("tee").as_string(), "sim");
+  // Anyone can check the signature with the key the statement names.
+  auto pub = crypto::PublicKey::from_der(base64_decode(st.at("public_key").as_string()).value());
+  ASSERT_TRUE(pub.ok());
+  EXPECT_TRUE(
+      pub->verify(as_bytes(provenance), base64_decode(st.at("signature").as_string()).value())
+          .ok());
+
+  // A signature over other data is refused.
+  json::object forged = entry;
+  forged["data"] = base64_encode(as_bytes(std::string("something else")));
+  EXPECT_EQ(vault(core::Operation::kUpdate, "supply/entries", forged, token).status().code(),
+            Code::kInvalidArgument);
+  // Tokens that did not come from an attest login cannot make attested entries, whatever meta
+  // their creator gave them.
+  EXPECT_EQ(vault(core::Operation::kUpdate, "supply/entries", entry, root_).status().code(),
+            Code::kPermissionDenied);
+  auto made =
+      vault(core::Operation::kUpdate, "auth/token/create",
+            {{"policies", json::array{"ledger-writer"}},
+             {"meta", json::object{{"tee_public_key", base64_encode(rsa_.public_key().to_der())},
+                                   {"tee", "sim"}}}},
+            root_);
+  ASSERT_TRUE(made.ok()) << made.status().to_string();
+  EXPECT_EQ(vault(core::Operation::kUpdate, "supply/entries", entry, made->auth->client_token)
+                .status()
+                .code(),
+            Code::kPermissionDenied);
+  // Nor can an attest login that bound no key.
+  const std::string keyless = login(false);
+  EXPECT_EQ(vault(core::Operation::kUpdate, "supply/entries", entry, keyless).status().code(),
+            Code::kPermissionDenied);
+
+  // attested_only: plain entries are refused, attested ones accepted.
+  json::object plain{{"data", base64_encode(as_bytes(provenance))}};
+  EXPECT_EQ(vault(core::Operation::kUpdate, "strict/entries", plain, token).status().code(),
+            Code::kPermissionDenied);
+  EXPECT_TRUE(vault(core::Operation::kUpdate, "supply/entries", plain, token).ok());
+  EXPECT_TRUE(vault(core::Operation::kUpdate, "strict/entries", entry, token).ok());
+}
+
 TEST_F(KbsTest, VaultLoginByAttestationMintsATokenWithTheRolePolicies) {
   auto role = vault(core::Operation::kUpdate, "auth/attest/role/db",
                     {{"token_policies", "db-read"}, {"token_ttl", "1h"},

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "base/encoding.h"
+#include "core/tokens.h"
 #include "crypto/hash.h"
 #include "crypto/pkey.h"
 #include "ledger/merkle.h"
@@ -19,6 +20,9 @@ constexpr size_t kMaxEntryBytes = 1 << 20;  // decoded data per entry
 constexpr size_t kMaxContentType = 255;
 constexpr std::string_view kStatePath = "state";
 constexpr std::string_view kKeyPath = "signing-key";
+// An attested entry's statement (docs/ledger.md, "Attested entries").
+constexpr std::string_view kAttestedType = "custos.ledger.attested-entry.v1";
+constexpr std::string_view kAttestedContentType = "application/vnd.custos.attested-entry+json";
 
 std::string hex(const Hash& h) {
   return hex_encode(ByteSpan(h));
@@ -50,7 +54,8 @@ Result<uint64_t> field_count(const boost::json::object& data, std::string_view k
 
 class Ledger final : public Engine {
  public:
-  explicit Ledger(EngineContext ctx) : view_(ctx.storage), clock_(ctx.clock) {}
+  Ledger(EngineContext ctx, bool attested_only)
+      : view_(ctx.storage), clock_(ctx.clock), attested_only_(attested_only) {}
 
   // Appending creates: POST entries needs the "create" capability.
   Result<bool> exists(const Request& req) override { return req.rel_path != "entries"; }
@@ -133,14 +138,29 @@ class Ledger final : public Engine {
     ASSIGN_OR_RETURN(std::string content_type, field_string(req.data, "content_type"));
     if (content_type.size() > kMaxContentType)
       return invalid_argument("\"content_type\" is too long");
+    const auto* signature = req.data.if_contains("signature");
+    const bool attested = signature != nullptr && !signature->is_null();
+    std::string stored = std::string(d->as_string());
+    if (attested) {
+      // The leaf becomes the statement: data, signature, key and attestation all under its hash.
+      ASSIGN_OR_RETURN(std::string statement,
+                       attested_statement(req, *data, content_type, *signature));
+      data = to_bytes(statement);
+      stored = base64_encode(*data);
+      content_type = std::string(kAttestedContentType);
+    } else if (attested_only_) {
+      return permission_denied(
+          "this ledger takes attested entries only: sign the data with the key bound at "
+          "auth/attest login and send \"signature\"");
+    }
     ASSIGN_OR_RETURN(uint64_t n, size());
     Hash leaf = ledger::leaf_hash(*data);
     ASSIGN_OR_RETURN(auto nodes, ledger::nodes_for_append(reader(), n, leaf));
     int64_t now = to_unix_seconds(clock_.now());
     WriteBatch batch;
-    batch.put_json(entry_path(n),
-                   boost::json::object{
-                       {"data", d->as_string()}, {"content_type", content_type}, {"time", now}});
+    batch.put_json(
+        entry_path(n),
+        boost::json::object{{"data", stored}, {"content_type", content_type}, {"time", now}});
     for (const auto& node : nodes)
       batch.put(node_path(node.level, node.index), ByteSpan(node.hash));
     batch.put_json(kStatePath, boost::json::object{{"size", n + 1}});
@@ -149,9 +169,51 @@ class Ledger final : public Engine {
     ASSIGN_OR_RETURN(auto proof, ledger::inclusion_proof(reader(), n, n + 1));
     ASSIGN_OR_RETURN(auto sth, signed_head(n + 1, root));
     return Response::with_data({{"index", n},
+                                {"attested", attested},
                                 {"leaf_hash", hex(leaf)},
                                 {"inclusion_proof", hex_list(proof)},
                                 {"signed_tree_head", std::move(sth)}});
+  }
+
+  // An attested entry: the caller's token must come from an `attest` login (Core sets
+  // auth_method_type; meta alone could be anyone's), whose evidence bound a public key, and
+  // `signature` must verify over the data with that key. Returns the statement to append.
+  static Result<std::string> attested_statement(const Request& req, ByteSpan data,
+                                                const std::string& content_type,
+                                                const boost::json::value& signature) {
+    if (!signature.is_string()) return invalid_argument("\"signature\" must be base64");
+    auto sig = base64_decode(signature.as_string());
+    if (!sig.ok() || sig->empty()) return invalid_argument("\"signature\" must be base64");
+    const TokenEntry* token = req.token;
+    if (token == nullptr || token->auth_method_type != "attest") {
+      return permission_denied(
+          "an attested entry needs a token from the attest auth method (auth/attest/login)");
+    }
+    const auto* pk = token->meta.if_contains("tee_public_key");
+    if (pk == nullptr || !pk->is_string() || pk->as_string().empty()) {
+      return permission_denied(
+          "the token's attestation bound no key: log in to auth/attest with \"public_key\"");
+    }
+    auto der = base64_decode(pk->as_string());
+    if (!der.ok()) return data_loss("the token's tee_public_key is not base64");
+    ASSIGN_OR_RETURN(crypto::PublicKey key, crypto::PublicKey::from_der(*der));
+    if (!key.verify(data, *sig).ok()) {
+      return invalid_argument(
+          "\"signature\" does not verify over \"data\" with the key the TEE bound at login");
+    }
+    boost::json::object attestation;
+    for (const char* k :
+         {"tee", "tcb_status", "evidence_sha256", "role", "mrenclave", "mrsigner", "mrtd",
+          "measurement", "host_data", "ak_name", "isv_prod_id", "isv_svn"}) {
+      if (const auto* v = token->meta.if_contains(k); v && v->is_string()) attestation[k] = *v;
+    }
+    boost::json::object statement{{"_type", std::string(kAttestedType)},
+                                  {"content_type", content_type},
+                                  {"data", base64_encode(data)},
+                                  {"signature", base64_encode(*sig)},
+                                  {"public_key", std::string(pk->as_string())},
+                                  {"attestation", std::move(attestation)}};
+    return boost::json::serialize(statement);
   }
 
   Result<Response> get_entry(const Request& req, const std::string& which) {
@@ -214,6 +276,7 @@ class Ledger final : public Engine {
 
   View view_;
   const Clock& clock_;
+  const bool attested_only_;  // mount option attested_only
   std::mutex mu_;  // one request at a time: appends must see the size they extend
   crypto::PrivateKey key_;
   std::string log_id_;
@@ -228,8 +291,8 @@ std::string sth_message(const std::string& log_id, uint64_t tree_size, const std
 }
 
 Result<std::unique_ptr<Engine>> make_ledger_engine(EngineContext ctx, const MountEntry& entry) {
-  (void)entry;
-  return std::unique_ptr<Engine>(std::make_unique<Ledger>(std::move(ctx)));
+  ASSIGN_OR_RETURN(bool attested_only, field_bool(entry.options, "attested_only", false));
+  return std::unique_ptr<Engine>(std::make_unique<Ledger>(std::move(ctx), attested_only));
 }
 
 }  // namespace custos::core
