@@ -306,7 +306,8 @@ Result<SecretBytes> fetch_resource(const FetchOptions& o) {
   return s.get_resource(o.resource);
 }
 
-Result<SecretString> attest_login(const FetchOptions& o, std::string_view role, std::string_view mount) {
+Result<SecretString> attest_login(const FetchOptions& o, std::string_view role,
+                                  std::string_view mount, const crypto::PrivateKey* bind_key) {
   if (!o.producer) return invalid_argument("login: no evidence producer");
   RETURN_IF_ERROR(check_segment("auth mount", mount));
   Http http(o);
@@ -318,13 +319,17 @@ Result<SecretString> attest_login(const FetchOptions& o, std::string_view role, 
   std::optional<std::string> nonce;
   if (data && data->is_object()) nonce = string_member(data->as_object(), "nonce");
   if (!nonce) return internal_error("auth/attest/nonce: no nonce");
-  // No public_key: the token comes back over the (TLS) connection, not wrapped (§6).
-  ASSIGN_OR_RETURN(Bytes report_data, sha256_binding(*nonce, {}));
+  // The token comes back over the (TLS) connection, not wrapped (§6); a bound key only says
+  // which key the workload signs with.
+  Bytes spki;
+  if (bind_key != nullptr) spki = bind_key->public_key().to_der();
+  ASSIGN_OR_RETURN(Bytes report_data, sha256_binding(*nonce, spki));
   auto pe = o.producer->produce(report_data);
   if (!pe.ok()) return pe.status().with_context("producing evidence");
   json::object body;
   if (!role.empty()) body["role"] = role;
   body["nonce"] = *nonce;
+  if (!spki.empty()) body["public_key"] = base64_encode(spki);
   put_evidence(body, *pe, "evidence", o.omit_collateral);
   ASSIGN_OR_RETURN(net::HttpResponse lr, send(http, "POST", base + "/login", {}, json::serialize(body)));
   if (lr.status != 200) return broker_error(lr, "auth/" + std::string(mount) + "/login");
@@ -334,6 +339,26 @@ Result<SecretString> attest_login(const FetchOptions& o, std::string_view role, 
   if (auth && auth->is_object()) token = string_member(auth->as_object(), "client_token");
   if (!token) return internal_error("login: no auth.client_token");
   return SecretString(std::move(*token));
+}
+
+Result<std::string> append_attested(const FetchOptions& o, std::string_view role,
+                                    std::string_view auth_mount, std::string_view ledger_mount,
+                                    ByteSpan data, std::string_view content_type) {
+  RETURN_IF_ERROR(check_segment("ledger mount", ledger_mount));
+  ASSIGN_OR_RETURN(crypto::PrivateKey key, crypto::PrivateKey::generate(crypto::KeyType::kEcP256));
+  ASSIGN_OR_RETURN(SecretString token, attest_login(o, role, auth_mount, &key));
+  ASSIGN_OR_RETURN(Bytes sig, key.sign(data));
+  json::object body{{"data", base64_encode(data)}, {"signature", base64_encode(sig)}};
+  if (!content_type.empty()) body["content_type"] = content_type;
+  Http http(o);
+  ASSIGN_OR_RETURN(net::HttpResponse r,
+                   send(http, "POST", base_url(o) + "/v1/" + std::string(ledger_mount) + "/entries",
+                        {{"X-Vault-Token", token.str()}}, json::serialize(body)));
+  if (r.status != 200) return broker_error(r, std::string(ledger_mount) + "/entries");
+  ASSIGN_OR_RETURN(json::object answer, parse_object(r.body, "append response"));
+  const json::value* d = answer.if_contains("data");
+  if (!d || !d->is_object()) return internal_error("append response: no data");
+  return json::serialize(*d);
 }
 
 Result<SecretBytes> read_kv_field(const FetchOptions& o, const SecretString& token,

@@ -79,8 +79,20 @@ class KbsV0Session {
 
 // auth/attest/login on the Vault API: evidence bound to a fresh nonce and an ephemeral key,
 // answered with a Vault client token. `role` may be empty when the server needs none.
+// `bind_key`: a key of this workload whose public half the evidence binds (report data
+// SHA-256(nonce || SPKI)) and the login sends as "public_key", so the token records it
+// (tee_public_key): what attested ledger entries are signed with.
 Result<SecretString> attest_login(const FetchOptions& options, std::string_view role,
-                                  std::string_view mount = "attest");
+                                  std::string_view mount = "attest",
+                                  const crypto::PrivateKey* bind_key = nullptr);
+
+// An attested ledger entry (docs/ledger.md): logs in to auth/<auth_mount> with evidence binding a
+// new P-256 key made here, signs `data` with it, and appends it to the ledger at
+// <ledger_mount>. Returns the append's answer (`data` of the response: index, leaf hash, proof,
+// signed tree head).
+Result<std::string> append_attested(const FetchOptions& options, std::string_view role,
+                                    std::string_view auth_mount, std::string_view ledger_mount,
+                                    ByteSpan data, std::string_view content_type);
 
 // Reads a KV secret with a token: `path` is the full API path ("secret/data/app" for kv v2,
 // "kv/app" for v1) and `field` one member of its data. The field must be a string.

@@ -7,6 +7,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iostream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -169,6 +172,58 @@ void register_workload_commands(CLI::App& app, Globals& g) {
     if (!fetch_out->empty() && *fetch_out != "-") {
       std::fprintf(stderr, "Wrote %zu bytes to %s\n", value->size(), fetch_out->c_str());
     }
+    g.exit_code = 0;
+  });
+
+  // ---- custos agent ledger-append
+  auto* la = agent_cmd->add_subcommand(
+      "ledger-append",
+      "Attest (binding a new key), sign FILE with that key and append it to a ledger as an "
+      "attested entry (docs/ledger.md)");
+  auto lf = std::make_shared<AttestFlags>();
+  auto la_mount = std::make_shared<std::string>();
+  auto la_role = std::make_shared<std::string>();
+  auto la_auth = std::make_shared<std::string>("attest");
+  auto la_type = std::make_shared<std::string>();
+  auto la_file = std::make_shared<std::string>();
+  add_attest_flags(la, *lf, true);
+  la->add_option("--mount", *la_mount, "The ledger's mount (e.g. supply)")->required();
+  la->add_option("--role", *la_role, "auth/attest role to log in with")->required();
+  la->add_option("--auth-mount", *la_auth, "Mount of the attest auth method")
+      ->default_val("attest");
+  la->add_option("--content-type", *la_type, "Content type recorded with the entry");
+  la->add_option("FILE", *la_file, "The entry's data (- for stdin)")->required();
+  la->callback([&g, lf, la_mount, la_role, la_auth, la_type, la_file] {
+    agent::FetchOptions fo;
+    agent::ProducerConfig pc;
+    if (Status st = fill_from_flags(*lf, fo, pc); !st.ok()) {
+      g.exit_code = report(st);
+      return;
+    }
+    std::string data;
+    if (*la_file == "-") {
+      data.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    } else {
+      std::ifstream in(*la_file, std::ios::binary);
+      if (!in) {
+        g.exit_code = report(invalid_argument("cannot read " + *la_file));
+        return;
+      }
+      data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    if (pc.program.empty()) pc.program = agent::self_executable();
+    auto producer = agent::make_producer(pc);
+    if (!producer.ok()) {
+      g.exit_code = report(producer.status());
+      return;
+    }
+    fo.producer = producer->get();
+    auto out = agent::append_attested(fo, *la_role, *la_auth, *la_mount, as_bytes(data), *la_type);
+    if (!out.ok()) {
+      g.exit_code = report(out.status());
+      return;
+    }
+    std::printf("%s\n", out->c_str());
     g.exit_code = 0;
   });
 
