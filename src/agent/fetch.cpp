@@ -2,12 +2,12 @@
 #include "agent/fetch.h"
 
 #include <algorithm>
-#include <optional>
-
 #include <boost/json.hpp>
+#include <optional>
 
 #include "base/encoding.h"
 #include "crypto/hash.h"
+#include "ledger/attested.h"
 #include "wrap/wrap.h"
 
 namespace custos::agent {
@@ -307,7 +307,8 @@ Result<SecretBytes> fetch_resource(const FetchOptions& o) {
 }
 
 Result<SecretString> attest_login(const FetchOptions& o, std::string_view role,
-                                  std::string_view mount, const crypto::PrivateKey* bind_key) {
+                                  std::string_view mount, const crypto::PrivateKey* bind_key,
+                                  std::string* evidence_sha256) {
   if (!o.producer) return invalid_argument("login: no evidence producer");
   RETURN_IF_ERROR(check_segment("auth mount", mount));
   Http http(o);
@@ -338,6 +339,13 @@ Result<SecretString> attest_login(const FetchOptions& o, std::string_view role,
   std::optional<std::string> token;
   if (auth && auth->is_object()) token = string_member(auth->as_object(), "client_token");
   if (!token) return internal_error("login: no auth.client_token");
+  if (evidence_sha256 != nullptr) {
+    const json::value* meta = auth->as_object().if_contains("metadata");
+    std::optional<std::string> ev;
+    if (meta && meta->is_object()) ev = string_member(meta->as_object(), "evidence_sha256");
+    if (!ev) return internal_error("login: no auth.metadata.evidence_sha256");
+    *evidence_sha256 = *ev;
+  }
   return SecretString(std::move(*token));
 }
 
@@ -346,14 +354,26 @@ Result<std::string> append_attested(const FetchOptions& o, std::string_view role
                                     ByteSpan data, std::string_view content_type) {
   RETURN_IF_ERROR(check_segment("ledger mount", ledger_mount));
   ASSIGN_OR_RETURN(crypto::PrivateKey key, crypto::PrivateKey::generate(crypto::KeyType::kEcP256));
-  ASSIGN_OR_RETURN(SecretString token, attest_login(o, role, auth_mount, &key));
-  ASSIGN_OR_RETURN(Bytes sig, key.sign(data));
+  std::string evidence;
+  ASSIGN_OR_RETURN(SecretString token, attest_login(o, role, auth_mount, &key, &evidence));
+  Http http(o);
+  const std::string ledger_url = base_url(o) + "/v1/" + std::string(ledger_mount);
+  ASSIGN_OR_RETURN(net::HttpResponse kr, send(http, "GET", ledger_url + "/public-key",
+                                              {{"X-Vault-Token", token.str()}}, {}));
+  if (kr.status != 200) return broker_error(kr, std::string(ledger_mount) + "/public-key");
+  ASSIGN_OR_RETURN(json::object ko, parse_object(kr.body, "public-key response"));
+  const json::value* kd = ko.if_contains("data");
+  std::optional<std::string> log_id;
+  if (kd && kd->is_object()) log_id = string_member(kd->as_object(), "log_id");
+  if (!log_id) return internal_error("public-key response: no log_id");
+  ASSIGN_OR_RETURN(
+      Bytes sig,
+      key.sign(as_bytes(ledger::attested_entry_message(*log_id, evidence, content_type, data))));
   json::object body{{"data", base64_encode(data)}, {"signature", base64_encode(sig)}};
   if (!content_type.empty()) body["content_type"] = content_type;
-  Http http(o);
   ASSIGN_OR_RETURN(net::HttpResponse r,
-                   send(http, "POST", base_url(o) + "/v1/" + std::string(ledger_mount) + "/entries",
-                        {{"X-Vault-Token", token.str()}}, json::serialize(body)));
+                   send(http, "POST", ledger_url + "/entries", {{"X-Vault-Token", token.str()}},
+                        json::serialize(body)));
   if (r.status != 200) return broker_error(r, std::string(ledger_mount) + "/entries");
   ASSIGN_OR_RETURN(json::object answer, parse_object(r.body, "append response"));
   const json::value* d = answer.if_contains("data");

@@ -82,14 +82,16 @@ class KbsV0Session {
 // `bind_key`: a key of this workload whose public half the evidence binds (report data
 // SHA-256(nonce || SPKI)) and the login sends as "public_key", so the token records it
 // (tee_public_key): what attested ledger entries are signed with.
+// `evidence_sha256`: set to the token's evidence_sha256 metadata (what attested entries sign).
 Result<SecretString> attest_login(const FetchOptions& options, std::string_view role,
                                   std::string_view mount = "attest",
-                                  const crypto::PrivateKey* bind_key = nullptr);
+                                  const crypto::PrivateKey* bind_key = nullptr,
+                                  std::string* evidence_sha256 = nullptr);
 
 // An attested ledger entry (docs/ledger.md): logs in to auth/<auth_mount> with evidence binding a
-// new P-256 key made here, signs `data` with it, and appends it to the ledger at
-// <ledger_mount>. Returns the append's answer (`data` of the response: index, leaf hash, proof,
-// signed tree head).
+// new P-256 key made here, reads the ledger's log id (<ledger_mount>/public-key), signs
+// ledger::attested_entry_message() with the key, and appends to the ledger. Returns the append's
+// answer (`data` of the response: index, leaf hash, proof, signed tree head).
 Result<std::string> append_attested(const FetchOptions& options, std::string_view role,
                                     std::string_view auth_mount, std::string_view ledger_mount,
                                     ByteSpan data, std::string_view content_type);

@@ -47,26 +47,6 @@ bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.
 // for that request itself.
 thread_local int64_t t_requests_here = 0;
 
-// Counts a request in Core::in_flight_ for its lifetime.
-class RequestGate {
- public:
-  explicit RequestGate(std::atomic<int64_t>& n) : n_(n) {
-    n_.fetch_add(1);
-    ++t_requests_here;
-  }
-  ~RequestGate() {
-    if (t_requests_here > 0) {
-      --t_requests_here;
-      n_.fetch_sub(1);
-    }
-  }
-  RequestGate(const RequestGate&) = delete;
-  RequestGate& operator=(const RequestGate&) = delete;
-
- private:
-  std::atomic<int64_t>& n_;
-};
-
 // Takes this thread's requests out of the count while it seals, and puts them back after.
 class LeaveGate {
  public:
@@ -92,6 +72,18 @@ std::string mount_accessor(const std::string& type) {
 }
 
 }  // namespace
+
+Core::RequestScope::RequestScope(Core& core) : n_(core.in_flight_) {
+  n_.fetch_add(1);
+  ++t_requests_here;
+}
+
+Core::RequestScope::~RequestScope() {
+  if (t_requests_here > 0) {
+    --t_requests_here;
+    n_.fetch_sub(1);
+  }
+}
 
 Core::Core(storage::Backend& backend, const Clock& clock, CoreConfig config)
     : backend_(backend),
@@ -462,6 +454,10 @@ Status Core::seal() {
   std::unique_lock lock(seal_mu_, std::defer_lock);
   for (;;) {
     stop_ha();  // an active server steps down and gives the lock up first
+    // Requests drain before seal_mu_ is taken: one waiting for it (an unseal) is not counted,
+    // but nothing here should hold it longer than needed.
+    serving_.store(false);
+    drain_requests();
     lock.lock();
     if (!ha_thread_live_.load()) break;
     lock.unlock();  // an unseal started one meanwhile: stop that too
@@ -516,11 +512,14 @@ Status Core::post_unseal() {
 }
 
 void Core::drain_requests() {
-  const auto started = std::chrono::steady_clock::now();
+  // No time limit: tearing down what a running request uses would be a use after free. Every
+  // blocking call a request makes has a timeout of its own (storage, HSM, database).
+  auto report = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (in_flight_.load() > t_requests_here) {
-    if (std::chrono::steady_clock::now() - started > std::chrono::seconds(60)) {
-      LOG_ERROR("core", in_flight_.load() << " requests still running after 60 s; going on");
-      return;
+    if (std::chrono::steady_clock::now() > report) {
+      LOG_WARN("core", "sealing or stepping down waits for " << in_flight_.load() - t_requests_here
+                                                             << " request(s) still running");
+      report += std::chrono::seconds(10);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -557,7 +556,7 @@ Result<Response> Core::handle(Request& req) {
   auto pre = handle_unauthenticated(req, handled);
   if (handled) return pre;
   // Counted before serving() is read: pre_seal() clears serving_ and then waits for the count.
-  RequestGate gate(in_flight_);
+  RequestScope gate(*this);
   if (!serving()) {
     if (standby()) {
       return unavailable(

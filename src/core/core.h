@@ -83,6 +83,21 @@ class Core {
   // Handles one request. Never throws; every failure is a Status mapped by http/.
   Result<Response> handle(Request& req);
 
+  // Counts a request for its lifetime, so that pre_seal() (a seal, an HA step-down) waits for
+  // it before the token store, mounts and leases it may use are torn down. handle() takes one;
+  // callers that use the core outside handle() (the key broker's routes) take their own and
+  // then check serving().
+  class RequestScope {
+   public:
+    explicit RequestScope(Core& core);
+    ~RequestScope();
+    RequestScope(const RequestScope&) = delete;
+    RequestScope& operator=(const RequestScope&) = delete;
+
+   private:
+    std::atomic<int64_t>& n_;
+  };
+
   // Seal lifecycle (also reachable through sys/init, sys/unseal, sys/seal).
   Result<InitResult> initialize(int shares, int threshold, const std::string& root_token_id = "");
   // Auto seal: the HSM encrypts the root key, the recovery key is split into shares, and the

@@ -148,9 +148,12 @@ void Core::ha_loop() {
       lost = ha_lost_;
       stepped_down = ha_step_down_;
     }
+    // Requests of this term finish first (outside seal_mu_, which an unseal may be waiting for).
+    active_.store(false);
+    serving_.store(false);
+    drain_requests();
     {
       std::lock_guard lock(seal_mu_);
-      active_.store(false);
       // Not after losing the lock: writes are fenced off then.
       if (!lost) (void)barrier_.del(std::string(paths::kLeaderPrefix) + node_id_);
       pre_seal();

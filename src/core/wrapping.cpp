@@ -159,6 +159,7 @@ Result<Response> Core::sys_wrapping(Request& req, const std::string& rest) {
 }
 
 Result<Response> Core::wrapping_lookup(Request& req) {
+  RequestScope scope(*this);  // reached before handle() counts requests
   if (!serving()) return unavailable("Vault is sealed");
   if (req.http_put_or_post) req.op = Operation::kUpdate;
   if (req.op != Operation::kUpdate && req.op != Operation::kRead) {

@@ -294,11 +294,17 @@ WireResponse guarded(Fn fn, bool v0) {
 }
 }  // namespace
 
+// The broker uses the core's token store, ACLs and barrier: counted as a request (so a seal
+// waits for it), and refused while the core does not serve (sealed, or an HA standby).
 WireResponse handle_v1(Broker& broker, const WireRequest& req) {
+  core::Core::RequestScope scope(broker.core());
+  if (!broker.core().serving()) return v1_error(unavailable("Vault is sealed"));
   return guarded([&] { return handle_v1_unguarded(broker, req); }, false);
 }
 
 WireResponse handle_v0(Broker& broker, const WireRequest& req) {
+  core::Core::RequestScope scope(broker.core());
+  if (!broker.core().serving()) return v0_error(unavailable("Vault is sealed"));
   return guarded([&] { return handle_v0_unguarded(broker, req); }, true);
 }
 

@@ -52,7 +52,11 @@ const data = Buffer.from(st.data, 'base64');
 if (!data.equals(fs.readFileSync(provFile))) die('data is not the provenance file');
 // Signed by the key the TEE bound at login.
 const key = crypto.createPublicKey({key: Buffer.from(st.public_key, 'base64'), format: 'der', type: 'spki'});
-if (!crypto.verify('sha256', data, key, Buffer.from(st.signature, 'base64'))) die('signature');
+const signed = `${st._type}\n${st.log_id}\n${st.attestation.evidence_sha256}\n${st.content_type}\n` +
+  `${crypto.createHash('sha256').update(data).digest('hex')}\n`;
+if (!crypto.verify('sha256', Buffer.from(signed), key, Buffer.from(st.signature, 'base64'))) die('signature');
+if (crypto.verify('sha256', data, key, Buffer.from(st.signature, 'base64'))) die('the bare data verifies');
+if (st.log_id !== h.log_id) die('statement names another log');
 if (st.attestation.mrenclave !== mr || st.attestation.tee !== 'sim') die('claims ' + JSON.stringify(st.attestation));
 // Included under the signed tree head (RFC 9162 2.1.3.2), whose signature checks out.
 let fn = e.index, sn = h.tree_size - 1, r = leaf;

@@ -5,10 +5,9 @@
 // expired nonce, a nonce for another key, evidence binding another public key, a tampered quote.
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
 #include <fstream>
 #include <iterator>
-
-#include <boost/json.hpp>
 
 #include "attestation/service/service.h"
 #include "attestation/sim/sim.h"
@@ -18,9 +17,10 @@
 #include "crypto/random.h"
 #include "kbs/broker.h"
 #include "kbs/routes.h"
-#include "wrap/wrap.h"
+#include "ledger/attested.h"
 #include "storage/backend.h"
 #include "storage/temp_dir.h"
+#include "wrap/wrap.h"
 
 namespace custos::kbs {
 namespace {
@@ -471,6 +471,14 @@ TEST_F(KbsV0Test, RcarRefusals) {
 
 // ---- auth/attest
 
+// The broker's routes use the core's token store: a sealed core answers 503, and never
+// reaches a token store that does not exist (a crash before).
+TEST_F(KbsTest, ASealedServerRefusesBrokerRoutes) {
+  ASSERT_TRUE(core_.seal().ok());
+  EXPECT_EQ(v1("GET", "/kbs/v1/keys", "", "any-token").status, 503);
+  EXPECT_EQ(v0("POST", "/kbs/v0/auth", R"({"version":"0.1.0","tee":"sample"})").status, 503);
+}
+
 // Attested ledger entries (docs/ledger.md): signed by the key the TEE bound into its evidence at
 // auth/attest login, and appended as a statement carrying the data, signature, key and claims.
 TEST_F(KbsTest, AttestedLedgerEntriesAreSignedByTheKeyTheTeeBound) {
@@ -490,6 +498,7 @@ TEST_F(KbsTest, AttestedLedgerEntriesAreSignedByTheKeyTheTeeBound) {
                     {{"type", "ledger"}, {"options", json::object{{"attested_only", "true"}}}},
                     root_)
                   .ok());
+  std::string evidence;  // the last login's evidence_sha256
   auto login = [&](bool with_key) -> std::string {
     auto n = vault(core::Operation::kUpdate, "auth/attest/nonce", {}, "");
     EXPECT_TRUE(n.ok());
@@ -503,12 +512,21 @@ TEST_F(KbsTest, AttestedLedgerEntriesAreSignedByTheKeyTheTeeBound) {
     if (with_key) body["public_key"] = base64_encode(spki);
     auto r = vault(core::Operation::kUpdate, "auth/attest/login", body, "");
     EXPECT_TRUE(r.ok()) << r.status().to_string();
-    return r.ok() ? r->auth->client_token : "";
+    if (!r.ok()) return "";
+    evidence = std::string(r->auth->metadata.at("evidence_sha256").as_string());
+    return r->auth->client_token;
+  };
+  auto log_id = [&](const std::string& mount) {
+    auto k = vault(core::Operation::kRead, mount + "/public-key", {}, root_);
+    return k.ok() ? std::string(k->data->at("log_id").as_string()) : std::string();
   };
   const std::string token = login(true);
   ASSERT_FALSE(token.empty());
+  const std::string first_evidence = evidence;
   const std::string provenance = R"({"artifact":"app.tar","sha256":"ab12"})";
-  Bytes sig = rsa_.sign(as_bytes(provenance)).value();
+  const std::string message = ledger::attested_entry_message(
+      log_id("supply"), evidence, "application/json", as_bytes(provenance));
+  Bytes sig = rsa_.sign(as_bytes(message)).value();
   json::object entry{{"data", base64_encode(as_bytes(provenance))},
                      {"content_type", "application/json"},
                      {"signature", base64_encode(sig)}};
@@ -535,9 +553,32 @@ TEST_F(KbsTest, AttestedLedgerEntriesAreSignedByTheKeyTheTeeBound) {
   // Anyone can check the signature with the key the statement names.
   auto pub = crypto::PublicKey::from_der(base64_decode(st.at("public_key").as_string()).value());
   ASSERT_TRUE(pub.ok());
-  EXPECT_TRUE(
-      pub->verify(as_bytes(provenance), base64_decode(st.at("signature").as_string()).value())
-          .ok());
+  EXPECT_EQ(st.at("log_id").as_string(), log_id("supply"));
+  EXPECT_EQ(st.at("attestation").at("evidence_sha256").as_string(), first_evidence);
+  EXPECT_EQ(st.at("attestation").at("auth_path").as_string(), "auth/attest/login");
+  EXPECT_TRUE(pub->verify(as_bytes(ledger::attested_entry_message(
+                              st.at("log_id").as_string(),
+                              st.at("attestation").at("evidence_sha256").as_string(),
+                              st.at("content_type").as_string(), as_bytes(provenance))),
+                          base64_decode(st.at("signature").as_string()).value())
+                  .ok());
+  // The bare data's signature is not enough: the log, login and type are signed with it.
+  json::object bare = entry;
+  bare["signature"] = base64_encode(rsa_.sign(as_bytes(provenance)).value());
+  EXPECT_EQ(vault(core::Operation::kUpdate, "supply/entries", bare, token).status().code(),
+            Code::kInvalidArgument);
+  // Replays: the same signature with another content type, into another log, or under another
+  // login that bound the same public key, does not verify.
+  json::object retyped = entry;
+  retyped["content_type"] = "text/plain";
+  EXPECT_EQ(vault(core::Operation::kUpdate, "supply/entries", retyped, token).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(vault(core::Operation::kUpdate, "strict/entries", entry, token).status().code(),
+            Code::kInvalidArgument);
+  const std::string second = login(true);
+  ASSERT_NE(evidence, first_evidence);
+  EXPECT_EQ(vault(core::Operation::kUpdate, "supply/entries", entry, second).status().code(),
+            Code::kInvalidArgument);
 
   // A signature over other data is refused.
   json::object forged = entry;
@@ -569,7 +610,12 @@ TEST_F(KbsTest, AttestedLedgerEntriesAreSignedByTheKeyTheTeeBound) {
   EXPECT_EQ(vault(core::Operation::kUpdate, "strict/entries", plain, token).status().code(),
             Code::kPermissionDenied);
   EXPECT_TRUE(vault(core::Operation::kUpdate, "supply/entries", plain, token).ok());
-  EXPECT_TRUE(vault(core::Operation::kUpdate, "strict/entries", entry, token).ok());
+  json::object strict = entry;
+  strict["signature"] = base64_encode(
+      rsa_.sign(as_bytes(ledger::attested_entry_message(log_id("strict"), first_evidence,
+                                                        "application/json", as_bytes(provenance))))
+          .value());
+  EXPECT_TRUE(vault(core::Operation::kUpdate, "strict/entries", strict, token).ok());
 }
 
 TEST_F(KbsTest, VaultLoginByAttestationMintsATokenWithTheRolePolicies) {

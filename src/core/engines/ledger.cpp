@@ -9,6 +9,7 @@
 #include "core/tokens.h"
 #include "crypto/hash.h"
 #include "crypto/pkey.h"
+#include "ledger/attested.h"
 #include "ledger/merkle.h"
 
 namespace custos::core {
@@ -17,11 +18,15 @@ namespace {
 using ledger::Hash;
 
 constexpr size_t kMaxEntryBytes = 1 << 20;  // decoded data per entry
+// An attested entry's data is stored base64 inside its statement, itself base64 in storage:
+// this keeps the stored record near 1 MiB (and below etcd's default request limit).
+constexpr size_t kMaxAttestedBytes = 512 << 10;
 constexpr size_t kMaxContentType = 255;
 constexpr std::string_view kStatePath = "state";
 constexpr std::string_view kKeyPath = "signing-key";
 // An attested entry's statement (docs/ledger.md, "Attested entries").
-constexpr std::string_view kAttestedType = "custos.ledger.attested-entry.v1";
+using ledger::attested_entry_message;
+constexpr std::string_view kAttestedType = ledger::kAttestedEntryType;
 constexpr std::string_view kAttestedContentType = "application/vnd.custos.attested-entry+json";
 
 std::string hex(const Hash& h) {
@@ -143,8 +148,14 @@ class Ledger final : public Engine {
     std::string stored = std::string(d->as_string());
     if (attested) {
       // The leaf becomes the statement: data, signature, key and attestation all under its hash.
+      if (data->size() > kMaxAttestedBytes) {
+        return invalid_argument("\"data\" of an attested entry is larger than " +
+                                std::to_string(kMaxAttestedBytes) + " bytes");
+      }
+      ASSIGN_OR_RETURN(const crypto::PrivateKey* log_key, key());
+      (void)log_key;  // log_id_ is set from here on
       ASSIGN_OR_RETURN(std::string statement,
-                       attested_statement(req, *data, content_type, *signature));
+                       attested_statement(req, log_id_, *data, content_type, *signature));
       data = to_bytes(statement);
       stored = base64_encode(*data);
       content_type = std::string(kAttestedContentType);
@@ -177,9 +188,12 @@ class Ledger final : public Engine {
 
   // An attested entry: the caller's token must come from an `attest` login (Core sets
   // auth_method_type; meta alone could be anyone's), whose evidence bound a public key, and
-  // `signature` must verify over the data with that key. Returns the statement to append.
-  static Result<std::string> attested_statement(const Request& req, ByteSpan data,
-                                                const std::string& content_type,
+  // `signature` must verify with that key over attested_entry_message(): the log, the login's
+  // evidence, the content type and the data's digest (so a signature cannot be replayed into
+  // another log, under another login that bound the same public key, or with another type).
+  // Returns the statement to append.
+  static Result<std::string> attested_statement(const Request& req, const std::string& log_id,
+                                                ByteSpan data, const std::string& content_type,
                                                 const boost::json::value& signature) {
     if (!signature.is_string()) return invalid_argument("\"signature\" must be base64");
     auto sig = base64_decode(signature.as_string());
@@ -197,9 +211,14 @@ class Ledger final : public Engine {
     auto der = base64_decode(pk->as_string());
     if (!der.ok()) return data_loss("the token's tee_public_key is not base64");
     ASSIGN_OR_RETURN(crypto::PublicKey key, crypto::PublicKey::from_der(*der));
-    if (!key.verify(data, *sig).ok()) {
+    const auto* ev = token->meta.if_contains("evidence_sha256");
+    const std::string evidence = ev && ev->is_string() ? std::string(ev->as_string()) : "";
+    const std::string message = attested_entry_message(log_id, evidence, content_type, data);
+    if (!key.verify(as_bytes(message), *sig).ok()) {
       return invalid_argument(
-          "\"signature\" does not verify over \"data\" with the key the TEE bound at login");
+          "\"signature\" does not verify with the key the TEE bound at login (it signs "
+          "custos.ledger.attested-entry.v1, the log id, the login's evidence_sha256, the content "
+          "type and the data's SHA-256; docs/ledger.md)");
     }
     boost::json::object attestation;
     for (const char* k :
@@ -207,12 +226,12 @@ class Ledger final : public Engine {
           "measurement", "host_data", "ak_name", "isv_prod_id", "isv_svn"}) {
       if (const auto* v = token->meta.if_contains(k); v && v->is_string()) attestation[k] = *v;
     }
-    boost::json::object statement{{"_type", std::string(kAttestedType)},
-                                  {"content_type", content_type},
-                                  {"data", base64_encode(data)},
-                                  {"signature", base64_encode(*sig)},
-                                  {"public_key", std::string(pk->as_string())},
-                                  {"attestation", std::move(attestation)}};
+    attestation["auth_path"] = token->path;  // the attest mount that appraised the evidence
+    boost::json::object statement{
+        {"_type", std::string(kAttestedType)},  {"log_id", log_id},
+        {"content_type", content_type},         {"data", base64_encode(data)},
+        {"signature", base64_encode(*sig)},     {"public_key", std::string(pk->as_string())},
+        {"attestation", std::move(attestation)}};
     return boost::json::serialize(statement);
   }
 
