@@ -13,8 +13,10 @@
 #include "attestation/sim/sim.h"
 #include "base/encoding.h"
 #include "core/core.h"
+#include "core/engines/pki.h"
 #include "crypto/hash.h"
 #include "crypto/random.h"
+#include "crypto/x509.h"
 #include "kbs/broker.h"
 #include "kbs/routes.h"
 #include "ledger/attested.h"
@@ -477,6 +479,84 @@ TEST_F(KbsTest, ASealedServerRefusesBrokerRoutes) {
   ASSERT_TRUE(core_.seal().ok());
   EXPECT_EQ(v1("GET", "/kbs/v1/keys", "", "any-token").status, 503);
   EXPECT_EQ(v0("POST", "/kbs/v0/auth", R"({"version":"0.1.0","tee":"sample"})").status, 503);
+}
+
+// Attested certificates (docs/engines/pki.md, sign-attested): a CSR for the key the TEE bound
+// at auth/attest login is signed, with the attestation claims in an extension.
+TEST_F(KbsTest, AttestedCertificatesCarryTheClaimsAndOnlyForTheBoundKey) {
+  ASSERT_TRUE(vault(core::Operation::kUpdate, "sys/mounts/pki", {{"type", "pki"}}, root_).ok());
+  ASSERT_TRUE(vault(core::Operation::kUpdate, "pki/root/generate/internal",
+                    {{"common_name", "Enclave CA"}, {"key_type", "ec"}}, root_)
+                  .ok());
+  ASSERT_TRUE(vault(core::Operation::kUpdate, "pki/roles/enclave",
+                    {{"allowed_domains", json::array{"enclaves.test"}},
+                     {"allow_subdomains", true},
+                     {"key_type", "any"},
+                     {"max_ttl", "1h"}},
+                    root_)
+                  .ok());
+  ASSERT_TRUE(vault(core::Operation::kUpdate, "sys/policies/acl/enclave",
+                    {{"policy",
+                      "path \"pki/sign-attested/enclave\" { capabilities = [\"update\"] }\n"
+                      "path \"pki/sign/enclave\" { capabilities = [\"update\"] }"}},
+                    root_)
+                  .ok());
+  ASSERT_TRUE(vault(core::Operation::kUpdate, "auth/attest/role/enclave",
+                    {{"token_policies", "enclave"}, {"policy", json::parse(sim_policy())}}, root_)
+                  .ok());
+  auto n = vault(core::Operation::kUpdate, "auth/attest/nonce", {}, "");
+  ASSERT_TRUE(n.ok());
+  std::string nonce(n->data->at("nonce").as_string());
+  Bytes spki = rsa_.public_key().to_der();
+  auto login = vault(core::Operation::kUpdate, "auth/attest/login",
+                     {{"role", "enclave"},
+                      {"tee", "sim"},
+                      {"nonce", nonce},
+                      {"public_key", base64_encode(spki)},
+                      {"evidence", quote_b64(bind(nonce, spki))}},
+                     "");
+  ASSERT_TRUE(login.ok()) << login.status().to_string();
+  const std::string token = login->auth->client_token;
+
+  auto csr = crypto::make_csr(rsa_, "svc.enclaves.test", {"svc.enclaves.test"});
+  ASSERT_TRUE(csr.ok());
+  auto signed_cert = vault(core::Operation::kUpdate, "pki/sign-attested/enclave",
+                           {{"csr", *csr}, {"ttl", "10m"}}, token);
+  ASSERT_TRUE(signed_cert.ok()) << signed_cert.status().to_string();
+  auto cert = crypto::Certificate::from_pem(signed_cert->data->at("certificate").as_string());
+  ASSERT_TRUE(cert.ok());
+  auto ext = cert->extension(core::kAttestationClaimsOid);
+  ASSERT_TRUE(ext.has_value());
+  ASSERT_GT(ext->size(), 2u);
+  EXPECT_EQ((*ext)[0], 0x0c);  // UTF8String
+  const size_t header = (*ext)[1] < 0x80 ? 2 : 2 + ((*ext)[1] & 0x7f);
+  json::object claims =
+      json::parse(std::string_view(reinterpret_cast<const char*>(ext->data()) + header,
+                                   ext->size() - header))
+          .as_object();
+  EXPECT_EQ(claims.at("mrenclave").as_string(), hex_encode(kMrenclave));
+  EXPECT_EQ(claims.at("tee").as_string(), "sim");
+  EXPECT_EQ(claims.at("auth_path").as_string(), "auth/attest/login");
+  EXPECT_EQ(cert->public_key().to_der(), spki);
+
+  // A CSR for another key, a token not from an attest login, are refused; plain sign adds no
+  // claims.
+  auto other = crypto::PrivateKey::generate(crypto::KeyType::kEcP256);
+  auto other_csr = crypto::make_csr(*other, "svc.enclaves.test", {"svc.enclaves.test"});
+  EXPECT_EQ(
+      vault(core::Operation::kUpdate, "pki/sign-attested/enclave", {{"csr", *other_csr}}, token)
+          .status()
+          .code(),
+      Code::kPermissionDenied);
+  EXPECT_EQ(vault(core::Operation::kUpdate, "pki/sign-attested/enclave", {{"csr", *csr}}, root_)
+                .status()
+                .code(),
+            Code::kPermissionDenied);
+  auto plain = vault(core::Operation::kUpdate, "pki/sign/enclave", {{"csr", *other_csr}}, token);
+  ASSERT_TRUE(plain.ok()) << plain.status().to_string();
+  auto plain_cert = crypto::Certificate::from_pem(plain->data->at("certificate").as_string());
+  ASSERT_TRUE(plain_cert.ok());
+  EXPECT_FALSE(plain_cert->extension(core::kAttestationClaimsOid).has_value());
 }
 
 // Attested ledger entries (docs/ledger.md): signed by the key the TEE bound into its evidence at

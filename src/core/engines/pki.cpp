@@ -25,6 +25,7 @@
 #include "base/clock.h"
 #include "base/encoding.h"
 #include "base/log.h"
+#include "core/tokens.h"
 #include "crypto/pkey.h"
 #include "crypto/x509.h"
 
@@ -684,9 +685,11 @@ class PkiEngine final : public Engine {
 
   Result<LeafNames> leaf_names(const Role& role, const json::object& data,
                                const crypto::CsrInfo* csr);
+  // `extensions`: more (non-critical) extensions for the leaf (attested certificates).
   Result<Response> issue_leaf(const Role& role, const json::object& data,
                               const crypto::PublicKey& subject_key, const crypto::CsrInfo* csr,
-                              const crypto::PrivateKey* generated);
+                              const crypto::PrivateKey* generated,
+                              const std::map<std::string, Bytes>& extensions = {});
 
   // Handlers.
   Result<Response> generate_root(const std::string& kind, const json::object& data);
@@ -699,7 +702,13 @@ class PkiEngine final : public Engine {
   Result<Response> read_role(const std::string& name);
   Result<Response> delete_role(const std::string& name);
   Result<Response> issue(const std::string& role_name, const json::object& data);
-  Result<Response> sign(const std::string& role_name, const json::object& data);
+  Result<Response> sign(const std::string& role_name, const json::object& data,
+                        const std::map<std::string, Bytes>& extensions = {},
+                        const Bytes* required_spki = nullptr);
+  // sign-attested/:role (docs/engines/pki.md): sign, for a token from an attest login, a CSR
+  // whose key is the one the TEE bound into its evidence; the certificate carries the
+  // attestation claims in an extension.
+  Result<Response> sign_attested(const std::string& role_name, const Request& req);
   Result<Response> revoke(const json::object& data);
   Result<Response> read_crl(bool pem);
   Result<Response> rotate_crl();
@@ -770,6 +779,11 @@ Result<Response> PkiEngine::handle(Request& req) {
     if (read) return read_role(segs[1]);
     if (del) return delete_role(segs[1]);
     return unsupported_op();
+  }
+  if (head == "sign-attested" && n == 2) {
+    if (!write) return unsupported_op();
+    if (!valid_role_name(segs[1])) return invalid_argument("invalid role name");
+    return sign_attested(segs[1], req);
   }
   if ((head == "issue" || head == "sign") && n == 2) {
     if (!write) return unsupported_op();
@@ -1113,7 +1127,8 @@ Result<LeafNames> PkiEngine::leaf_names(const Role& role, const json::object& da
 Result<Response> PkiEngine::issue_leaf(const Role& role, const json::object& data,
                                        const crypto::PublicKey& subject_key,
                                        const crypto::CsrInfo* csr,
-                                       const crypto::PrivateKey* generated) {
+                                       const crypto::PrivateKey* generated,
+                                       const std::map<std::string, Bytes>& extensions) {
   ASSIGN_OR_RETURN(CaPtr ca, require_ca());
   ASSIGN_OR_RETURN(LeafNames names, leaf_names(role, data, csr));
   ASSIGN_OR_RETURN(std::string format, field_string(data, "format", "pem"));
@@ -1147,6 +1162,7 @@ Result<Response> PkiEngine::issue_leaf(const Role& role, const json::object& dat
   spec.server_auth = role.server_flag;
   spec.client_auth = role.client_flag;
   urls.add_extensions(spec.extensions);
+  for (const auto& [oid, der] : extensions) spec.extensions[oid] = der;
   ASSIGN_OR_RETURN(crypto::Certificate cert,
                    crypto::issue_certificate(spec, subject_key, ca->key, &ca->cert));
   if (!role.no_store) RETURN_IF_ERROR(store_cert(cert));
@@ -1203,7 +1219,9 @@ Result<Response> PkiEngine::issue(const std::string& role_name, const json::obje
   return issue_leaf(*role, data, key.public_key(), nullptr, &key);
 }
 
-Result<Response> PkiEngine::sign(const std::string& role_name, const json::object& data) {
+Result<Response> PkiEngine::sign(const std::string& role_name, const json::object& data,
+                                 const std::map<std::string, Bytes>& extensions,
+                                 const Bytes* required_spki) {
   ASSIGN_OR_RETURN(auto role, load_role(role_name));
   if (!role) return invalid_argument("unknown role: " + role_name);
   ASSIGN_OR_RETURN(std::string csr_pem, field_string(data, "csr"));
@@ -1211,6 +1229,10 @@ Result<Response> PkiEngine::sign(const std::string& role_name, const json::objec
   auto csr = crypto::parse_csr(csr_pem);
   if (!csr.ok())
     return invalid_argument("the csr does not parse or verify: " + csr.status().message());
+  if (required_spki != nullptr && csr->public_key.to_der() != *required_spki) {
+    return permission_denied(
+        "the CSR's key is not the one the TEE bound into its evidence at login");
+  }
   if (role->key_type != "any") {
     crypto::KeyType t = csr->public_key.type();
     std::string_view actual = private_key_type(t);
@@ -1226,7 +1248,55 @@ Result<Response> PkiEngine::sign(const std::string& role_name, const json::objec
                               "-bit key, but the CSR's key is " + std::to_string(bits) + " bits");
     }
   }
-  return issue_leaf(*role, data, csr->public_key, &*csr, nullptr);
+  return issue_leaf(*role, data, csr->public_key, &*csr, nullptr, extensions);
+}
+
+namespace {
+
+// DER UTF8String of `s`.
+Bytes der_utf8_string(std::string_view s) {
+  Bytes out{0x0c};
+  const size_t n = s.size();
+  if (n < 0x80) {
+    out.push_back(static_cast<uint8_t>(n));
+  } else if (n <= 0xff) {
+    out.push_back(0x81);
+    out.push_back(static_cast<uint8_t>(n));
+  } else {
+    out.push_back(0x82);
+    out.push_back(static_cast<uint8_t>(n >> 8));
+    out.push_back(static_cast<uint8_t>(n & 0xff));
+  }
+  out.insert(out.end(), s.begin(), s.end());
+  return out;
+}
+
+}  // namespace
+
+Result<Response> PkiEngine::sign_attested(const std::string& role_name, const Request& req) {
+  const TokenEntry* token = req.token;
+  // Core alone sets auth_method_type: metadata a token's creator gave it does not count.
+  if (token == nullptr || token->auth_method_type != "attest") {
+    return permission_denied(
+        "an attested certificate needs a token from the attest auth method (auth/attest/login)");
+  }
+  const auto* pk = token->meta.if_contains("tee_public_key");
+  if (pk == nullptr || !pk->is_string() || pk->as_string().empty()) {
+    return permission_denied(
+        "the token's attestation bound no key: log in to auth/attest with \"public_key\"");
+  }
+  auto spki = base64_decode(pk->as_string());
+  if (!spki.ok()) return data_loss("the token's tee_public_key is not base64");
+  json::object claims;
+  for (const char* k : {"tee", "tcb_status", "evidence_sha256", "role", "mrenclave", "mrsigner",
+                        "mrtd", "measurement", "host_data", "ak_name", "isv_prod_id", "isv_svn"}) {
+    if (const auto* v = token->meta.if_contains(k); v && v->is_string()) claims[k] = *v;
+  }
+  claims["auth_path"] = token->path;
+  const std::string text = json::serialize(claims);
+  if (text.size() > 0xffff) return internal_error("attestation claims too large");
+  std::map<std::string, Bytes> ext{{std::string(kAttestationClaimsOid), der_utf8_string(text)}};
+  return sign(role_name, req.data, ext, &*spki);
 }
 
 // ---------------------------------------------------------------------------------------------

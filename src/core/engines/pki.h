@@ -4,10 +4,17 @@
 #pragma once
 
 #include <memory>
+#include <string_view>
 
 #include "core/engine.h"
 
 namespace custos::core {
+
+// The extension of an attested certificate (sign-attested/:role): a UTF8String holding the
+// attestation claims as JSON. An OID under 2.25 (ITU-T X.667: a UUID as an OID), so it needs no
+// registration: UUID 6f1c1d2e-9b3a-4c57-8e21-5a4d7c9b0e13.
+inline constexpr std::string_view kAttestationClaimsOid =
+    "2.25.147690283726579273355330394328353410579";
 
 // Builds a PKI engine storing below ctx.storage ("ca/bundle", "certs/<serial>", "roles/<name>",
 // ...). Thread-safe: requests may run concurrently; changes to the CA, revocations and tidy are
