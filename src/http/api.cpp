@@ -12,6 +12,7 @@
 #include "core/envelope.h"
 #include "crypto/random.h"
 #include "http/forward.h"
+#include "http/ui.h"
 #include "storage/durability.h"
 
 namespace custos::http {
@@ -209,6 +210,11 @@ void Api::hold_until_durable(net::HttpResponse& resp, AfterDurable after) {
 Api::Api(core::Core& core) : core_(core) {}
 Api::~Api() = default;
 
+void Api::enable_ui() {
+  ui_ = true;
+  add_route("/ui", serve_ui);
+}
+
 void Api::enable_forwarding(net::ClientOptions client) {
   forwarder_ = std::make_unique<Forwarder>(core_, std::move(client));
 }
@@ -235,8 +241,14 @@ net::HttpResponse Api::route(net::HttpRequest& req, AfterDurable& after) {
   for (auto it = routes_.rbegin(); it != routes_.rend(); ++it) {
     if (raw_path.substr(0, it->first.size()) == it->first) return it->second(req);
   }
+  if (raw_path == "/" && ui_) {
+    net::HttpResponse r;
+    r.status = 307;
+    r.headers.push_back({"Location", "/ui/"});
+    return r;
+  }
   if (raw_path == "/" || raw_path == "/ui" || raw_path == "/ui/") {
-    return error_response(404, "the web UI is not part of this build; use the /v1/ API");
+    return error_response(404, "the web UI is off: set ui = true in the configuration");
   }
   return error_response(404, "not found: the Vault API is served under /v1/");
 }

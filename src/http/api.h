@@ -33,6 +33,8 @@ class Api {
   // HA (docs/ha.md): while the core is a standby, requests go to the active server
   // (http/forward.h), over TLS verified with `client`.
   void enable_forwarding(net::ClientOptions client);
+  // The web UI under /ui/ (http/ui.h), and / redirecting to it.
+  void enable_ui();
 
   // Every response, of /v1/ and of the extra routes, is held until the writes it may reflect
   // are durable (storage/durability.h).
@@ -52,6 +54,7 @@ class Api {
   core::Core& core_;
   std::map<std::string, RouteHandler> routes_;
   std::unique_ptr<Forwarder> forwarder_;
+  bool ui_ = false;
 };
 
 // Percent-decodes a path or query component; fails on malformed escapes and on NUL bytes.

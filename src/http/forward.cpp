@@ -63,6 +63,8 @@ Forwarder::Forwarder(core::Core& core, net::ClientOptions client)
 
 bool Forwarder::served_locally(const net::HttpRequest& req) {
   const std::string path = path_of(req.target);
+  // The web UI's static files: every server has them; the page's API calls are forwarded.
+  if (path == "/" || path == "/ui" || path.rfind("/ui/", 0) == 0) return true;
   for (std::string_view p : {"/v1/sys/health", "/v1/sys/seal-status", "/v1/sys/leader",
                              "/v1/sys/init", "/v1/sys/unseal", "/v1/sys/seal"}) {
     if (path == p) return true;

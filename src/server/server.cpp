@@ -310,6 +310,7 @@ int run_server(const ServerArgs& args) {
   }
 
   http::Api api(core);
+  if (cfg.ui || args.dev) api.enable_ui();
   if (core.ha_enabled()) {
     net::ClientOptions forward_tls;
     forward_tls.ca_file = cfg.ha_tls_ca_file;
