@@ -539,6 +539,29 @@ TEST_F(KbsTest, AttestedCertificatesCarryTheClaimsAndOnlyForTheBoundKey) {
   EXPECT_EQ(claims.at("auth_path").as_string(), "auth/attest/login");
   EXPECT_EQ(cert->public_key().to_der(), spki);
 
+  // The registry: the workload, its claims and its heartbeat (each attested certificate).
+  auto rec = vault(core::Operation::kRead, "pki/enclaves/svc.enclaves.test", {}, root_);
+  ASSERT_TRUE(rec.ok()) << rec.status().to_string();
+  EXPECT_EQ(rec->data->at("status").as_string(), "alive");
+  EXPECT_EQ(rec->data->at("heartbeats").as_int64(), 1);
+  EXPECT_EQ(rec->data->at("serial_number"), signed_cert->data->at("serial_number"));
+  EXPECT_EQ(rec->data->at("claims").at("mrenclave").as_string(), hex_encode(kMrenclave));
+  auto again = vault(core::Operation::kUpdate, "pki/sign-attested/enclave",
+                     {{"csr", *csr}, {"ttl", "10m"}}, token);
+  ASSERT_TRUE(again.ok());
+  rec = vault(core::Operation::kRead, "pki/enclaves/svc.enclaves.test", {}, root_);
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->data->at("heartbeats").as_int64(), 2);
+  EXPECT_EQ(rec->data->at("serial_number"), again->data->at("serial_number"));
+  auto listed = vault(core::Operation::kList, "pki/enclaves", {}, root_);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(json::serialize(listed->data->at("keys")), R"(["svc.enclaves.test"])");
+  // No heartbeat past its certificate's end: stale.
+  clock_.advance(std::chrono::minutes(11));
+  rec = vault(core::Operation::kRead, "pki/enclaves/svc.enclaves.test", {}, root_);
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->data->at("status").as_string(), "stale");
+
   // A CSR for another key, a token not from an attest login, are refused; plain sign adds no
   // claims.
   auto other = crypto::PrivateKey::generate(crypto::KeyType::kEcP256);

@@ -39,6 +39,8 @@ constexpr std::string_view kCaBundleKey = "ca/bundle";
 constexpr std::string_view kCaPendingKey = "ca/pending";
 constexpr std::string_view kCertsPrefix = "certs/";
 constexpr std::string_view kRevokedPrefix = "revoked/";
+// Attested workloads by common name: the last attested certificate and heartbeat (sign-attested).
+constexpr std::string_view kEnclavesPrefix = "enclaves/";
 constexpr std::string_view kRolesPrefix = "roles/";
 constexpr std::string_view kUrlsKey = "config/urls";
 constexpr std::string_view kCrlKey = "crl";
@@ -709,6 +711,9 @@ class PkiEngine final : public Engine {
   // whose key is the one the TEE bound into its evidence; the certificate carries the
   // attestation claims in an extension.
   Result<Response> sign_attested(const std::string& role_name, const Request& req);
+  // The registry of attested workloads: LIST enclaves, GET enclaves/:cn.
+  Result<Response> list_enclaves();
+  Result<Response> read_enclave(const std::string& cn);
   Result<Response> revoke(const json::object& data);
   Result<Response> read_crl(bool pem);
   Result<Response> rotate_crl();
@@ -779,6 +784,11 @@ Result<Response> PkiEngine::handle(Request& req) {
     if (read) return read_role(segs[1]);
     if (del) return delete_role(segs[1]);
     return unsupported_op();
+  }
+  if (head == "enclaves") {
+    if (n == 1) return list ? list_enclaves() : unsupported_op();
+    if (n == 2) return read ? read_enclave(segs[1]) : unsupported_op();
+    return not_found("unsupported path");
   }
   if (head == "sign-attested" && n == 2) {
     if (!write) return unsupported_op();
@@ -1296,7 +1306,62 @@ Result<Response> PkiEngine::sign_attested(const std::string& role_name, const Re
   const std::string text = json::serialize(claims);
   if (text.size() > 0xffff) return internal_error("attestation claims too large");
   std::map<std::string, Bytes> ext{{std::string(kAttestationClaimsOid), der_utf8_string(text)}};
-  return sign(role_name, req.data, ext, &*spki);
+  ASSIGN_OR_RETURN(Response resp, sign(role_name, req.data, ext, &*spki));
+
+  // The registry: each attested certificate is a heartbeat of the workload it names. The name
+  // is the one the role allowed (a host name), from the certificate itself.
+  const json::object& out = *resp.data;
+  const auto* cert_text = out.if_contains("certificate");
+  std::optional<crypto::Certificate> cert;
+  if (cert_text && cert_text->is_string()) {
+    auto c = crypto::Certificate::from_any(as_bytes(cert_text->as_string()));
+    if (!c.ok()) {  // format=der: base64 DER
+      auto der = base64_decode(cert_text->as_string());
+      if (der.ok()) c = crypto::Certificate::from_der(*der);
+    }
+    if (c.ok()) cert = std::move(*c);
+  }
+  if (!cert) return internal_error("the signed certificate does not parse");
+  const std::string cn = cert->subject_cn();
+  if (!cn.empty() && cn.find('/') == std::string::npos && cn != "." && cn != "..") {
+    const std::string key = std::string(kEnclavesPrefix) + cn;
+    ASSIGN_OR_RETURN(auto before, storage_.get_json(key));
+    int64_t beats = 0;
+    int64_t first = to_unix_seconds(now());
+    if (before && before->is_object()) {
+      beats = int_field(before->as_object(), "heartbeats");
+      if (int64_t f = int_field(before->as_object(), "first_seen"); f > 0) first = f;
+    }
+    json::object rec{{"common_name", cn},
+                     {"serial_number", out.at("serial_number")},
+                     {"expiration", out.at("expiration")},
+                     {"last_heartbeat", to_unix_seconds(now())},
+                     {"first_seen", first},
+                     {"heartbeats", beats + 1},
+                     {"claims", std::move(claims)}};
+    RETURN_IF_ERROR(storage_.put_json(key, rec));
+  }
+  return resp;
+}
+
+Result<Response> PkiEngine::list_enclaves() {
+  ASSIGN_OR_RETURN(auto names, storage_.list(kEnclavesPrefix));
+  json::array keys;
+  for (const auto& k : names) {
+    if (!k.empty() && k.back() != '/') keys.emplace_back(k);
+  }
+  if (keys.empty()) return not_found("no attested workloads");
+  return Response::with_data({{"keys", std::move(keys)}});
+}
+
+Result<Response> PkiEngine::read_enclave(const std::string& cn) {
+  ASSIGN_OR_RETURN(auto rec, storage_.get_json(std::string(kEnclavesPrefix) + cn));
+  if (!rec || !rec->is_object()) return not_found("no attested workload named " + cn);
+  json::object out = rec->as_object();
+  // Alive while its last attested certificate is valid: a workload that stops re-attesting
+  // (heartbeats) goes stale when that certificate expires.
+  out["status"] = to_unix_seconds(now()) < int_field(out, "expiration") ? "alive" : "stale";
+  return Response::with_data(std::move(out));
 }
 
 // ---------------------------------------------------------------------------------------------
