@@ -212,7 +212,7 @@ Api::~Api() = default;
 
 void Api::enable_ui() {
   ui_ = true;
-  add_route("/ui", serve_ui);
+  add_route("/ui/", serve_ui);  // and "/ui" itself, in route()
 }
 
 void Api::enable_forwarding(net::ClientOptions client) {
@@ -241,6 +241,7 @@ net::HttpResponse Api::route(net::HttpRequest& req, AfterDurable& after) {
   for (auto it = routes_.rbegin(); it != routes_.rend(); ++it) {
     if (raw_path.substr(0, it->first.size()) == it->first) return it->second(req);
   }
+  if (raw_path == "/ui" && ui_) return serve_ui(req);
   if (raw_path == "/" && ui_) {
     net::HttpResponse r;
     r.status = 307;

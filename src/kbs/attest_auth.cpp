@@ -33,7 +33,12 @@ json::object login_metadata(const attestation::Claims& c, const std::string& rol
   json::object m;
   // The key the TEE bound into its evidence (report data): what it signs attested ledger
   // entries with (docs/ledger.md).
-  if (!spki.empty()) m["tee_public_key"] = base64_encode(spki);
+  // Stored in canonical form (re-encoded), so that comparisons with a CSR's key do not depend
+  // on how the client encoded it.
+  if (!spki.empty()) {
+    auto key = crypto::PublicKey::from_der(spki);
+    m["tee_public_key"] = base64_encode(key.ok() ? ByteSpan(key->to_der()) : spki);
+  }
   m["role"] = role;
   m["tee"] = attestation::tee_name(c.tee);
   m["tcb_status"] = attestation::tcb_status_name(c.tcb_status);

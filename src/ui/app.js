@@ -118,29 +118,71 @@ function signOut() {
   show('login-view');
 }
 
+function addMount(path, version) {
+  state.mounts[path] = version;
+  const o = document.createElement('option');
+  o.value = path;
+  o.textContent = `${path} (kv v${version})`;
+  $('mount').appendChild(o);
+}
+
 async function loadMounts() {
   const select = $('mount');
   const chosen = select.value;
+  state.mounts = {};
+  select.replaceChildren();
   let resp;
   try {
     resp = await api('GET', 'sys/internal/ui/mounts');
   } catch (e) {
-    showError(e);
+    // A token without read on sys/internal/ui/mounts: the user names the mount.
+    if (e.status !== 403) {
+      showError(e);
+      return;
+    }
+    $('manual-mount').hidden = false;
     return;
   }
+  $('manual-mount').hidden = true;
   const secret = (resp.data && resp.data.secret) || {};
-  state.mounts = {};
-  select.replaceChildren();
   for (const [path, m] of Object.entries(secret)) {
-    if (m.type !== 'kv') continue;
-    state.mounts[path] = (m.options && m.options.version) === '2' ? 2 : 1;
-    const o = document.createElement('option');
-    o.value = path;
-    o.textContent = `${path} (kv v${state.mounts[path]})`;
-    select.appendChild(o);
+    if (m.type === 'kv') addMount(path, (m.options && m.options.version) === '2' ? 2 : 1);
   }
   if (chosen && state.mounts[chosen]) select.value = chosen;
   await loadKeys();
+}
+
+function useManualMount(ev) {
+  ev.preventDefault();
+  showError(null);
+  let path = $('mount-path').value.trim();
+  if (!path.endsWith('/')) path += '/';
+  try {
+    checkPath(path);
+  } catch (e) {
+    showError(e);
+    return;
+  }
+  addMount(path, Number($('mount-version').value));
+  $('mount').value = path;
+  loadKeys();
+}
+
+function browse(ev) {
+  ev.preventDefault();
+  showError(null);
+  const p = $('browse-path').value.trim().replace(/^\/+/, '');
+  try {
+    checkPath(p || 'x');
+  } catch (e) {
+    showError(e);
+    return;
+  }
+  if (!p || p.endsWith('/')) {
+    loadKeys(p);
+  } else {
+    readSecret(p);
+  }
 }
 
 function listPath(mount, prefix) {
@@ -149,7 +191,20 @@ function listPath(mount, prefix) {
 function dataPath(mount, key) {
   return state.mounts[mount] === 2 ? `${mount}data/${key}` : `${mount}${key}`;
 }
-function encodePath(p) { return p.split('/').map(encodeURIComponent).join('/'); }
+// A typed path must stay inside its mount: the browser resolves "." and ".." segments (even
+// escaped) before sending, which would reach another API path with the user's token.
+function checkPath(p) {
+  const segs = p.split('/');
+  segs.forEach((s, i) => {
+    if (s === '.' || s === '..' || (s === '' && i !== segs.length - 1)) {
+      throw new Error('invalid path: empty, "." and ".." segments are not allowed');
+    }
+  });
+}
+function encodePath(p) {
+  checkPath(p);
+  return p.split('/').map(encodeURIComponent).join('/');
+}
 
 async function loadKeys(prefix = '') {
   const mount = $('mount').value;
@@ -162,7 +217,7 @@ async function loadKeys(prefix = '') {
     const r = await api('LIST', encodePath(listPath(mount, prefix)));
     keys = (r && r.data && r.data.keys) || [];
   } catch (e) {
-    if (e.status !== 404) {
+    if (e.status !== 404 && e.status !== 403) {
       showError(e);
       return;
     }
@@ -218,7 +273,13 @@ async function writeSecret(ev) {
   ev.preventDefault();
   showError(null);
   const mount = $('mount').value;
-  const key = $('new-path').value.replace(/^\/+/, '');
+  const key = $('new-path').value.trim().replace(/^\/+/, '');
+  try {
+    checkPath(key);
+  } catch (e) {
+    showError(e);
+    return;
+  }
   let data;
   try {
     data = JSON.parse($('new-data').value);
@@ -267,5 +328,7 @@ document.addEventListener('DOMContentLoaded', () => {
   $('write-form').addEventListener('submit', writeSecret);
   $('logout').addEventListener('click', signOut);
   $('mount').addEventListener('change', () => loadKeys());
+  $('manual-mount').addEventListener('submit', useManualMount);
+  $('browse-form').addEventListener('submit', browse);
   refresh();
 });

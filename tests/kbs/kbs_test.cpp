@@ -556,11 +556,58 @@ TEST_F(KbsTest, AttestedCertificatesCarryTheClaimsAndOnlyForTheBoundKey) {
   auto listed = vault(core::Operation::kList, "pki/enclaves", {}, root_);
   ASSERT_TRUE(listed.ok());
   EXPECT_EQ(json::serialize(listed->data->at("keys")), R"(["svc.enclaves.test"])");
-  // No heartbeat past its certificate's end: stale.
+  EXPECT_FALSE(claims.at("attested_at").as_string().empty());
+
+  // Another measurement the role also allows cannot take the name while it is alive.
+  ASSERT_TRUE(vault(core::Operation::kUpdate, "auth/attest/role/other",
+                    {{"token_policies", "enclave"},
+                     {"policy", json::parse(R"({"tee":["sim"],"sgx":{"mrenclave":[")" +
+                                            std::string(64, 'e') + R"("]}})")}},
+                    root_)
+                  .ok());
+  auto n2 = vault(core::Operation::kUpdate, "auth/attest/nonce", {}, "");
+  ASSERT_TRUE(n2.ok());
+  std::string nonce2(n2->data->at("nonce").as_string());
+  QuoteOpts other_enclave;
+  other_enclave.mrenclave.fill(0xee);
+  auto other_login = vault(core::Operation::kUpdate, "auth/attest/login",
+                           {{"role", "other"},
+                            {"tee", "sim"},
+                            {"nonce", nonce2},
+                            {"public_key", base64_encode(spki)},
+                            {"evidence", quote_b64(bind(nonce2, spki), other_enclave)}},
+                           "");
+  ASSERT_TRUE(other_login.ok()) << other_login.status().to_string();
+  auto takeover = vault(core::Operation::kUpdate, "pki/sign-attested/enclave", {{"csr", *csr}},
+                        other_login->auth->client_token);
+  EXPECT_EQ(takeover.status().code(), Code::kPermissionDenied);
+  EXPECT_NE(takeover.status().message().find("held by another attested workload"),
+            std::string::npos)
+      << takeover.status().message();
+
+  // A token whose creator copied the bound key and claims into its metadata is no attestation.
+  auto forged = vault(core::Operation::kUpdate, "auth/token/create",
+                      {{"policies", json::array{"enclave"}},
+                       {"meta", json::object{{"tee_public_key", base64_encode(spki)},
+                                             {"tee", "sim"},
+                                             {"mrenclave", hex_encode(kMrenclave)}}}},
+                      root_);
+  ASSERT_TRUE(forged.ok());
+  EXPECT_EQ(vault(core::Operation::kUpdate, "pki/sign-attested/enclave", {{"csr", *csr}},
+                  forged->auth->client_token)
+                .status()
+                .code(),
+            Code::kPermissionDenied);
+
+  // No heartbeat past its certificate's end: stale; and the old attestation no longer signs.
   clock_.advance(std::chrono::minutes(11));
   rec = vault(core::Operation::kRead, "pki/enclaves/svc.enclaves.test", {}, root_);
   ASSERT_TRUE(rec.ok());
   EXPECT_EQ(rec->data->at("status").as_string(), "stale");
+  auto old = vault(core::Operation::kUpdate, "pki/sign-attested/enclave", {{"csr", *csr}}, token);
+  EXPECT_EQ(old.status().code(), Code::kPermissionDenied);
+  EXPECT_NE(old.status().message().find("log in to auth/attest again"), std::string::npos)
+      << old.status().message();
 
   // A CSR for another key, a token not from an attest login, are refused; plain sign adds no
   // claims.

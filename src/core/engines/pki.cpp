@@ -360,6 +360,9 @@ struct Role {
   int key_bits = 2048;
   int64_t ttl = 0;
   int64_t max_ttl = 0;
+  // sign-attested: the oldest attestation (auth/attest login) an attested certificate may rest
+  // on, in seconds; a workload re-attests at least this often to keep getting certificates.
+  int64_t attestation_max_age = 300;
   bool generate_lease = false;
   bool no_store = false;
   bool require_cn = true;
@@ -386,6 +389,7 @@ struct Role {
     o["key_bits"] = key_bits;
     o["ttl"] = ttl;
     o["max_ttl"] = max_ttl;
+    o["attestation_max_age"] = attestation_max_age;
     o["generate_lease"] = generate_lease;
     o["no_store"] = no_store;
     o["require_cn"] = require_cn;
@@ -422,6 +426,10 @@ struct Role {
     ASSIGN_OR_RETURN(r.max_ttl, field_duration(d, "max_ttl", 0));
     if (r.max_ttl != 0 && r.ttl > r.max_ttl) {
       return invalid_argument("\"ttl\" value must be less than \"max_ttl\" value");
+    }
+    ASSIGN_OR_RETURN(r.attestation_max_age, field_duration(d, "attestation_max_age", 300));
+    if (r.attestation_max_age <= 0) {
+      return invalid_argument("\"attestation_max_age\" must be positive");
     }
     ASSIGN_OR_RETURN(r.generate_lease, field_bool(d, "generate_lease", false));
     if (r.generate_lease) {
@@ -1297,49 +1305,72 @@ Result<Response> PkiEngine::sign_attested(const std::string& role_name, const Re
   }
   auto spki = base64_decode(pk->as_string());
   if (!spki.ok()) return data_loss("the token's tee_public_key is not base64");
+  ASSIGN_OR_RETURN(auto role, load_role(role_name));
+  if (!role) return invalid_argument("unknown role: " + role_name);
+  // Fresh attestation only: the claims go into the certificate as of the login.
+  const int64_t now_s = to_unix_seconds(now());
+  const int64_t age = now_s - token->creation_time;
+  if (age > role->attestation_max_age) {
+    return permission_denied("the attestation behind this token is " + std::to_string(age) +
+                             " s old; the role accepts " +
+                             std::to_string(role->attestation_max_age) +
+                             " s (attestation_max_age): log in to auth/attest again");
+  }
+  // The name the certificate will carry (sign's rule: common_name, else the CSR's).
+  ASSIGN_OR_RETURN(std::string cn, field_string(req.data, "common_name"));
+  if (cn.empty()) {
+    ASSIGN_OR_RETURN(std::string csr_pem, field_string(req.data, "csr"));
+    auto csr = crypto::parse_csr(csr_pem);
+    if (csr.ok()) cn = csr->subject_cn;
+  }
   json::object claims;
   for (const char* k : {"tee", "tcb_status", "evidence_sha256", "role", "mrenclave", "mrsigner",
                         "mrtd", "measurement", "host_data", "ak_name", "isv_prod_id", "isv_svn"}) {
     if (const auto* v = token->meta.if_contains(k); v && v->is_string()) claims[k] = *v;
   }
-  claims["auth_path"] = token->path;
+  claims["auth_path"] = token->path;  // the attest mount's login path
+  claims["attested_at"] = format_rfc3339(from_unix_seconds(token->creation_time));
+  // A name belongs to one measurement while it is alive: another workload the role allows
+  // cannot take it over (its registry entry and heartbeat) until it goes stale.
+  const bool registrable =
+      !cn.empty() && cn.find('/') == std::string::npos && cn != "." && cn != "..";
+  const std::string reg_key = std::string(kEnclavesPrefix) + cn;
+  json::object previous;
+  if (registrable) {
+    ASSIGN_OR_RETURN(auto before, storage_.get_json(reg_key));
+    if (before && before->is_object()) previous = before->as_object();
+    if (!previous.empty() && now_s < int_field(previous, "expiration")) {
+      const auto* held = previous.if_contains("claims");
+      for (const char* k : {"tee", "mrenclave", "mrsigner", "mrtd", "measurement", "host_data",
+                            "ak_name", "isv_prod_id"}) {
+        const auto* a = held && held->is_object() ? held->as_object().if_contains(k) : nullptr;
+        const auto* b = claims.if_contains(k);
+        if ((a == nullptr) != (b == nullptr) || (a && *a != *b)) {
+          return permission_denied("the name " + cn +
+                                   " is held by another attested workload (its " + k +
+                                   " differs) until its certificate expires");
+        }
+      }
+    }
+  }
   const std::string text = json::serialize(claims);
   if (text.size() > 0xffff) return internal_error("attestation claims too large");
   std::map<std::string, Bytes> ext{{std::string(kAttestationClaimsOid), der_utf8_string(text)}};
   ASSIGN_OR_RETURN(Response resp, sign(role_name, req.data, ext, &*spki));
 
-  // The registry: each attested certificate is a heartbeat of the workload it names. The name
-  // is the one the role allowed (a host name), from the certificate itself.
-  const json::object& out = *resp.data;
-  const auto* cert_text = out.if_contains("certificate");
-  std::optional<crypto::Certificate> cert;
-  if (cert_text && cert_text->is_string()) {
-    auto c = crypto::Certificate::from_any(as_bytes(cert_text->as_string()));
-    if (!c.ok()) {  // format=der: base64 DER
-      auto der = base64_decode(cert_text->as_string());
-      if (der.ok()) c = crypto::Certificate::from_der(*der);
-    }
-    if (c.ok()) cert = std::move(*c);
-  }
-  if (!cert) return internal_error("the signed certificate does not parse");
-  const std::string cn = cert->subject_cn();
-  if (!cn.empty() && cn.find('/') == std::string::npos && cn != "." && cn != "..") {
-    const std::string key = std::string(kEnclavesPrefix) + cn;
-    ASSIGN_OR_RETURN(auto before, storage_.get_json(key));
-    int64_t beats = 0;
-    int64_t first = to_unix_seconds(now());
-    if (before && before->is_object()) {
-      beats = int_field(before->as_object(), "heartbeats");
-      if (int64_t f = int_field(before->as_object(), "first_seen"); f > 0) first = f;
-    }
+  // The registry: each attested certificate is a heartbeat of the workload it names.
+  if (registrable) {
+    const json::object& out = *resp.data;
+    int64_t beats = int_field(previous, "heartbeats");
+    int64_t first = previous.empty() ? now_s : int_field(previous, "first_seen");
     json::object rec{{"common_name", cn},
                      {"serial_number", out.at("serial_number")},
                      {"expiration", out.at("expiration")},
-                     {"last_heartbeat", to_unix_seconds(now())},
+                     {"last_heartbeat", token->creation_time},
                      {"first_seen", first},
                      {"heartbeats", beats + 1},
                      {"claims", std::move(claims)}};
-    RETURN_IF_ERROR(storage_.put_json(key, rec));
+    RETURN_IF_ERROR(storage_.put_json(reg_key, rec));
   }
   return resp;
 }
