@@ -15,6 +15,7 @@
 #include <string>
 
 #include "crypto/pkey.h"
+#include "summary.h"
 #include "wrap/wrap.h"
 
 namespace {
@@ -113,41 +114,12 @@ void BM_JweEcdhEs(benchmark::State& state) {
 }
 BENCHMARK(BM_JweEcdhEs);
 
-class Summary : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (const Run& r : runs) {
-      if (r.run_type == Run::RT_Iteration && r.iterations > 0) {
-        cpu_[r.run_name.function_name] = r.GetAdjustedCPUTime();
-      }
-    }
-  }
-  void print() const {
-    auto line = [&](const char* what, const char* raw, const char* ours) {
-      auto a = cpu_.find(raw);
-      auto b = cpu_.find(ours);
-      if (a == cpu_.end() || b == cpu_.end() || b->second <= 0) return;
-      std::printf("  %-8s ours %8.1f us   raw OpenSSL %8.1f us   ratio %.2fx\n", what,
-                  b->second / 1e3, a->second / 1e3, a->second / b->second);
-    };
-    std::printf("\nsummary (CPU time per operation; ratio = raw / ours):\n");
-    line("import", "BM_RawImport", "BM_Import");
-    line("keygen", "BM_RawKeygen", "BM_Keygen");
-    line("ecdh-es", "BM_RawEcdhEs", "BM_JweEcdhEs");
-  }
-
- private:
-  std::map<std::string, double> cpu_;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  Summary reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  reporter.print();
-  benchmark::Shutdown();
-  return 0;
+  return custos::bench::run_with_ratios(argc, argv, [](const custos::bench::RatioSummary& r) {
+    r.line("import", "BM_RawImport", "BM_Import", "raw OpenSSL");
+    r.line("keygen", "BM_RawKeygen", "BM_Keygen", "raw OpenSSL");
+    r.line("ecdh-es", "BM_RawEcdhEs", "BM_JweEcdhEs", "raw OpenSSL");
+  });
 }

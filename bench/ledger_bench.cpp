@@ -23,6 +23,7 @@
 #include "core/core.h"
 #include "ledger/merkle.h"
 #include "storage/backend.h"
+#include "summary.h"
 
 namespace {
 
@@ -137,41 +138,11 @@ void BM_RawSha256Path(benchmark::State& state) {
 }
 BENCHMARK(BM_RawSha256Path);
 
-class Summary : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (const Run& r : runs) {
-      if (r.run_type == Run::RT_Iteration && r.iterations > 0) {
-        cpu_[r.run_name.function_name] = r.GetAdjustedCPUTime();
-      }
-    }
-  }
-  void print() const {
-    auto line = [&](const char* what, const char* raw, const char* ours, const char* raw_name) {
-      auto a = cpu_.find(raw);
-      auto b = cpu_.find(ours);
-      if (a == cpu_.end() || b == cpu_.end() || b->second <= 0) return;
-      std::printf("  %-20s ours %8.2f us (%.0f/s)   %s %8.2f us   ratio %.2fx\n", what,
-                  b->second / 1e3, 1e9 / b->second, raw_name, a->second / 1e3,
-                  a->second / b->second);
-    };
-    std::printf("\nsummary (CPU time per operation; ratio = raw / ours):\n");
-    line("append", "BM_RawEcdsaP256Sign", "BM_LedgerAppend", "one raw ECDSA P-256 sign");
-    line("verify inclusion", "BM_RawSha256Path", "BM_VerifyInclusion", "16 raw SHA-256");
-  }
-
- private:
-  std::map<std::string, double> cpu_;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  Summary reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  reporter.print();
-  benchmark::Shutdown();
-  return 0;
+  return custos::bench::run_with_ratios(argc, argv, [](const custos::bench::RatioSummary& r) {
+    r.line("append", "BM_RawEcdsaP256Sign", "BM_LedgerAppend", "one raw ECDSA P-256 sign");
+    r.line("verify inclusion", "BM_RawSha256Path", "BM_VerifyInclusion", "16 raw SHA-256");
+  });
 }

@@ -50,6 +50,18 @@ class EtcdTest : public ::testing::Test {
   }
   static std::string b64(std::string_view s) { return base64_encode(as_bytes(s)); }
 
+  // Revokes the lease of the lock key (what etcd does when renewals stop for a TTL: the key
+  // goes with it) and waits (5 s at most) until the holder says it lost the lock, once.
+  void revoke_lock_lease_and_wait(const std::atomic<int>& lost) {
+    auto lock = raw("/v3/kv/range", {{"key", b64("/custos.lock")}});
+    std::string lease(lock.at("kvs").as_array()[0].as_object().at("lease").as_string());
+    raw("/v3/lease/revoke", {{"ID", lease}});
+    for (int i = 0; i < 50 && lost.load() == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_EQ(lost.load(), 1);
+  }
+
   std::unique_ptr<testing::EtcdServer> server_;
 };
 
@@ -153,13 +165,7 @@ TEST_F(EtcdTest, ALapsedLeaseIsNoticedByTheRenewalThread) {
   ASSERT_TRUE(b.ok());
   // The lease revoked under the server (what etcd does when renewals stop for a TTL): the lock
   // key goes with it, and the next renewal, within a third of the TTL, finds the lease gone.
-  auto lock = raw("/v3/kv/range", {{"key", b64("/custos.lock")}});
-  std::string lease(lock.at("kvs").as_array()[0].as_object().at("lease").as_string());
-  raw("/v3/lease/revoke", {{"ID", lease}});
-  for (int i = 0; i < 50 && lost.load() == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_EQ(lost.load(), 1);
+  revoke_lock_lease_and_wait(lost);
   EXPECT_EQ((*b)->put("k", as_bytes("v")).code(), Code::kUnavailable);
 }
 
@@ -246,13 +252,7 @@ TEST_F(EtcdTest, AnHaServerThatLosesTheLockIsToldAndMayTakeItAgain) {
   const uint64_t first_epoch = cached->cache_epoch();
 
   // The lease revoked under it (its renewals stopped for a TTL, as etcd sees it).
-  auto lock = raw("/v3/kv/range", {{"key", b64("/custos.lock")}});
-  std::string lease(lock.at("kvs").as_array()[0].as_object().at("lease").as_string());
-  raw("/v3/lease/revoke", {{"ID", lease}});
-  for (int i = 0; i < 50 && lost.load() == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_EQ(lost.load(), 1);
+  revoke_lock_lease_and_wait(lost);
   EXPECT_FALSE(la->held());
   EXPECT_EQ(cached->put("k", as_bytes("x")).code(), Code::kUnavailable);
   // Meanwhile another server changed the key; a standby reads it as it is now.

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "base/encoding.h"
-#include "core/tokens.h"
+#include "core/attested.h"
 #include "crypto/hash.h"
 #include "crypto/pkey.h"
 #include "ledger/attested.h"
@@ -198,20 +198,9 @@ class Ledger final : public Engine {
     if (!signature.is_string()) return invalid_argument("\"signature\" must be base64");
     auto sig = base64_decode(signature.as_string());
     if (!sig.ok() || sig->empty()) return invalid_argument("\"signature\" must be base64");
-    const TokenEntry* token = req.token;
-    if (token == nullptr || token->auth_method_type != "attest") {
-      return permission_denied(
-          "an attested entry needs a token from the attest auth method (auth/attest/login)");
-    }
-    const auto* pk = token->meta.if_contains("tee_public_key");
-    if (pk == nullptr || !pk->is_string() || pk->as_string().empty()) {
-      return permission_denied(
-          "the token's attestation bound no key: log in to auth/attest with \"public_key\"");
-    }
-    auto der = base64_decode(pk->as_string());
-    if (!der.ok()) return data_loss("the token's tee_public_key is not base64");
-    ASSIGN_OR_RETURN(crypto::PublicKey key, crypto::PublicKey::from_der(*der));
-    const auto* ev = token->meta.if_contains("evidence_sha256");
+    ASSIGN_OR_RETURN(AttestedCaller caller, attested_caller(req, "an attested entry"));
+    ASSIGN_OR_RETURN(crypto::PublicKey key, crypto::PublicKey::from_der(caller.public_key));
+    const auto* ev = caller.claims.if_contains("evidence_sha256");
     const std::string evidence = ev && ev->is_string() ? std::string(ev->as_string()) : "";
     const std::string message = attested_entry_message(log_id, evidence, content_type, data);
     if (!key.verify(as_bytes(message), *sig).ok()) {
@@ -220,18 +209,11 @@ class Ledger final : public Engine {
           "custos.ledger.attested-entry.v1, the log id, the login's evidence_sha256, the content "
           "type and the data's SHA-256; docs/ledger.md)");
     }
-    boost::json::object attestation;
-    for (const char* k :
-         {"tee", "tcb_status", "evidence_sha256", "role", "mrenclave", "mrsigner", "mrtd",
-          "measurement", "host_data", "ak_name", "isv_prod_id", "isv_svn"}) {
-      if (const auto* v = token->meta.if_contains(k); v && v->is_string()) attestation[k] = *v;
-    }
-    attestation["auth_path"] = token->path;  // the attest mount that appraised the evidence
     boost::json::object statement{
-        {"_type", std::string(kAttestedType)},  {"log_id", log_id},
-        {"content_type", content_type},         {"data", base64_encode(data)},
-        {"signature", base64_encode(*sig)},     {"public_key", std::string(pk->as_string())},
-        {"attestation", std::move(attestation)}};
+        {"_type", std::string(kAttestedType)},    {"log_id", log_id},
+        {"content_type", content_type},           {"data", base64_encode(data)},
+        {"signature", base64_encode(*sig)},       {"public_key", caller.public_key_b64},
+        {"attestation", std::move(caller.claims)}};
     return boost::json::serialize(statement);
   }
 

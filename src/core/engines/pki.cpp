@@ -25,7 +25,7 @@
 #include "base/clock.h"
 #include "base/encoding.h"
 #include "base/log.h"
-#include "core/tokens.h"
+#include "core/attested.h"
 #include "crypto/pkey.h"
 #include "crypto/x509.h"
 
@@ -1292,24 +1292,12 @@ Bytes der_utf8_string(std::string_view s) {
 }  // namespace
 
 Result<Response> PkiEngine::sign_attested(const std::string& role_name, const Request& req) {
-  const TokenEntry* token = req.token;
-  // Core alone sets auth_method_type: metadata a token's creator gave it does not count.
-  if (token == nullptr || token->auth_method_type != "attest") {
-    return permission_denied(
-        "an attested certificate needs a token from the attest auth method (auth/attest/login)");
-  }
-  const auto* pk = token->meta.if_contains("tee_public_key");
-  if (pk == nullptr || !pk->is_string() || pk->as_string().empty()) {
-    return permission_denied(
-        "the token's attestation bound no key: log in to auth/attest with \"public_key\"");
-  }
-  auto spki = base64_decode(pk->as_string());
-  if (!spki.ok()) return data_loss("the token's tee_public_key is not base64");
+  ASSIGN_OR_RETURN(AttestedCaller caller, attested_caller(req, "an attested certificate"));
   ASSIGN_OR_RETURN(auto role, load_role(role_name));
   if (!role) return invalid_argument("unknown role: " + role_name);
   // Fresh attestation only: the claims go into the certificate as of the login.
   const int64_t now_s = to_unix_seconds(now());
-  const int64_t age = now_s - token->creation_time;
+  const int64_t age = now_s - caller.attested_at;
   if (age > role->attestation_max_age) {
     return permission_denied("the attestation behind this token is " + std::to_string(age) +
                              " s old; the role accepts " +
@@ -1323,13 +1311,8 @@ Result<Response> PkiEngine::sign_attested(const std::string& role_name, const Re
     auto csr = crypto::parse_csr(csr_pem);
     if (csr.ok()) cn = csr->subject_cn;
   }
-  json::object claims;
-  for (const char* k : {"tee", "tcb_status", "evidence_sha256", "role", "mrenclave", "mrsigner",
-                        "mrtd", "measurement", "host_data", "ak_name", "isv_prod_id", "isv_svn"}) {
-    if (const auto* v = token->meta.if_contains(k); v && v->is_string()) claims[k] = *v;
-  }
-  claims["auth_path"] = token->path;  // the attest mount's login path
-  claims["attested_at"] = format_rfc3339(from_unix_seconds(token->creation_time));
+  json::object claims = std::move(caller.claims);
+  claims["attested_at"] = format_rfc3339(from_unix_seconds(caller.attested_at));
   // A name belongs to one measurement while it is alive: another workload the role allows
   // cannot take it over (its registry entry and heartbeat) until it goes stale.
   const bool registrable =
@@ -1356,7 +1339,7 @@ Result<Response> PkiEngine::sign_attested(const std::string& role_name, const Re
   const std::string text = json::serialize(claims);
   if (text.size() > 0xffff) return internal_error("attestation claims too large");
   std::map<std::string, Bytes> ext{{std::string(kAttestationClaimsOid), der_utf8_string(text)}};
-  ASSIGN_OR_RETURN(Response resp, sign(role_name, req.data, ext, &*spki));
+  ASSIGN_OR_RETURN(Response resp, sign(role_name, req.data, ext, &caller.public_key));
 
   // The registry: each attested certificate is a heartbeat of the workload it names.
   if (registrable) {
@@ -1366,7 +1349,7 @@ Result<Response> PkiEngine::sign_attested(const std::string& role_name, const Re
     json::object rec{{"common_name", cn},
                      {"serial_number", out.at("serial_number")},
                      {"expiration", out.at("expiration")},
-                     {"last_heartbeat", token->creation_time},
+                     {"last_heartbeat", caller.attested_at},
                      {"first_seen", first},
                      {"heartbeats", beats + 1},
                      {"claims", std::move(claims)}};
