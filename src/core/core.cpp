@@ -638,7 +638,15 @@ Result<Response> Core::handle(Request& req) {
     req.op = exists ? Operation::kUpdate : Operation::kCreate;
   }
 
-  ASSIGN_OR_RETURN(bool allowed, acl_allows(*token, req.path, req.op, &req.data, req.wrap_ttl));
+  // sys/internal/ui/mounts (Vault): any token may read it; the answer is filtered to the
+  // mounts the token can reach (sys_internal_ui_mounts) rather than decided by a rule on it.
+  const bool ui_mounts =
+      req.op == Operation::kRead &&
+      (req.path == "sys/internal/ui/mounts" || starts_with(req.path, "sys/internal/ui/mounts/"));
+  bool allowed = ui_mounts;
+  if (!ui_mounts) {
+    ASSIGN_OR_RETURN(allowed, acl_allows(*token, req.path, req.op, &req.data, req.wrap_ttl));
+  }
   if (!allowed) return audit_refusal(req, &*token, permission_denied("permission denied"));
 
   RETURN_IF_ERROR(audit_.log_request(req, &*token));

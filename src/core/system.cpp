@@ -514,12 +514,15 @@ Result<Response> Core::sys_mounts(Request& req, const std::string& rest) {
 }
 
 Result<Response> Core::sys_internal_ui_mounts(Request& req, const std::string& rest) {
-  (void)req;
+  if (req.token == nullptr) return permission_denied("permission denied");
+  ASSIGN_OR_RETURN(auto acl, acl_for(*req.token));
   if (rest.empty()) {
     boost::json::object secret, auth;
     {
       std::shared_lock lock(mounts_mu_);
-      for (const auto& [path, m] : mounts_) secret[path] = m->entry.to_json();
+      for (const auto& [path, m] : mounts_) {
+        if (acl->has_access_under(path)) secret[path] = m->entry.to_json();
+      }
     }
     MountEntry tok;
     tok.type = "token";
@@ -531,7 +534,7 @@ Result<Response> Core::sys_internal_ui_mounts(Request& req, const std::string& r
   }
   std::string rel;
   auto m = route(rest, rel);
-  if (!m.ok()) {
+  if (!m.ok() || !acl->has_access_under((*m)->entry.path)) {
     return permission_denied("preflight capability check returned 403, please ensure client's "
                              "policies grant access to path \"" + rest + "/\"");
   }

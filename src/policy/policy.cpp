@@ -797,6 +797,41 @@ std::vector<std::string> Acl::capability_names(std::string_view path) const {
   return capabilities(path).names();
 }
 
+namespace {
+
+// Whether some path starting with `prefix` can match `pattern` (a trailing "*" glob and "+"
+// segments): the pattern lies at or below the prefix, or its glob covers the prefix.
+bool could_match_under(std::string_view pattern, std::string_view prefix) {
+  size_t i = 0;
+  size_t j = 0;
+  while (j < prefix.size()) {
+    if (i == pattern.size()) return false;  // an exact pattern that ends above the prefix
+    const char c = pattern[i];
+    if (c == '*' && i + 1 == pattern.size()) return true;  // the glob covers the rest
+    if (c == '+' && (i == 0 || pattern[i - 1] == '/') &&
+        (i + 1 == pattern.size() || pattern[i + 1] == '/')) {
+      while (j < prefix.size() && prefix[j] != '/') ++j;  // one whole segment
+      ++i;
+      continue;
+    }
+    if (c != prefix[j]) return false;
+    ++i;
+    ++j;
+  }
+  return true;  // the prefix is used up: the pattern continues at or below it
+}
+
+}  // namespace
+
+bool Acl::has_access_under(std::string_view prefix) const {
+  if (root_) return true;
+  for (const auto& [pattern, rule] : rules_) {
+    if (rule.capabilities.empty() || rule.capabilities.denied()) continue;
+    if (could_match_under(pattern, prefix)) return true;
+  }
+  return false;
+}
+
 bool Acl::allowed(std::string_view path, Operation op, bool needs_sudo) const {
   if (root_) return true;
   const PathRule* rule = best_match(path, op == Operation::kList);

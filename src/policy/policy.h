@@ -167,6 +167,10 @@ class Acl {
   bool allowed(std::string_view path, Operation op, bool needs_sudo,
                const boost::json::object* params, Seconds wrap_ttl = Seconds(0)) const;
 
+  // Whether any rule grants something (not deny) on some path at or below `prefix` ("secret/"):
+  // Vault's "has mount access", which filters sys/internal/ui/mounts. Root: true.
+  bool has_access_under(std::string_view prefix) const;
+
   // The merged rule that decides path (parameters, wrapping TTLs), or nullptr when none matches
   // or the Acl is root. Valid until the next add().
   const PathRule* find_rule(std::string_view path) const;

@@ -115,6 +115,12 @@ function signOut() {
   sessionStorage.removeItem('custos-token');
   $('whoami').textContent = '';
   $('logout').hidden = true;
+  // Nothing of the previous session stays on the page.
+  state.mounts = {};
+  $('mount').replaceChildren();
+  $('keys').replaceChildren();
+  $('secret-data').replaceChildren();
+  $('secret').hidden = true;
   show('login-view');
 }
 
@@ -126,6 +132,7 @@ function addMount(path, version) {
   $('mount').appendChild(o);
 }
 
+// The KV mounts this token can reach (the server filters sys/internal/ui/mounts, as Vault does).
 async function loadMounts() {
   const select = $('mount');
   const chosen = select.value;
@@ -135,37 +142,15 @@ async function loadMounts() {
   try {
     resp = await api('GET', 'sys/internal/ui/mounts');
   } catch (e) {
-    // A token without read on sys/internal/ui/mounts: the user names the mount.
-    if (e.status !== 403) {
-      showError(e);
-      return;
-    }
-    $('manual-mount').hidden = false;
+    showError(e);
     return;
   }
-  $('manual-mount').hidden = true;
   const secret = (resp.data && resp.data.secret) || {};
   for (const [path, m] of Object.entries(secret)) {
     if (m.type === 'kv') addMount(path, (m.options && m.options.version) === '2' ? 2 : 1);
   }
   if (chosen && state.mounts[chosen]) select.value = chosen;
   await loadKeys();
-}
-
-function useManualMount(ev) {
-  ev.preventDefault();
-  showError(null);
-  let path = $('mount-path').value.trim();
-  if (!path.endsWith('/')) path += '/';
-  try {
-    checkPath(path);
-  } catch (e) {
-    showError(e);
-    return;
-  }
-  addMount(path, Number($('mount-version').value));
-  $('mount').value = path;
-  loadKeys();
 }
 
 function browse(ev) {
@@ -328,7 +313,6 @@ document.addEventListener('DOMContentLoaded', () => {
   $('write-form').addEventListener('submit', writeSecret);
   $('logout').addEventListener('click', signOut);
   $('mount').addEventListener('change', () => loadKeys());
-  $('manual-mount').addEventListener('submit', useManualMount);
   $('browse-form').addEventListener('submit', browse);
   refresh();
 });

@@ -731,3 +731,40 @@ TEST_F(CoreTest, SysMetricsNeedsReadOnItAndServesPrometheusTextOrVaultJson) {
 
 }  // namespace
 }  // namespace custos::core
+
+namespace custos::core {
+namespace {
+
+// sys/internal/ui/mounts as Vault answers it: any token may ask, and sees the mounts it can
+// reach (the Vault CLI's kv commands and the web UI depend on it).
+TEST_F(CoreTest, UiMountsAreFilteredToWhatTheTokenCanReach) {
+  init_unseal();
+  ASSERT_TRUE(call(Operation::kUpdate, "sys/mounts/secret", object{{"type", "kv"}}).ok());
+  ASSERT_TRUE(call(Operation::kUpdate, "sys/mounts/transit", object{{"type", "transit"}}).ok());
+  ASSERT_TRUE(call(Operation::kUpdate, "sys/policies/acl/app",
+                   object{{"policy", "path \"secret/app/*\" { capabilities = [\"read\"] }"}})
+                  .ok());
+  auto t = call(Operation::kUpdate, "auth/token/create",
+                object{{"policies", boost::json::array{"app"}}});
+  ASSERT_TRUE(t.ok());
+  const std::string token = t->auth->client_token;
+  auto all = call(Operation::kRead, "sys/internal/ui/mounts", {}, token);
+  ASSERT_TRUE(all.ok()) << all.status().to_string();
+  const auto& secret = all->data->at("secret").as_object();
+  EXPECT_TRUE(secret.contains("secret/"));
+  EXPECT_FALSE(secret.contains("transit/"));
+  EXPECT_TRUE(call(Operation::kRead, "sys/internal/ui/mounts/secret", {}, token).ok());
+  EXPECT_EQ(call(Operation::kRead, "sys/internal/ui/mounts/transit", {}, token).status().code(),
+            Code::kPermissionDenied);
+  // Root sees everything; no token, nothing.
+  auto root_view = call(Operation::kRead, "sys/internal/ui/mounts");
+  ASSERT_TRUE(root_view.ok());
+  EXPECT_TRUE(root_view->data->at("secret").as_object().contains("transit/"));
+  Request anon;
+  anon.op = Operation::kRead;
+  anon.path = "sys/internal/ui/mounts";
+  EXPECT_EQ(core_->handle(anon).status().code(), Code::kPermissionDenied);
+}
+
+}  // namespace
+}  // namespace custos::core

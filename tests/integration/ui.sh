@@ -27,7 +27,8 @@ curl -s "$ADDR/uix" | grep -q 'served under /v1/' || fail "/uix was caught by th
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$ADDR/ui/nope.js")" = 404 ] || fail "an unknown UI file is not 404"
 pass "UI files served with a strict CSP, no framing, no sniffing; / redirects to /ui/"
 
-# A limited token: no read on sys/internal/ui/mounts, only its own folder.
+# A limited token: its own folder only (a second KV mount it must not see listed).
+expect_status 204 POST sys/mounts/other '{"type":"kv","options":{"version":"2"}}'
 expect_status 204 PUT sys/policies/acl/app-ui '{"policy":"path \"secret/data/app/*\" { capabilities = [\"create\", \"update\", \"read\"] }\npath \"secret/metadata/app/*\" { capabilities = [\"list\"] }\npath \"secret/metadata/app\" { capabilities = [\"list\"] }"}'
 expect_status 200 POST auth/token/create '{"policies":["app-ui"]}'
 LIMITED=$(json "$LAST" o.auth.client_token)
@@ -61,6 +62,7 @@ const fail = (m) => { console.error('FAIL: ' + m); process.exit(1); };
     await page.click('#login-button');
     await page.waitForSelector('#whoami:has-text("root")');
     await page.waitForSelector('#mount option[value="secret/"]', { state: 'attached' });
+    await page.selectOption('#mount', 'secret/');
     // Write a secret through the form; it is listed and shown.
     await page.fill('#new-path', 'webapp/db');
     await page.fill('#new-data', '{"password":"from-the-browser-42"}');
@@ -94,15 +96,15 @@ const fail = (m) => { console.error('FAIL: ' + m); process.exit(1); };
     await page.click('#save');
     await page.waitForSelector('#error:has-text("invalid path")');
     console.log('WRITTEN');
-    // A token that may not list mounts names its mount and folder.
+    // A token limited to one folder sees only the mount it can reach, and opens its folder.
     await page.click('#logout');
     await page.waitForSelector('#login-view:not([hidden])');
     await page.fill('#token', limited);
     await page.click('#login-button');
-    await page.waitForSelector('#manual-mount:not([hidden])');
-    await page.fill('#mount-path', 'secret/');
-    await page.selectOption('#mount-version', '2');
-    await page.click('#use-mount');
+    await page.waitForSelector('#whoami:has-text("app-ui")');
+    await page.waitForSelector('#mount option[value="secret/"]', { state: 'attached' });
+    const mounts = await page.$$eval('#mount option', (os) => os.map((o) => o.value));
+    if (mounts.join(',') !== 'secret/') fail('the limited token sees mounts: ' + mounts.join(','));
     await page.fill('#browse-path', 'app/');
     await page.click('#open');
     await page.waitForSelector('#keys button[data-key="app/x"]');

@@ -576,3 +576,32 @@ TEST(Parse, SeedCorpusValidFilesParse) {
 
 }  // namespace
 }  // namespace custos::policy
+
+namespace custos::policy {
+namespace {
+
+// Vault's "has mount access" (sys/internal/ui/mounts): some rule grants something at or below
+// the mount, or a glob covers it; deny rules and rules elsewhere do not count.
+TEST(AclAccessUnder, RulesAtOrBelowAMountAndGlobsAboveIt) {
+  auto p = parse_policy("p", R"(
+path "secret/data/app/*" { capabilities = ["read"] }
+path "kv1/+/team" { capabilities = ["list"] }
+path "sys/*" { capabilities = ["read"] }
+path "denied/*" { capabilities = ["deny"] }
+path "exact" { capabilities = ["read"] }
+)");
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  Acl acl(std::span<const Policy>(&*p, 1));
+  EXPECT_TRUE(acl.has_access_under("secret/"));
+  EXPECT_TRUE(acl.has_access_under("kv1/"));           // "+" matches a segment below
+  EXPECT_TRUE(acl.has_access_under("sys/internal/"));  // the glob covers it
+  EXPECT_FALSE(acl.has_access_under("transit/"));
+  EXPECT_FALSE(acl.has_access_under("denied/"));  // deny grants nothing
+  EXPECT_FALSE(acl.has_access_under("exact/"));   // "exact" is not below "exact/"
+  EXPECT_FALSE(acl.has_access_under("secret2/"));
+  EXPECT_TRUE(Acl::root().has_access_under("anything/"));
+  EXPECT_FALSE(Acl().has_access_under("secret/"));
+}
+
+}  // namespace
+}  // namespace custos::policy
