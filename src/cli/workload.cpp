@@ -117,6 +117,12 @@ Status write_secret(const std::string& out, const SecretBytes& value) {
   return st;
 }
 
+// The evidence producer the flags describe; sim evidence measures this binary unless --program.
+Result<std::unique_ptr<agent::EvidenceProducer>> producer_for(agent::ProducerConfig& pc) {
+  if (pc.program.empty()) pc.program = agent::self_executable();
+  return agent::make_producer(pc);
+}
+
 int report(const Status& st) {
   std::fprintf(stderr, "Error: %s\n", st.message().c_str());
   return 2;
@@ -151,8 +157,7 @@ void register_workload_commands(CLI::App& app, Globals& g) {
       g.exit_code = report(invalid_argument("exactly one of --key or --resource is required"));
       return;
     }
-    if (pc.program.empty()) pc.program = agent::self_executable();
-    auto producer = agent::make_producer(pc);
+    auto producer = producer_for(pc);
     if (!producer.ok()) {
       g.exit_code = report(producer.status());
       return;
@@ -211,8 +216,7 @@ void register_workload_commands(CLI::App& app, Globals& g) {
       }
       data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     }
-    if (pc.program.empty()) pc.program = agent::self_executable();
-    auto producer = agent::make_producer(pc);
+    auto producer = producer_for(pc);
     if (!producer.ok()) {
       g.exit_code = report(producer.status());
       return;

@@ -134,6 +134,8 @@ class Core {
   // its address from the advertisement it wrote through the barrier (so only a server that
   // could open the barrier can name itself the leader).
   Result<LeaderStatus> leader();
+  // A forward to the address leader() gave failed: read the lock holder again next time.
+  void forget_leader();
   // sys/step-down: the active server gives the lock up and waits step_down_wait before
   // competing again. A no-op otherwise.
   void step_down();
@@ -363,6 +365,7 @@ class Core {
   std::mutex leader_mu_;                  // the last advertisement read: holder id -> address
   std::string leader_id_;
   std::string leader_addr_;
+  std::chrono::steady_clock::time_point leader_fresh_until_{};  // leader() reads etcd after it
   metrics::GaugeHandle unsealed_gauge_;  // vault_core_unsealed (sys/metrics)
   metrics::GaugeHandle active_gauge_;    // vault_core_active
 

@@ -11,6 +11,8 @@ namespace {
 
 // After a failed attempt to become active: how long to wait before competing again.
 constexpr std::chrono::seconds kRetryActivation{1};
+// How long a standby trusts the lock holder it read (leader()).
+constexpr std::chrono::milliseconds kLeaderCacheFor{1000};
 
 }  // namespace
 
@@ -183,12 +185,22 @@ Result<LeaderStatus> Core::leader() {
         std::chrono::nanoseconds(active_since_.load())));
     return s;
   }
+  {
+    // A standby forwards every request: who holds the lock is read from etcd at most once per
+    // kLeaderCacheFor (and again at once after a forward failed: forget_leader()).
+    std::lock_guard lock(leader_mu_);
+    if (!leader_addr_.empty() && std::chrono::steady_clock::now() < leader_fresh_until_) {
+      s.leader_address = leader_addr_;
+      return s;
+    }
+  }
   ASSIGN_OR_RETURN(std::optional<std::string> id, ha_->holder());
   // No holder, or this server between giving the lock up and its release: none to name.
   if (!id || *id == node_id_) return s;
   {
     std::lock_guard lock(leader_mu_);
     if (leader_id_ == *id) {
+      leader_fresh_until_ = std::chrono::steady_clock::now() + kLeaderCacheFor;
       s.leader_address = leader_addr_;
       return s;
     }
@@ -210,7 +222,13 @@ Result<LeaderStatus> Core::leader() {
   std::lock_guard lock(leader_mu_);
   leader_id_ = *id;
   leader_addr_ = s.leader_address;
+  leader_fresh_until_ = std::chrono::steady_clock::now() + kLeaderCacheFor;
   return s;
+}
+
+void Core::forget_leader() {
+  std::lock_guard lock(leader_mu_);
+  leader_fresh_until_ = {};
 }
 
 }  // namespace custos::core

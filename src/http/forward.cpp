@@ -140,6 +140,10 @@ net::HttpResponse Forwarder::forward(const net::HttpRequest& req) {
   headers.push_back({std::string(kForwardedTime), time});
   headers.push_back({std::string(kForwardedSig), signature(*key, req.remote_addr, req, time)});
   auto r = send(req.method, base + req.target, headers, req.body);
+  // The server named may no longer be the active one: ask the lock again next time.
+  if (!r.ok() || (r->status == 503 && r->body.find("standby") != std::string::npos)) {
+    core_.forget_leader();
+  }
   if (!r.ok()) {
     LOG_WARN("http",
              "forwarding to the active server " << base << " failed: " << r.status().message());
