@@ -141,7 +141,7 @@ net::HttpResponse Forwarder::forward(const net::HttpRequest& req) {
   headers.push_back({std::string(kForwardedSig), signature(*key, req.remote_addr, req, time)});
   auto r = send(req.method, base + req.target, headers, req.body);
   // The server named may no longer be the active one: ask the lock again next time.
-  if (!r.ok() || (r->status == 503 && r->body.find("standby") != std::string::npos)) {
+  if (!r.ok() || r->status >= 500) {
     core_.forget_leader();
   }
   if (!r.ok()) {

@@ -799,15 +799,16 @@ std::vector<std::string> Acl::capability_names(std::string_view path) const {
 
 namespace {
 
-// Whether some path starting with `prefix` can match `pattern` (a trailing "*" glob and "+"
-// segments): the pattern lies at or below the prefix, or its glob covers the prefix.
-bool could_match_under(std::string_view pattern, std::string_view prefix) {
+// Whether `pattern` lies at or below `prefix` ("+" segments matching any segment of it). A
+// pattern whose glob covers the prefix from above is not counted here: has_access_under()
+// asks capabilities(prefix) for those, so that a more specific deny wins.
+bool lies_under(std::string_view pattern, std::string_view prefix) {
   size_t i = 0;
   size_t j = 0;
   while (j < prefix.size()) {
     if (i == pattern.size()) return false;  // an exact pattern that ends above the prefix
     const char c = pattern[i];
-    if (c == '*' && i + 1 == pattern.size()) return true;  // the glob covers the rest
+    if (c == '*' && i + 1 == pattern.size()) return false;  // a glob above: not "under"
     if (c == '+' && (i == 0 || pattern[i - 1] == '/') &&
         (i + 1 == pattern.size() || pattern[i + 1] == '/')) {
       while (j < prefix.size() && prefix[j] != '/') ++j;  // one whole segment
@@ -825,9 +826,13 @@ bool could_match_under(std::string_view pattern, std::string_view prefix) {
 
 bool Acl::has_access_under(std::string_view prefix) const {
   if (root_) return true;
+  // Vault's order: the rule that decides the mount path itself (normal priority, so a deny
+  // on the mount beats a broad glob above it), then any granting rule inside the mount.
+  const Capabilities at = capabilities(prefix);
+  if (!at.empty() && !at.denied()) return true;
   for (const auto& [pattern, rule] : rules_) {
     if (rule.capabilities.empty() || rule.capabilities.denied()) continue;
-    if (could_match_under(pattern, prefix)) return true;
+    if (lies_under(pattern, prefix)) return true;
   }
   return false;
 }

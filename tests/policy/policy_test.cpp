@@ -600,6 +600,20 @@ path "exact" { capabilities = ["read"] }
   EXPECT_FALSE(acl.has_access_under("exact/"));   // "exact" is not below "exact/"
   EXPECT_FALSE(acl.has_access_under("secret2/"));
   EXPECT_TRUE(Acl::root().has_access_under("anything/"));
+  // A broad glob grants every mount but one that a more specific rule denies.
+  auto broad = parse_policy("b", R"(
+path "*" { capabilities = ["read"] }
+path "transit/*" { capabilities = ["deny"] }
+)");
+  ASSERT_TRUE(broad.ok());
+  Acl b(std::span<const Policy>(&*broad, 1));
+  EXPECT_TRUE(b.has_access_under("secret/"));
+  EXPECT_FALSE(b.has_access_under("transit/"));
+  // "+" followed by the glob covers every mount below its level.
+  auto plus = parse_policy("q", R"(path "kv/+*" { capabilities = ["read"] })");
+  ASSERT_TRUE(plus.ok());
+  Acl q(std::span<const Policy>(&*plus, 1));
+  EXPECT_TRUE(q.has_access_under("kv/team/"));
   EXPECT_FALSE(Acl().has_access_under("secret/"));
 }
 
