@@ -169,6 +169,22 @@ void register_client_commands(CLI::App& app, Globals& g) {
                          {"Version", o.at("version")},         {"Storage Type", o.at("storage_type")},
                          {"HA Enabled", false}};
           if (const auto* rst = o.if_contains("recovery_seal_type")) t["Recovery Seal Type"] = *rst;
+          // As `vault status`: with HA (docs/ha.md), this server's mode and the active one.
+          if (!o.at("sealed").as_bool()) {
+            auto l = c.call_any("GET", "sys/leader");
+            const json::object* lo = l.ok() && l->body.is_object() ? &l->body.as_object() : nullptr;
+            const auto* ha = lo ? lo->if_contains("ha_enabled") : nullptr;
+            if (ha && ha->is_bool() && ha->as_bool()) {
+              t["HA Enabled"] = true;
+              const auto* self = lo->if_contains("is_self");
+              const bool active = self && self->is_bool() && self->as_bool();
+              t["HA Mode"] = active ? "active" : "standby";
+              if (const auto* a = lo->if_contains("leader_address")) t["Active Node Address"] = *a;
+              if (const auto* at = lo->if_contains("active_time"); active && at) {
+                t["Active Since"] = *at;
+              }
+            }
+          }
           print_table(t);
         }
         return o.at("sealed").as_bool() ? 2 : 0;
@@ -176,7 +192,8 @@ void register_client_commands(CLI::App& app, Globals& g) {
 
   // operator
   auto* op = app.add_subcommand(
-      "operator", "Init, unseal, seal, rotate, key-status, generate-root, rekey, migrate");
+      "operator",
+      "Init, unseal, seal, step-down, rotate, key-status, generate-root, rekey, migrate");
   op->require_subcommand(1);
   auto* init = op->add_subcommand(
       "init",
@@ -256,6 +273,15 @@ void register_client_commands(CLI::App& app, Globals& g) {
     std::printf("Success! Vault is sealed.\n");
     return 0;
   }));
+  op->add_subcommand("step-down",
+                     "HA (docs/ha.md): the active server gives its lock up so that a standby "
+                     "takes over (sent to a standby, it reaches the active server)")
+      ->callback(call([](Client& c) {
+        auto r = c.call("PUT", "sys/step-down");
+        if (!r.ok()) return fail(r.status());
+        std::printf("Success! Stepped down: %s\n", "the active server gave up its lock");
+        return 0;
+      }));
   op->add_subcommand("rotate", "Add a new encryption key term to the keyring")->callback(call([](Client& c) {
     auto r = c.call("PUT", "sys/rotate");
     if (!r.ok()) return fail(r.status());

@@ -157,13 +157,20 @@ ADDR=$A expect_status 200 GET secret/data/app
 [ "$(json "$LAST" o.data.metadata.version)" = 3 ] || fail "versions after the freeze: $LAST"
 pass "a frozen active server loses the lock to the standby and comes back as a standby"
 
-# 5. Step down: a hands the lock to b.
-ADDR=$A expect_status 204 PUT sys/step-down
+# The CLI shows the HA mode as `vault status` does.
+CUSTOS_ADDR=$B "$CUSTOS" status > "$WORK/status" || fail "custos status: $(cat "$WORK/status")"
+grep -q "HA Mode.*standby" "$WORK/status" && grep -q "Active Node Address.*$A" "$WORK/status" ||
+  fail "custos status on the standby: $(cat "$WORK/status")"
+CUSTOS_ADDR=$A "$CUSTOS" status | grep -q "HA Mode.*active" || fail "custos status on the active server"
+
+# 5. Step down (custos operator step-down): a hands the lock to b.
+CUSTOS_ADDR=$A CUSTOS_TOKEN=$TOKEN "$CUSTOS" operator step-down > "$WORK/out" 2>&1 ||
+  fail "operator step-down: $(cat "$WORK/out")"
 wait_health "$B" 200
 wait_health "$A" 429
 ADDR=$A expect_status 200 GET secret/data/app
 [ "$(json "$LAST" o.data.data.password)" = through-b-again ] || fail "after step-down: $LAST"
-pass "sys/step-down: the active server hands over to the standby"
+pass "custos status shows the HA mode; custos operator step-down hands over to the standby"
 
 # sys/seal on the standby (a): refused without sudo on sys/seal, then seals a only.
 ADDR=$B expect_status 204 PUT sys/policies/acl/reader '{"policy":"path \"secret/*\" { capabilities = [\"read\"] }"}'
