@@ -14,6 +14,7 @@
 #include "base/encoding.h"
 #include "core/core.h"
 #include "core/seal.h"
+#include "core_fixture.h"
 #include "crypto/aead.h"
 #include "crypto/random.h"
 #include "storage/backend.h"
@@ -65,13 +66,7 @@ class AutoSealTest : public ::testing::Test {
 
   Result<Response> call(Core& core, Operation op, const std::string& path, object data = {},
                         const std::string& token = "") {
-    Request r;
-    r.op = op;
-    r.http_put_or_post = op == Operation::kUpdate || op == Operation::kCreate;
-    r.path = path;
-    r.data = std::move(data);
-    r.client_token = token;
-    return core.handle(r);
+    return handle_as(core, op, path, std::move(data), token);
   }
 
   // Initialises through sys/init and returns the response body.

@@ -18,6 +18,20 @@ namespace custos::core {
 
 using boost::json::object;
 
+// One API request to `core` as a client would send it (PUT/POST for create and update).
+inline Result<Response> handle_as(Core& core, Operation op, const std::string& path,
+                                  object data = {}, const std::string& token = "",
+                                  int64_t wrap_ttl = 0) {
+  Request r;
+  r.op = op;
+  r.http_put_or_post = op == Operation::kUpdate || op == Operation::kCreate;
+  r.path = path;
+  r.data = std::move(data);
+  r.client_token = token;
+  r.wrap_ttl = wrap_ttl;
+  return core.handle(r);
+}
+
 class CoreTest : public ::testing::Test {
  protected:
   CoreTest()
@@ -38,14 +52,7 @@ class CoreTest : public ::testing::Test {
   // `wrap_ttl`: the X-Vault-Wrap-TTL the request is sent with (0: none).
   Result<Response> call(Operation op, const std::string& path, object data = {},
                         const std::string& token = "", int64_t wrap_ttl = 0) {
-    Request r;
-    r.op = op;
-    r.http_put_or_post = op == Operation::kUpdate || op == Operation::kCreate;
-    r.path = path;
-    r.data = std::move(data);
-    r.client_token = token.empty() ? root_ : token;
-    r.wrap_ttl = wrap_ttl;
-    return core_->handle(r);
+    return handle_as(*core_, op, path, std::move(data), token.empty() ? root_ : token, wrap_ttl);
   }
 
   // Enables a file audit device on a fresh file named after `stem` in the temp directory and

@@ -5,15 +5,15 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <boost/json.hpp>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <boost/json.hpp>
-
 #include "base/encoding.h"
 #include "core/core.h"
+#include "core_fixture.h"
 #include "storage/backend.h"
 #include "storage/sqlite_testing.h"
 #include "storage/temp_dir.h"
@@ -64,13 +64,7 @@ class KvV2Concurrency : public ::testing::TestWithParam<bool> {
   }
 
   Result<Response> call(Operation op, const std::string& path, object data = {}) {
-    Request r;
-    r.op = op;
-    r.http_put_or_post = op == Operation::kUpdate || op == Operation::kCreate;
-    r.path = path;
-    r.data = std::move(data);
-    r.client_token = root_;
-    return core_->handle(r);
+    return handle_as(*core_, op, path, std::move(data), root_);
   }
 
   Result<Response> write(const std::string& secret, object data, int64_t cas = -1) {

@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "base/encoding.h"
 #include "core/core.h"
+#include "core/core_fixture.h"
 #include "etcd/backend.h"
 #include "net/http.h"
 #include "support/etcd.cpp"  // NOLINT(bugprone-suspicious-include)
@@ -54,13 +55,7 @@ class HaTest : public ::testing::Test {
 
   static Result<Response> call(Core& core, Operation op, const std::string& path, object data = {},
                                const std::string& token = "") {
-    Request r;
-    r.op = op;
-    r.http_put_or_post = op == Operation::kUpdate || op == Operation::kCreate;
-    r.path = path;
-    r.data = std::move(data);
-    r.client_token = token;
-    return core.handle(r);
+    return handle_as(core, op, path, std::move(data), token);
   }
 
   // Bounded wait (10 s) for a condition the HA thread brings about.
