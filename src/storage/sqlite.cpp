@@ -30,6 +30,7 @@
 #include "base/metrics.h"
 #include "storage/backend.h"
 #include "storage/durability.h"
+#include "storage/key_filter.h"
 #include "storage/keys.h"
 #include "storage/sqlite_testing.h"
 #include "storage/sqlite_vfs.h"
@@ -268,6 +269,27 @@ Result<Connection> open_and_prepare(const std::string& path) {
   return conn;
 }
 
+// The key filter starts from every key the file holds, sized for twice as many as the largest
+// rowid suggests (an estimate read from the index's end, not a count). Reads the covering
+// index of `key` only.
+Result<internal::KeyFilter> load_key_filter(const std::string& path, sqlite3* db) {
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v2(db, "SELECT max(rowid) FROM kv", -1, &raw, nullptr);
+  StmtPtr max_rowid(raw);
+  if (rc != SQLITE_OK) return sqlite_error(path, "sizing the key filter", rc, db);
+  rc = sqlite3_step(raw);
+  if (rc != SQLITE_ROW) return sqlite_error(path, "sizing the key filter", rc, db);
+  const auto estimate =
+      static_cast<size_t>(std::max<sqlite3_int64>(0, sqlite3_column_int64(raw, 0)));
+  internal::KeyFilter filter(2 * estimate);
+  rc = sqlite3_prepare_v2(db, "SELECT key FROM kv", -1, &raw, nullptr);
+  StmtPtr keys(raw);
+  if (rc != SQLITE_OK) return sqlite_error(path, "loading the key filter", rc, db);
+  while ((rc = sqlite3_step(raw)) == SQLITE_ROW) filter.add(column_text(raw, 0));
+  if (rc != SQLITE_DONE) return sqlite_error(path, "loading the key filter", rc, db);
+  return filter;
+}
+
 using Value = std::shared_ptr<const Bytes>;
 
 // A put, delete or transaction() waiting for the committer. Its values are shared with the
@@ -291,7 +313,7 @@ struct OverlayEntry {
 class SqliteBackend final : public Backend, private DeferredSync {
  public:
   SqliteBackend(std::string path, const SqliteOptions& options, Connection conn,
-                SqliteTestHooks hooks)
+                internal::KeyFilter filter, SqliteTestHooks hooks)
       : path_(std::move(path)),
         max_batch_(options.max_batch == 0 ? 1 : options.max_batch),
         checkpoint_pages_(options.checkpoint_pages == 0 ? 1 : options.checkpoint_pages),
@@ -300,7 +322,8 @@ class SqliteBackend final : public Backend, private DeferredSync {
             std::chrono::duration_cast<std::chrono::nanoseconds>(options.inline_sync_limit)
                 .count()),
         hooks_(std::move(hooks)),
-        conn_(std::move(conn)) {
+        conn_(std::move(conn)),
+        filter_(std::move(filter)) {
     // Records the WAL's size after each commit, for the checkpoint decision.
     sqlite3_wal_hook(conn_.db.get(), &SqliteBackend::wal_hook, this);
     syncer_ = std::thread([this] { syncer_loop(); });
@@ -339,9 +362,13 @@ class SqliteBackend final : public Backend, private DeferredSync {
         if (!it->second.value) return std::optional<Bytes>();
         return std::optional<Bytes>(*it->second.value);
       }
+      // Every key SQLite holds was in the filter at open or went through the overlay, which
+      // adds it: a key the filter has never seen is in neither ("Key filter").
+      if (!filter_.may_contain(key)) return std::optional<Bytes>();
     }
     // Not in the overlay: either never written since the last commit of the key, or committed
     // (the committer removes an entry only after its commit), so SQLite has the latest value.
+    if (hooks_.before_read) hooks_.before_read(key);
     std::lock_guard conn_lock(conn_mu_);
     sqlite3_stmt* stmt = conn_.stmt(kGet);
     auto reset = reset_on_exit(stmt);
@@ -465,7 +492,10 @@ class SqliteBackend final : public Backend, private DeferredSync {
       if (stopping_) return unavailable("storage: sqlite backend is shutting down");
       seq = applied_.load(std::memory_order_relaxed) + 1;
       p.seq = seq;
-      for (const auto& op : p.ops) overlay_.insert_or_assign(op.key, OverlayEntry{seq, op.value});
+      for (const auto& op : p.ops) {
+        if (op.value) filter_.add(op.key);
+        overlay_.insert_or_assign(op.key, OverlayEntry{seq, op.value});
+      }
       queued_bytes_ += p.bytes;
       queue_.push_back(std::move(p));
       // Published under the lock, after the overlay holds the write: a sync_point() that
@@ -889,6 +919,7 @@ class SqliteBackend final : public Backend, private DeferredSync {
   std::condition_variable space_cv_;      // the queue shrank
   std::condition_variable committed_cv_;  // committed_ moved (or the backend failed)
   std::map<std::string, OverlayEntry, std::less<>> overlay_;  // guarded by mu_
+  internal::KeyFilter filter_;  // guarded by mu_: every key put since open, and those at open
   std::deque<Pending> queue_;                                 // guarded by mu_
   size_t queued_bytes_ = 0;                                   // guarded by mu_
   uint64_t committed_ = 0;       // guarded by mu_: writes through this one are in SQLite
@@ -932,8 +963,9 @@ Result<std::unique_ptr<Backend>> open_sqlite_with_hooks(const SqliteOptions& opt
   static std::once_flag memstatus_off;
   std::call_once(memstatus_off, [] { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
   ASSIGN_OR_RETURN(Connection conn, open_and_prepare(path));
-  return std::unique_ptr<Backend>(
-      std::make_unique<SqliteBackend>(path, options, std::move(conn), std::move(hooks)));
+  ASSIGN_OR_RETURN(internal::KeyFilter filter, load_key_filter(path, conn.db.get()));
+  return std::unique_ptr<Backend>(std::make_unique<SqliteBackend>(
+      path, options, std::move(conn), std::move(filter), std::move(hooks)));
 }
 
 Result<std::unique_ptr<Backend>> open_sqlite(const SqliteOptions& options) {

@@ -23,6 +23,9 @@ struct SqliteTestHooks {
   // Called on the committer thread after each checkpoint with what sqlite3_wal_checkpoint_v2
   // reported: the WAL's size in frames and the frames copied into the database file.
   std::function<void(int wal_frames, int copied_frames)> after_checkpoint;
+  // Called on the reading thread before each get() that reaches SQLite (neither the overlay nor
+  // the key filter answered it).
+  std::function<void(std::string_view key)> before_read;
 };
 
 Result<std::unique_ptr<Backend>> open_sqlite_with_hooks(const SqliteOptions& options,

@@ -68,6 +68,59 @@ TEST(Sqlite, DataSurvivesReopen) {
   EXPECT_EQ(*b->list(""), (std::vector<std::string>{"sys/", "tx/"}));
 }
 
+// The key filter ("Key filter" in docs/formats/storage-sqlite.md) answers reads of keys never
+// written without SQLite, and never hides a key: not one put since open, not one on disk at open
+// (however many, so the first sub-filter overflows into more), not one deleted and put again.
+TEST(Sqlite, KeyFilterAnswersNeverWrittenKeysWithoutSqliteAndHidesNone) {
+  TempDir dir;
+  const std::string path = dir.file("kv.db");
+  constexpr int kOnDisk = 10000;
+  {
+    auto b = must_open(path);
+    ASSERT_NE(b, nullptr);
+    std::vector<Op> ops;
+    for (int i = 0; i < kOnDisk; ++i) {
+      ops.push_back({Op::Kind::kPut, "disk/" + std::to_string(i), to_bytes(std::to_string(i))});
+    }
+    ASSERT_TRUE(b->transaction(ops).ok());
+  }
+  std::atomic<int> sqlite_reads{0};
+  SqliteTestHooks hooks;
+  hooks.before_read = [&](std::string_view) { sqlite_reads.fetch_add(1); };
+  auto r = open_sqlite_with_hooks({.path = path}, std::move(hooks));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  Backend& b = **r;
+  // Every key on disk at open is found (each read reaches SQLite: the filter says "maybe").
+  for (int i = 0; i < kOnDisk; ++i) {
+    ASSERT_EQ(get_string(b, "disk/" + std::to_string(i)), std::to_string(i)) << i;
+  }
+  EXPECT_EQ(sqlite_reads.load(), kOnDisk);
+  // Keys never written: answered absent, nearly all without SQLite (false positives are rare).
+  sqlite_reads = 0;
+  for (int i = 0; i < kOnDisk; ++i) {
+    ASSERT_EQ(get_string(b, "never/" + std::to_string(i)), std::nullopt);
+  }
+  EXPECT_LT(sqlite_reads.load(), kOnDisk / 100) << "false positives";
+  // Keys put since open, past the first sub-filter's capacity, each found once committed.
+  for (int i = 0; i < 3 * kOnDisk; i += 100) {
+    std::vector<Op> ops;
+    for (int j = i; j < i + 100; ++j) {
+      ops.push_back({Op::Kind::kPut, "new/" + std::to_string(j), to_bytes("n")});
+    }
+    ASSERT_TRUE(b.transaction(ops).ok());
+  }
+  ASSERT_TRUE(b.put("new/single", as_bytes("s")).ok());
+  EXPECT_EQ(get_string(b, "new/single"), "s");
+  for (int i = 0; i < 3 * kOnDisk; i += 7) {
+    ASSERT_EQ(get_string(b, "new/" + std::to_string(i)), "n") << i;
+  }
+  // Deleted, then put again: found.
+  ASSERT_TRUE(b.del("disk/5").ok());
+  EXPECT_EQ(get_string(b, "disk/5"), std::nullopt);
+  ASSERT_TRUE(b.put("disk/5", as_bytes("again")).ok());
+  EXPECT_EQ(get_string(b, "disk/5"), "again");
+}
+
 TEST(Sqlite, NotADatabaseIsAClearError) {
   TempDir dir;
   const std::string path = dir.file("garbage.db");
