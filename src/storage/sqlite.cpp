@@ -279,8 +279,11 @@ Result<internal::KeyFilter> load_key_filter(const std::string& path, sqlite3* db
   if (rc != SQLITE_OK) return sqlite_error(path, "sizing the key filter", rc, db);
   rc = sqlite3_step(raw);
   if (rc != SQLITE_ROW) return sqlite_error(path, "sizing the key filter", rc, db);
+  // Rowids are only ever the largest plus one, but the file is not trusted to say so: a huge one
+  // must not size a huge filter. Past the cap, sub-filters grow as keys are added.
+  constexpr sqlite3_int64 kMaxEstimate = sqlite3_int64{1} << 20;
   const auto estimate =
-      static_cast<size_t>(std::max<sqlite3_int64>(0, sqlite3_column_int64(raw, 0)));
+      static_cast<size_t>(std::clamp<sqlite3_int64>(sqlite3_column_int64(raw, 0), 0, kMaxEstimate));
   internal::KeyFilter filter(2 * estimate);
   rc = sqlite3_prepare_v2(db, "SELECT key FROM kv", -1, &raw, nullptr);
   StmtPtr keys(raw);
