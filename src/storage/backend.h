@@ -111,6 +111,11 @@ struct SqliteOptions {
   // hold a server I/O thread (and every connection it serves) for the length of an fsync.
   // 0: always leave it to the syncer.
   std::chrono::microseconds inline_sync_limit{1000};
+  // The key filter (docs/formats/storage-sqlite.md, "Key filter") is rebuilt from the file's
+  // keys once it has taken twice as many keys as it was built with, and at least this many; the
+  // rebuild reads this many keys at a time, between batches.
+  size_t key_filter_rebuild_min = size_t{1} << 16;
+  size_t key_filter_rebuild_page = 4096;
 };
 Result<std::unique_ptr<Backend>> open_sqlite(const SqliteOptions& options);
 

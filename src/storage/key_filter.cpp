@@ -46,6 +46,7 @@ KeyFilter::Sub KeyFilter::make_sub(size_t capacity) {
 }
 
 void KeyFilter::add(std::string_view key) {
+  if (may_contain(key)) return;  // bits are never cleared: it would answer "maybe" anyway
   if (filters_.back().count >= filters_.back().capacity) {
     filters_.push_back(make_sub(filters_.back().capacity * 2));
   }

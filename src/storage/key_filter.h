@@ -6,7 +6,9 @@
 // A growing Bloom filter: add() records a key, may_contain() answers false only for keys never
 // added. It may answer true for a key never added (about 1 in 1,700 per sub-filter, see the .cpp)
 // or one added and since deleted: the caller then asks the store. Nothing is ever removed; the
-// filter is rebuilt from the store's keys when the store is opened.
+// owner builds a new filter from the store's keys when the store is opened, and again once as
+// many new keys have been added as the filter was built with (SqliteBackend's rebuild), so keys
+// created and deleted (tokens, leases) do not grow it for ever.
 //
 // Not thread-safe: the caller serializes add() and may_contain() (SqliteBackend holds its mutex).
 #pragma once
@@ -23,10 +25,12 @@ class KeyFilter {
   // `expected` sizes the first sub-filter; later ones double as keys are added.
   explicit KeyFilter(size_t expected = 0);
 
+  // Adding a key the filter may already contain changes nothing, so rewrites of the same keys
+  // do not grow it.
   void add(std::string_view key);
   bool may_contain(std::string_view key) const;
 
-  size_t keys_added() const { return added_; }
+  size_t keys_added() const { return added_; }  // keys that set bits (not re-adds)
   size_t sub_filters() const { return filters_.size(); }
   size_t memory_bytes() const;
 

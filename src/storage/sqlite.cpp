@@ -22,6 +22,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -233,6 +234,8 @@ enum Stmt : size_t {
   kBegin,
   kCommit,
   kRollback,
+  kKeysFirst,
+  kKeysAfter,
   kStmtCount
 };
 constexpr std::array<const char*, kStmtCount> kSql = {
@@ -246,6 +249,9 @@ constexpr std::array<const char*, kStmtCount> kSql = {
     "BEGIN IMMEDIATE",
     "COMMIT",
     "ROLLBACK",
+    // The key filter's rebuild: the keys in order, a page at a time.
+    "SELECT key FROM kv ORDER BY key LIMIT ?1",
+    "SELECT key FROM kv WHERE key > ?1 ORDER BY key LIMIT ?2",
 };
 
 // The connection with its statements, prepared once (SQLITE_PREPARE_PERSISTENT).
@@ -288,7 +294,14 @@ Result<internal::KeyFilter> load_key_filter(const std::string& path, sqlite3* db
   rc = sqlite3_prepare_v2(db, "SELECT key FROM kv", -1, &raw, nullptr);
   StmtPtr keys(raw);
   if (rc != SQLITE_OK) return sqlite_error(path, "loading the key filter", rc, db);
-  while ((rc = sqlite3_step(raw)) == SQLITE_ROW) filter.add(column_text(raw, 0));
+  while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
+    // The column is NOT NULL: a null pointer means SQLite could not convert it (out of memory),
+    // and a key left out would read as absent.
+    if (sqlite3_column_text(raw, 0) == nullptr) {
+      return sqlite_error(path, "loading the key filter", SQLITE_NOMEM, nullptr);
+    }
+    filter.add(column_text(raw, 0));
+  }
   if (rc != SQLITE_DONE) return sqlite_error(path, "loading the key filter", rc, db);
   return filter;
 }
@@ -324,9 +337,12 @@ class SqliteBackend final : public Backend, private DeferredSync {
         inline_sync_limit_ns_(
             std::chrono::duration_cast<std::chrono::nanoseconds>(options.inline_sync_limit)
                 .count()),
+        rebuild_min_(std::max<size_t>(1, options.key_filter_rebuild_min)),
+        rebuild_page_(std::max<size_t>(1, options.key_filter_rebuild_page)),
         hooks_(std::move(hooks)),
         conn_(std::move(conn)),
         filter_(std::move(filter)) {
+    rebuild_at_ = next_rebuild_at(filter_.keys_added());
     // Records the WAL's size after each commit, for the checkpoint decision.
     sqlite3_wal_hook(conn_.db.get(), &SqliteBackend::wal_hook, this);
     syncer_ = std::thread([this] { syncer_loop(); });
@@ -496,8 +512,14 @@ class SqliteBackend final : public Backend, private DeferredSync {
       seq = applied_.load(std::memory_order_relaxed) + 1;
       p.seq = seq;
       for (const auto& op : p.ops) {
-        if (op.value) filter_.add(op.key);
+        if (op.value) {
+          filter_.add(op.key);
+          if (rebuilt_) rebuilt_->add(op.key);
+        }
         overlay_.insert_or_assign(op.key, OverlayEntry{seq, op.value});
+      }
+      if (!filter_rebuild_due_ && filter_.keys_added() >= rebuild_at_) {
+        filter_rebuild_due_ = true;  // the committer takes it up between batches
       }
       queued_bytes_ += p.bytes;
       queue_.push_back(std::move(p));
@@ -599,25 +621,44 @@ class SqliteBackend final : public Backend, private DeferredSync {
     std::lock_guard lock(mu_);
     committing_ = false;
     c.more = !queue_.empty();
-    if ((c.more || checkpoint_due_) && committer_idle_) work_cv_.notify_one();
+    if ((c.more || checkpoint_due_ || filter_rebuild_due_) && committer_idle_) {
+      work_cv_.notify_one();
+    }
   }
 
   void committer_loop() {
+    bool rebuild_turn = false;  // rebuild pages and batches take turns
     for (;;) {
       bool checkpoint = false;
+      bool rebuild = false;
       {
         std::unique_lock lock(mu_);
         committer_idle_ = true;
         work_cv_.wait(lock, [&] {
-          return !committing_ && (!queue_.empty() || checkpoint_due_ || stopping_);
+          return !committing_ &&
+                 (!queue_.empty() || checkpoint_due_ || filter_rebuild_due_ || stopping_);
         });
         committer_idle_ = false;
-        if (queue_.empty() && !checkpoint_due_) return;  // stopping, with everything committed
+        // Stopping, with everything committed (a rebuild in progress is dropped).
+        if (queue_.empty() && !checkpoint_due_ && (stopping_ || !filter_rebuild_due_)) return;
         committing_ = true;
         // A due checkpoint goes before the next batch, so a steady stream of writes cannot
         // put it off for ever. A stopped backend touches the file no more.
         checkpoint = checkpoint_due_ && failed_.ok();
-        if (!failed_.ok()) checkpoint_due_ = false;
+        if (!failed_.ok()) {
+          checkpoint_due_ = false;
+          filter_rebuild_due_ = false;
+          rebuilt_.reset();
+        }
+        rebuild_turn = !rebuild_turn;
+        rebuild =
+            !checkpoint && filter_rebuild_due_ && !stopping_ && (queue_.empty() || rebuild_turn);
+      }
+      if (rebuild) {
+        rebuild_filter_page();
+        std::lock_guard lock(mu_);
+        committing_ = false;
+        continue;
       }
       if (checkpoint) {
         // The commit turn keeps writers off the connection between batches, not readers.
@@ -630,6 +671,72 @@ class SqliteBackend final : public Backend, private DeferredSync {
       Committed c = commit_queued();
       if (c.st.ok()) request_sync(c.last, /*inline_ok=*/!c.more);
     }
+  }
+
+  // ---- the key filter's rebuild (docs/formats/storage-sqlite.md, "Key filter") ----
+
+  size_t next_rebuild_at(size_t keys) const { return std::max(rebuild_min_, 2 * keys); }
+
+  // One page of the rebuild, on the committer thread. The new filter starts with every key in
+  // the overlay (written, perhaps not committed: a commit during the scan may land behind the
+  // cursor), takes every key written from then on (write()), and every key the scan finds in
+  // SQLite, page by page in key order between batches. A key in SQLite when the rebuild starts
+  // and still there is found by the scan; any other key present at the end was written during
+  // the rebuild or sat in the overlay when it started. The last page swaps the filters.
+  void rebuild_filter_page() {
+    {
+      std::lock_guard lock(mu_);
+      if (!rebuilt_) {
+        rebuilt_.emplace(filter_.keys_added() / 2);
+        for (const auto& [key, entry] : overlay_) {
+          if (entry.value) rebuilt_->add(key);
+        }
+        rebuild_cursor_.reset();
+      }
+    }
+    std::vector<std::string> keys;
+    Status st = ok_status();
+    {
+      std::lock_guard conn_lock(conn_mu_);
+      sqlite3_stmt* stmt = conn_.stmt(rebuild_cursor_ ? kKeysAfter : kKeysFirst);
+      auto reset = reset_on_exit(stmt);
+      const auto page = static_cast<sqlite3_int64>(rebuild_page_);
+      if (rebuild_cursor_) {
+        bind_text(stmt, 1, *rebuild_cursor_);
+        sqlite3_bind_int64(stmt, 2, page);
+      } else {
+        sqlite3_bind_int64(stmt, 1, page);
+      }
+      int rc = SQLITE_OK;
+      while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (sqlite3_column_text(stmt, 0) == nullptr) {
+          rc = SQLITE_NOMEM;
+          break;
+        }
+        keys.emplace_back(column_text(stmt, 0));
+      }
+      if (rc != SQLITE_DONE) st = sqlite_error(path_, "rebuilding the key filter", rc, nullptr);
+    }
+    std::lock_guard lock(mu_);
+    if (!st.ok()) {
+      // Nothing is lost: the old filter stays, and the next due rebuild starts over.
+      LOG_WARN("storage", st.message());
+      rebuilt_.reset();
+      filter_rebuild_due_ = false;
+      rebuild_at_ = next_rebuild_at(filter_.keys_added());
+      return;
+    }
+    if (!rebuilt_) return;  // the backend failed meanwhile
+    for (const std::string& k : keys) rebuilt_->add(k);
+    if (keys.size() == rebuild_page_) {
+      rebuild_cursor_ = keys.back();
+      return;
+    }
+    filter_ = std::move(*rebuilt_);
+    rebuilt_.reset();
+    filter_rebuild_due_ = false;
+    rebuild_at_ = next_rebuild_at(filter_.keys_added());
+    if (hooks_.after_filter_rebuild) hooks_.after_filter_rebuild(filter_.keys_added());
   }
 
   // ---- the WAL's fsync (docs/formats/storage-sqlite.md, "Deferred durability") ----
@@ -909,6 +1016,8 @@ class SqliteBackend final : public Backend, private DeferredSync {
   const size_t checkpoint_pages_;
   const size_t max_queued_bytes_;
   const int64_t inline_sync_limit_ns_;  // SqliteOptions::inline_sync_limit
+  const size_t rebuild_min_;            // SqliteOptions::key_filter_rebuild_min
+  const size_t rebuild_page_;           // SqliteOptions::key_filter_rebuild_page
   const SqliteTestHooks hooks_;
 
   // The connection: reads and the committer's transactions and checkpoints take turns.
@@ -923,6 +1032,11 @@ class SqliteBackend final : public Backend, private DeferredSync {
   std::condition_variable committed_cv_;  // committed_ moved (or the backend failed)
   std::map<std::string, OverlayEntry, std::less<>> overlay_;  // guarded by mu_
   internal::KeyFilter filter_;  // guarded by mu_: every key put since open, and those at open
+  // Guarded by mu_: the filter being rebuilt, if any, and when the next rebuild is due.
+  std::optional<internal::KeyFilter> rebuilt_;
+  size_t rebuild_at_ = 0;
+  bool filter_rebuild_due_ = false;
+  std::optional<std::string> rebuild_cursor_;  // committer thread only: the last key scanned
   std::deque<Pending> queue_;                                 // guarded by mu_
   size_t queued_bytes_ = 0;                                   // guarded by mu_
   uint64_t committed_ = 0;       // guarded by mu_: writes through this one are in SQLite

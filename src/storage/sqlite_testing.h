@@ -26,6 +26,9 @@ struct SqliteTestHooks {
   // Called on the reading thread before each get() that reaches SQLite (neither the overlay nor
   // the key filter answered it).
   std::function<void(std::string_view key)> before_read;
+  // Called on the committer thread when a rebuilt key filter replaces the old one, with the
+  // number of keys it holds.
+  std::function<void(size_t keys)> after_filter_rebuild;
 };
 
 Result<std::unique_ptr<Backend>> open_sqlite_with_hooks(const SqliteOptions& options,
