@@ -515,11 +515,19 @@ class SqliteBackend final : public Backend, private DeferredSync {
         if (op.value) {
           filter_.add(op.key);
           if (rebuilt_) rebuilt_->add(op.key);
+        } else {
+          ++deletes_since_build_;
         }
         overlay_.insert_or_assign(op.key, OverlayEntry{seq, op.value});
       }
       if (!filter_rebuild_due_ && filter_.keys_added() >= rebuild_at_) {
-        filter_rebuild_due_ = true;  // the committer takes it up between batches
+        // Worth it only when many of the keys may be gone; a store that only grows keeps the
+        // filter it has, which grows with it.
+        if (deletes_since_build_ >= filter_.keys_added() / 4) {
+          filter_rebuild_due_ = true;  // the committer takes it up between batches
+        } else {
+          rebuild_at_ = next_rebuild_at(filter_.keys_added());
+        }
       }
       queued_bytes_ += p.bytes;
       queue_.push_back(std::move(p));
@@ -688,6 +696,7 @@ class SqliteBackend final : public Backend, private DeferredSync {
       std::lock_guard lock(mu_);
       if (!rebuilt_) {
         rebuilt_.emplace(filter_.keys_added() / 2);
+        deletes_since_build_ = 0;
         for (const auto& [key, entry] : overlay_) {
           if (entry.value) rebuilt_->add(key);
         }
@@ -1035,6 +1044,7 @@ class SqliteBackend final : public Backend, private DeferredSync {
   // Guarded by mu_: the filter being rebuilt, if any, and when the next rebuild is due.
   std::optional<internal::KeyFilter> rebuilt_;
   size_t rebuild_at_ = 0;
+  size_t deletes_since_build_ = 0;
   bool filter_rebuild_due_ = false;
   std::optional<std::string> rebuild_cursor_;  // committer thread only: the last key scanned
   std::deque<Pending> queue_;                                 // guarded by mu_
