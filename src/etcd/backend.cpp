@@ -6,16 +6,19 @@
 #include <boost/json.hpp>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
 
+#include "base/cleanup.h"
 #include "base/encoding.h"
 #include "base/log.h"
 #include "crypto/random.h"
 #include "etcd/gateway.h"
+#include "storage/key_filter.h"
 #include "storage/keys.h"
 
 namespace custos::etcd {
@@ -39,6 +42,9 @@ std::string b64(std::string_view s) {
 
 // Keys per page when listing: enough for most folders in one round trip, bounded memory.
 constexpr int64_t kListPage = 1000;
+// The key filter is rebuilt once it holds twice the keys it was built with, and at least this
+// many, if deletes since reach a quarter of them.
+constexpr size_t kMinFilterRebuild = size_t{1} << 16;
 
 // What another holder wrote in the lock key, fit for an error message: printable ASCII, short.
 std::string printable(std::string_view s) {
@@ -79,6 +85,7 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
   Result<std::optional<Bytes>> get(std::string_view key) override {
     RETURN_IF_ERROR(storage::internal::validate_key(key));
     RETURN_IF_ERROR(usable());
+    if (filter_says_absent(key)) return std::optional<Bytes>();
     const std::string k = full(key);
     ASSIGN_OR_RETURN(json::object r, call("/v3/kv/range", json::object{{"key", b64(k)}}));
     ASSIGN_OR_RETURN(std::vector<KeyValue> kvs, parse_range_kvs(r));
@@ -125,6 +132,8 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
                               " writes exceeds max_txn_ops (" + std::to_string(opt_.max_txn_ops) +
                               "); raise it here and etcd's --max-txn-ops together");
     }
+    note_writes(ops);
+    Cleanup done_writing([&] { forget_writes(ops); });
     std::unique_lock lock(commit_mu_);
     queue_.push_back(&me);
     while (!me.done) {
@@ -305,6 +314,108 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
     for (Pending* p : batch) p->status = own_fault ? send_txn({p->ops}) : st;
     std::lock_guard lock(commit_mu_);
     for (Pending* p : batch) p->done = true;
+  }
+
+  // ---- the key filter (docs/storage-etcd.md, "Key filter") ----
+  // While this server holds the lock, nobody else writes under the prefix (the fence), so a
+  // filter over the keys there, built once per term, answers reads of keys never written
+  // without a round trip: KV v2 reads a new path's metadata before writing it.
+
+  // A write's keys, from before it is sent until its outcome is known: a filter built
+  // meanwhile starts with them (the write may land after the build's scan passed its key).
+  void note_writes(std::span<const Op> ops) {
+    std::lock_guard lock(filter_mu_);
+    for (const Op& op : ops) {
+      if (op.kind == Op::Kind::kPut) {
+        ++inflight_[op.key];
+        if (filter_) filter_->add(op.key);
+      } else {
+        ++deletes_since_build_;
+      }
+    }
+    // Keys created and deleted would grow the filter for ever: build a new one at the next read.
+    if (filter_ready_ && filter_->keys_added() >= rebuild_at_ &&
+        deletes_since_build_ >= filter_->keys_added() / 4) {
+      filter_epoch_ = 0;
+    }
+  }
+
+  void forget_writes(std::span<const Op> ops) {
+    std::lock_guard lock(filter_mu_);
+    for (const Op& op : ops) {
+      if (op.kind != Op::Kind::kPut) continue;
+      auto it = inflight_.find(op.key);
+      if (it != inflight_.end() && --it->second == 0) inflight_.erase(it);
+    }
+  }
+
+  // True only if `key` is certainly absent. The first read of a term (or after churn) builds
+  // the term's filter: every key under the prefix at one revision, plus every key written
+  // since the build started or in flight then. Reads during a build ask etcd.
+  bool filter_says_absent(std::string_view key) {
+    const uint64_t epoch = cache_epoch();
+    if (epoch == 0) return false;  // a standby, or a term being taken: etcd answers
+    {
+      std::lock_guard lock(filter_mu_);
+      if (filter_epoch_ == epoch && filter_ready_) return !filter_->may_contain(key);
+      if (filter_building_) return false;
+      filter_building_ = true;
+      filter_ready_ = false;
+      filter_epoch_ = epoch;
+      filter_.emplace(filter_ ? filter_->keys_added() / 2 : 0);
+      for (const auto& [k, n] : inflight_) filter_->add(k);
+      deletes_since_build_ = 0;
+    }
+    Status st = scan_keys([&](std::string_view k) {
+      std::lock_guard lock(filter_mu_);
+      if (filter_epoch_ == epoch) filter_->add(k);
+    });
+    std::lock_guard lock(filter_mu_);
+    filter_building_ = false;
+    // Usable only for the term it was built in; a failed scan is tried again at the next read.
+    if (!st.ok() || filter_epoch_ != epoch || cache_epoch() != epoch) {
+      if (!st.ok()) LOG_WARN("etcd", "building the key filter: " << st.message());
+      filter_epoch_ = 0;
+      return false;
+    }
+    filter_ready_ = true;
+    rebuild_at_ = std::max<size_t>(kMinFilterRebuild, 2 * filter_->keys_added());
+    return !filter_->may_contain(key);
+  }
+
+  // Every key under the prefix, page by page at the first page's revision.
+  Status scan_keys(const std::function<void(std::string_view)>& each) {
+    const std::string& from = opt_.prefix;
+    auto end = storage::internal::prefix_successor(from);
+    if (!end) return internal_error("etcd: the prefix has no successor");
+    std::string start = from;
+    std::string revision;
+    for (;;) {
+      json::object req{
+          {"key", b64(start)}, {"range_end", b64(*end)}, {"keys_only", true}, {"limit", kListPage}};
+      if (!revision.empty()) req["revision"] = revision;
+      ASSIGN_OR_RETURN(json::object r, call("/v3/kv/range", req));
+      if (revision.empty()) {
+        const auto* h = r.if_contains("header");
+        if (h && h->is_object()) revision = string_field(h->as_object(), "revision");
+        if (revision.empty()) return internal_error("etcd: range answered without a revision");
+      }
+      ASSIGN_OR_RETURN(std::vector<KeyValue> kvs, parse_range_kvs(r));
+      if (kvs.empty()) break;
+      std::string last_key;
+      for (const auto& kv : kvs) {
+        const std::string& k = kv.key;
+        if (k < start || k >= *end || (!last_key.empty() && k <= last_key)) {
+          return data_loss("etcd: range answer out of order or out of range");
+        }
+        last_key = k;
+        each(std::string_view(k).substr(from.size()));
+      }
+      const auto* more = r.if_contains("more");
+      if (!more || !more->is_bool() || !more->as_bool()) break;
+      start = last_key + '\0';
+    }
+    return ok_status();
   }
 
   Result<std::vector<std::string>> list_once(std::string_view prefix) {
@@ -708,6 +819,15 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
   std::condition_variable commit_cv_;
   std::deque<Pending*> queue_;  // guarded by commit_mu_
   bool committing_ = false;     // guarded by commit_mu_
+
+  std::mutex filter_mu_;
+  std::optional<storage::internal::KeyFilter> filter_;  // guarded by filter_mu_, as below
+  uint64_t filter_epoch_ = 0;  // the term filter_ belongs to; 0: build one at the next read
+  bool filter_ready_ = false;  // its scan completed
+  bool filter_building_ = false;
+  std::map<std::string, int, std::less<>> inflight_;  // keys of puts not yet answered
+  size_t deletes_since_build_ = 0;
+  size_t rebuild_at_ = 0;
 
   std::mutex ka_mu_;
   std::condition_variable ka_cv_;

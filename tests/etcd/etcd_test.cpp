@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -233,6 +234,72 @@ TEST_F(EtcdTest, HaServersTakeTurnsHoldingTheLock) {
   canceller.join();
   EXPECT_EQ(st.code(), Code::kUnavailable);
   EXPECT_FALSE(la->held());
+}
+
+// Range requests etcd has answered so far (its own Prometheus counter), to see which reads
+// reached it.
+int64_t ranges_served(const std::string& url) {
+  net::HttpClient c;
+  auto r = c.request("GET", url + "/metrics", {}, "");
+  if (!r.ok() || r->status != 200) return -1;
+  int64_t n = 0;
+  std::istringstream lines(r->body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("grpc_server_handled_total{", 0) == 0 &&
+        line.find("grpc_method=\"Range\"") != std::string::npos) {
+      n += std::stoll(line.substr(line.rfind(' ') + 1));
+    }
+  }
+  return n;
+}
+
+// The key filter (docs/storage-etcd.md, "Key filter"): reads of keys never written are answered
+// without a round trip, and each lock term builds its own, so a key the other server wrote in
+// its term is never hidden by a filter from this server's earlier term.
+TEST_F(EtcdTest, TheKeyFilterSparesReadsOfNewKeysAndIsRebuiltEachTerm) {
+  EtcdOptions o = options();
+  o.ha_enabled = true;
+  auto a = open_etcd(o);
+  auto b = open_etcd(o);
+  ASSERT_TRUE(a.ok() && b.ok());
+  storage::HaLock* la = (*a)->ha_lock();
+  storage::HaLock* lb = (*b)->ha_lock();
+  ASSERT_TRUE(la->try_acquire("node-a", [] {}).ok());
+  ASSERT_TRUE((*a)->put("from-a", as_bytes("1")).ok());
+  ASSERT_TRUE((*a)->get("absent/0").ok());  // the term's first read builds the filter
+  const int64_t before = ranges_served(server_->url());
+  ASSERT_GE(before, 0);
+  for (int i = 1; i <= 100; ++i) {
+    auto r = (*a)->get("absent/" + std::to_string(i));
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_FALSE(r->has_value());
+  }
+  auto found = (*a)->get("from-a");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  // 100 absent keys and one present: the present one reaches etcd, nearly no absent one does.
+  const int64_t served = ranges_served(server_->url()) - before;
+  EXPECT_GE(served, 1);
+  EXPECT_LE(served, 3);
+
+  // b's term: it reads what a wrote, and writes a key of its own.
+  la->release();
+  ASSERT_TRUE(lb->try_acquire("node-b", [] {}).ok());
+  auto seen = (*b)->get("from-a");
+  ASSERT_TRUE(seen.ok() && seen->has_value());
+  ASSERT_TRUE((*b)->put("from-b", as_bytes("2")).ok());
+  // a, a standby now, asks etcd (no filter without the lock)...
+  auto standby = (*a)->get("from-b");
+  ASSERT_TRUE(standby.ok() && standby->has_value());
+  // ...and after taking the lock again, its new term's filter has b's key.
+  lb->release();
+  ASSERT_TRUE(la->try_acquire("node-a", [] {}).ok());
+  auto again = (*a)->get("from-b");
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  ASSERT_TRUE(again->has_value()) << "a key written in another server's term was hidden";
+  EXPECT_EQ(as_string_view(**again), "2");
+  auto still_absent = (*a)->get("absent/1");
+  ASSERT_TRUE(still_absent.ok());
+  EXPECT_FALSE(still_absent->has_value());
 }
 
 TEST_F(EtcdTest, AnHaServerThatLosesTheLockIsToldAndMayTakeItAgain) {
