@@ -133,7 +133,7 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
                               "); raise it here and etcd's --max-txn-ops together");
     }
     note_writes(ops);
-    Cleanup done_writing([&] { forget_writes(ops); });
+    Cleanup done_writing([&] { forget_writes(ops, me.status); });
     std::unique_lock lock(commit_mu_);
     queue_.push_back(&me);
     while (!me.done) {
@@ -163,7 +163,13 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
   bool calls_block() const override { return true; }
   size_t max_transaction_ops() const override { return opt_.max_txn_ops; }
   // A new epoch per lock term; 0 (cache nothing) while not holding the lock.
-  uint64_t cache_epoch() const override { return holding_.load() ? epoch_.load() : 0; }
+  // The term is read on both sides of `holding_`: a term being taken (epoch_ already counted,
+  // the lock not yet held) must not pass for the one before it.
+  uint64_t cache_epoch() const override {
+    const uint64_t epoch = epoch_.load();
+    if (!holding_.load()) return 0;
+    return epoch_.load() == epoch ? epoch : 0;
+  }
   storage::HaLock* ha_lock() override { return opt_.ha_enabled ? this : nullptr; }
 
   // storage::HaLock (ha_enabled).
@@ -340,12 +346,18 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
     }
   }
 
-  void forget_writes(std::span<const Op> ops) {
+  // A failed write may still land: etcd can apply a transaction whose answer was lost (a
+  // timeout). Its keys stay "maybe written" for every later build while its term can last: the
+  // fence keeps it from landing once a later term's lock key exists, and a build for a later
+  // term scans after that.
+  void forget_writes(std::span<const Op> ops, const Status& outcome) {
+    const uint64_t epoch = epoch_.load();
     std::lock_guard lock(filter_mu_);
     for (const Op& op : ops) {
       if (op.kind != Op::Kind::kPut) continue;
       auto it = inflight_.find(op.key);
       if (it != inflight_.end() && --it->second == 0) inflight_.erase(it);
+      if (!outcome.ok()) maybe_written_[op.key] = epoch;
     }
   }
 
@@ -364,11 +376,20 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
       filter_epoch_ = epoch;
       filter_.emplace(filter_ ? filter_->keys_added() / 2 : 0);
       for (const auto& [k, n] : inflight_) filter_->add(k);
+      for (auto it = maybe_written_.begin(); it != maybe_written_.end();) {
+        if (it->second < epoch) {
+          it = maybe_written_.erase(it);  // its term ended before this one's lock existed
+        } else {
+          filter_->add(it->first);
+          ++it;
+        }
+      }
       deletes_since_build_ = 0;
     }
-    Status st = scan_keys([&](std::string_view k) {
+    Status st = scan_keys([&](const std::vector<std::string_view>& page) {
       std::lock_guard lock(filter_mu_);
-      if (filter_epoch_ == epoch) filter_->add(k);
+      if (filter_epoch_ != epoch) return;
+      for (std::string_view k : page) filter_->add(k);
     });
     std::lock_guard lock(filter_mu_);
     filter_building_ = false;
@@ -384,7 +405,7 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
   }
 
   // Every key under the prefix, page by page at the first page's revision.
-  Status scan_keys(const std::function<void(std::string_view)>& each) {
+  Status scan_keys(const std::function<void(const std::vector<std::string_view>&)>& each) {
     const std::string& from = opt_.prefix;
     auto end = storage::internal::prefix_successor(from);
     if (!end) return internal_error("etcd: the prefix has no successor");
@@ -403,14 +424,16 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
       ASSIGN_OR_RETURN(std::vector<KeyValue> kvs, parse_range_kvs(r));
       if (kvs.empty()) break;
       std::string last_key;
+      std::vector<std::string_view> page;
       for (const auto& kv : kvs) {
         const std::string& k = kv.key;
         if (k < start || k >= *end || (!last_key.empty() && k <= last_key)) {
           return data_loss("etcd: range answer out of order or out of range");
         }
         last_key = k;
-        each(std::string_view(k).substr(from.size()));
+        page.push_back(std::string_view(k).substr(from.size()));
       }
+      each(page);
       const auto* more = r.if_contains("more");
       if (!more || !more->is_bool() || !more->as_bool()) break;
       start = last_key + '\0';
@@ -826,6 +849,7 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
   bool filter_ready_ = false;  // its scan completed
   bool filter_building_ = false;
   std::map<std::string, int, std::less<>> inflight_;  // keys of puts not yet answered
+  std::map<std::string, uint64_t, std::less<>> maybe_written_;  // failed puts' keys: their term
   size_t deletes_since_build_ = 0;
   size_t rebuild_at_ = 0;
 

@@ -7,6 +7,7 @@
 #include <list>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace custos::storage {
 namespace {
@@ -29,15 +30,11 @@ class CachingBackend final : public Backend {
     if (epoch == 0) return inner_->get(key);
     Shard& s = shard(key);
     uint64_t gen = 0;
+    bool uncertain = false;
     {
       std::lock_guard lock(s.mu);
-      if (s.epoch != epoch) {
-        s.lru.clear();
-        s.index.clear();
-        s.bytes = 0;
-        s.epoch = epoch;
-        ++s.generation;
-      }
+      enter_epoch_locked(s, epoch);
+      if (s.uncertain.contains(std::string(key))) uncertain = true;
       auto it = s.index.find(std::string(key));
       if (it != s.index.end()) {
         s.lru.splice(s.lru.begin(), s.lru, it->second);  // most recently used first
@@ -47,6 +44,7 @@ class CachingBackend final : public Backend {
       gen = s.generation;
     }
     misses_.fetch_add(1, std::memory_order_relaxed);
+    if (uncertain) return inner_->get(key);
     ASSIGN_OR_RETURN(std::optional<Bytes> value, inner_->get(key));
     if (value && value->size() > kMaxCachedValue) return value;
     std::lock_guard lock(s.mu);
@@ -60,13 +58,13 @@ class CachingBackend final : public Backend {
 
   Status put(std::string_view key, ByteSpan value) override {
     Status st = inner_->put(key, value);
-    invalidate(key);
+    invalidate(key, st.ok());
     return st;
   }
 
   Status del(std::string_view key) override {
     Status st = inner_->del(key);
-    invalidate(key);
+    invalidate(key, st.ok());
     return st;
   }
 
@@ -76,7 +74,7 @@ class CachingBackend final : public Backend {
 
   Status transaction(std::span<const Op> ops) override {
     Status st = inner_->transaction(ops);
-    for (const Op& op : ops) invalidate(op.key);
+    for (const Op& op : ops) invalidate(op.key, st.ok());
     return st;
   }
 
@@ -111,10 +109,24 @@ class CachingBackend final : public Backend {
     mutable std::mutex mu;
     std::list<Entry> lru;
     std::unordered_map<std::string, std::list<Entry>::iterator> index;
+    // Keys of failed writes in this epoch: a write whose answer was lost may still land (etcd
+    // can apply a transaction after a timeout), so these are never answered from memory.
+    std::unordered_set<std::string> uncertain;
     uint64_t generation = 0;
     uint64_t epoch = 0;  // the backend's cache_epoch() the entries were read under
     size_t bytes = 0;  // keys and values held
   };
+
+  // Entries read under an earlier epoch (an earlier lock term) are dropped.
+  static void enter_epoch_locked(Shard& s, uint64_t epoch) {
+    if (s.epoch == epoch) return;
+    s.lru.clear();
+    s.index.clear();
+    s.uncertain.clear();
+    s.bytes = 0;
+    s.epoch = epoch;
+    ++s.generation;
+  }
 
   static size_t size_of(const Entry& e) { return e.key.size() + (e.value ? e.value->size() : 0); }
 
@@ -135,11 +147,15 @@ class CachingBackend final : public Backend {
   // After a write, whatever its outcome: the key is forgotten and the shard's generation moves
   // on, so reads in flight do not fill the cache. The next read fetches what the backend
   // committed. (Storing the written value instead would be wrong when two writers race on one
-  // key: their commits and these calls may come in different orders.)
-  void invalidate(std::string_view key) {
+  // key: their commits and these calls may come in different orders.) After a failed write
+  // the key is not cached again in this epoch.
+  void invalidate(std::string_view key, bool written) {
     Shard& s = shard(key);
+    const uint64_t epoch = inner_->cache_epoch();
     std::lock_guard lock(s.mu);
+    enter_epoch_locked(s, epoch);
     ++s.generation;
+    if (!written) s.uncertain.emplace(key);
     if (auto it = s.index.find(std::string(key)); it != s.index.end()) {
       s.bytes -= size_of(*it->second);
       s.lru.erase(it->second);

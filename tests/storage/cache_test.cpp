@@ -31,7 +31,16 @@ class ProbeBackend final : public Backend {
     }
     return r;
   }
-  Status put(std::string_view key, ByteSpan value) override { return inner_->put(key, value); }
+  Status put(std::string_view key, ByteSpan value) override {
+    // As etcd after a timeout: the caller is told the write failed, and it lands later.
+    if (lose_next_put_answer.exchange(false)) {
+      late_key = std::string(key);
+      late_value = Bytes(value.begin(), value.end());
+      return unavailable("probe: the answer was lost");
+    }
+    return inner_->put(key, value);
+  }
+  Status land_late_put() { return inner_->put(late_key, late_value); }
   Status del(std::string_view key) override { return inner_->del(key); }
   Result<std::vector<std::string>> list(std::string_view prefix) override {
     return inner_->list(prefix);
@@ -40,6 +49,9 @@ class ProbeBackend final : public Backend {
   std::string_view name() const override { return inner_->name(); }
 
   std::atomic<int> reads{0};
+  std::atomic<bool> lose_next_put_answer{false};
+  std::string late_key;
+  Bytes late_value;
   std::string slow_key;
   std::mutex mu;
   std::condition_variable cv;
@@ -84,6 +96,27 @@ TEST(ReadCache, EveryKindOfWriteInvalidates) {
   EXPECT_EQ(str(cache->get("b")), "4");
   ASSERT_TRUE(cache->transaction(std::vector<Op>{{Op::Kind::kDelete, "b", {}}}).ok());
   EXPECT_EQ(str(cache->get("b")), "<none>");
+}
+
+// A failed write may still land (etcd can apply a transaction whose answer was lost): its key is
+// not answered from memory again in this epoch, so the late value is seen.
+TEST(ReadCache, AKeyWhoseWriteFailedIsNotCachedAgain) {
+  auto probe = std::make_unique<ProbeBackend>(open_inmem());
+  ProbeBackend* p = probe.get();
+  auto cache = with_read_cache(std::move(probe), 1024);
+  EXPECT_EQ(str(cache->get("x")), "<none>");  // cached as missing
+  p->lose_next_put_answer = true;
+  EXPECT_EQ(cache->put("x", as_bytes(std::string("late"))).code(), Code::kUnavailable);
+  EXPECT_EQ(str(cache->get("x")), "<none>");  // not there yet
+  ASSERT_TRUE(p->land_late_put().ok());
+  EXPECT_EQ(str(cache->get("x")), "late");
+  const int reads = p->reads.load();
+  EXPECT_EQ(str(cache->get("x")), "late");
+  EXPECT_EQ(p->reads.load(), reads + 1);  // still asked every time
+  // Other keys are cached as before.
+  EXPECT_EQ(str(cache->get("y")), "<none>");
+  EXPECT_EQ(str(cache->get("y")), "<none>");
+  EXPECT_EQ(p->reads.load(), reads + 2);
 }
 
 TEST(ReadCache, ASlowReadDoesNotPutAnOldValueBack) {
