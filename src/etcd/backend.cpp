@@ -404,6 +404,38 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
     return !filter_->may_contain(key);
   }
 
+  struct KeyPage {
+    std::vector<KeyValue> kvs;  // keys only, in order
+    bool more = false;          // keys past the last one remain in the range
+  };
+
+  // One page of the keys in [start, end), at `revision`: the first page sets it, and every later
+  // page of the same listing reads at it, so the pages make one consistent snapshot.
+  Result<KeyPage> key_page(const std::string& start, const std::string& end,
+                           std::string& revision) {
+    json::object req{
+        {"key", b64(start)}, {"range_end", b64(end)}, {"keys_only", true}, {"limit", kListPage}};
+    if (!revision.empty()) req["revision"] = revision;
+    ASSIGN_OR_RETURN(json::object r, call("/v3/kv/range", req));
+    if (revision.empty()) {
+      const auto* h = r.if_contains("header");
+      if (h && h->is_object()) revision = string_field(h->as_object(), "revision");
+      if (revision.empty()) return internal_error("etcd: range answered without a revision");
+    }
+    KeyPage page;
+    ASSIGN_OR_RETURN(page.kvs, parse_range_kvs(r));
+    for (size_t i = 0; i < page.kvs.size(); ++i) {
+      const std::string& k = page.kvs[i].key;
+      // In order, within the range asked for: anything else could loop or mislead.
+      if (k < start || k >= end || (i > 0 && k <= page.kvs[i - 1].key)) {
+        return data_loss("etcd: range answer out of order or out of range");
+      }
+    }
+    const auto* more = r.if_contains("more");
+    page.more = more && more->is_bool() && more->as_bool();
+    return page;
+  }
+
   // Every key under the prefix, page by page at the first page's revision.
   Status scan_keys(const std::function<void(const std::vector<std::string_view>&)>& each) {
     const std::string& from = opt_.prefix;
@@ -412,31 +444,14 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
     std::string start = from;
     std::string revision;
     for (;;) {
-      json::object req{
-          {"key", b64(start)}, {"range_end", b64(*end)}, {"keys_only", true}, {"limit", kListPage}};
-      if (!revision.empty()) req["revision"] = revision;
-      ASSIGN_OR_RETURN(json::object r, call("/v3/kv/range", req));
-      if (revision.empty()) {
-        const auto* h = r.if_contains("header");
-        if (h && h->is_object()) revision = string_field(h->as_object(), "revision");
-        if (revision.empty()) return internal_error("etcd: range answered without a revision");
-      }
-      ASSIGN_OR_RETURN(std::vector<KeyValue> kvs, parse_range_kvs(r));
-      if (kvs.empty()) break;
-      std::string last_key;
-      std::vector<std::string_view> page;
-      for (const auto& kv : kvs) {
-        const std::string& k = kv.key;
-        if (k < start || k >= *end || (!last_key.empty() && k <= last_key)) {
-          return data_loss("etcd: range answer out of order or out of range");
-        }
-        last_key = k;
-        page.push_back(std::string_view(k).substr(from.size()));
-      }
-      each(page);
-      const auto* more = r.if_contains("more");
-      if (!more || !more->is_bool() || !more->as_bool()) break;
-      start = last_key + '\0';
+      ASSIGN_OR_RETURN(KeyPage page, key_page(start, *end, revision));
+      if (page.kvs.empty()) break;
+      std::vector<std::string_view> keys;
+      keys.reserve(page.kvs.size());
+      for (const auto& kv : page.kvs) keys.push_back(std::string_view(kv.key).substr(from.size()));
+      each(keys);
+      if (!page.more) break;
+      start = page.kvs.back().key + '\0';
     }
     return ok_status();
   }
@@ -449,34 +464,19 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
     std::string start = from;
     std::string revision;  // of the first page, for every later one
     for (;;) {
-      json::object req{
-          {"key", b64(start)}, {"range_end", b64(*end)}, {"keys_only", true}, {"limit", kListPage}};
-      if (!revision.empty()) req["revision"] = revision;
-      ASSIGN_OR_RETURN(json::object r, call("/v3/kv/range", req));
-      if (revision.empty()) {
-        const auto* h = r.if_contains("header");
-        if (h && h->is_object()) revision = string_field(h->as_object(), "revision");
-      }
-      ASSIGN_OR_RETURN(std::vector<KeyValue> kvs, parse_range_kvs(r));
-      if (kvs.empty()) break;
-      std::string last_key;
+      ASSIGN_OR_RETURN(KeyPage page, key_page(start, *end, revision));
+      if (page.kvs.empty()) break;
       std::string skip_to;
-      for (const auto& kv : kvs) {
+      for (const auto& kv : page.kvs) {
         const std::string& k = kv.key;
-        // In order, within the range asked for: anything else could loop or mislead.
-        if (k < start || k >= *end || (!last_key.empty() && k <= last_key)) {
-          return data_loss("etcd: range answer out of order or out of range");
-        }
-        last_key = k;
         if (!skip_to.empty() && k < skip_to) continue;  // inside a folder already listed
         auto child = storage::internal::immediate_child(k, from);
         out.emplace_back(child.name);
         skip_to = child.folder ? storage::internal::skip_past_folder(from, child.name) : "";
       }
-      const auto* more = r.if_contains("more");
-      if (!more || !more->is_bool() || !more->as_bool()) break;
+      if (!page.more) break;
       // The next page starts after the last key, or past the folder it was in.
-      start = skip_to.empty() ? last_key + '\0' : skip_to;
+      start = skip_to.empty() ? page.kvs.back().key + '\0' : skip_to;
     }
     return out;
   }
