@@ -68,6 +68,7 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
   }
 
   ~EtcdBackend() override {
+    stop_builder();
     stop_keepalive();
     revoke_lease();  // releases the lock at once rather than when the lease runs out
   }
@@ -361,47 +362,71 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
     }
   }
 
-  // True only if `key` is certainly absent. The first read of a term (or after churn) builds
-  // the term's filter: every key under the prefix at one revision, plus every key written
-  // since the build started or in flight then. Reads during a build ask etcd.
+  // True only if `key` is certainly absent. The first read of a term (or after churn) starts
+  // the build of the term's filter on the builder thread: every key under the prefix at one
+  // revision, plus every key written since the build started or in flight then. Until it is
+  // ready, reads ask etcd.
   bool filter_says_absent(std::string_view key) {
     const uint64_t epoch = cache_epoch();
     if (epoch == 0) return false;  // a standby, or a term being taken: etcd answers
+    std::lock_guard lock(filter_mu_);
+    if (filter_epoch_ == epoch && filter_ready_) return !filter_->may_contain(key);
+    if (filter_building_ || filter_stop_) return false;
+    filter_building_ = true;
+    filter_ready_ = false;
+    filter_epoch_ = epoch;
+    filter_.emplace(filter_ ? filter_->keys_added() / 2 : 0);
+    for (const auto& [k, n] : inflight_) filter_->add(k);
+    for (auto it = maybe_written_.begin(); it != maybe_written_.end();) {
+      if (it->second < epoch) {
+        it = maybe_written_.erase(it);  // its term ended before this one's lock existed
+      } else {
+        filter_->add(it->first);
+        ++it;
+      }
+    }
+    deletes_since_build_ = 0;
+    if (!builder_.joinable()) builder_ = std::thread([this] { builder_loop(); });
+    filter_cv_.notify_one();
+    return false;
+  }
+
+  // The builder thread: scans for the build filter_says_absent() started, off the request path.
+  void builder_loop() {
+    std::unique_lock lock(filter_mu_);
+    for (;;) {
+      filter_cv_.wait(lock, [&] { return filter_stop_ || filter_building_; });
+      if (filter_stop_) return;
+      const uint64_t epoch = filter_epoch_;
+      lock.unlock();
+      Status st = scan_keys([&](const std::vector<std::string_view>& page) {
+        std::lock_guard l(filter_mu_);
+        if (filter_stop_ || filter_epoch_ != epoch) return false;
+        for (std::string_view k : page) filter_->add(k);
+        return true;
+      });
+      lock.lock();
+      filter_building_ = false;
+      // Usable only for the term it was built in; a failed scan is tried again at the next read.
+      if (!st.ok() || filter_epoch_ != epoch || cache_epoch() != epoch) {
+        if (!st.ok() && !filter_stop_) {
+          LOG_WARN("etcd", "building the key filter: " << st.message());
+        }
+        filter_epoch_ = 0;
+        continue;
+      }
+      filter_ready_ = true;
+      rebuild_at_ = std::max<size_t>(kMinFilterRebuild, 2 * filter_->keys_added());
+    }
+  }
+
+  void stop_builder() {
     {
       std::lock_guard lock(filter_mu_);
-      if (filter_epoch_ == epoch && filter_ready_) return !filter_->may_contain(key);
-      if (filter_building_) return false;
-      filter_building_ = true;
-      filter_ready_ = false;
-      filter_epoch_ = epoch;
-      filter_.emplace(filter_ ? filter_->keys_added() / 2 : 0);
-      for (const auto& [k, n] : inflight_) filter_->add(k);
-      for (auto it = maybe_written_.begin(); it != maybe_written_.end();) {
-        if (it->second < epoch) {
-          it = maybe_written_.erase(it);  // its term ended before this one's lock existed
-        } else {
-          filter_->add(it->first);
-          ++it;
-        }
-      }
-      deletes_since_build_ = 0;
+      filter_stop_ = true;
     }
-    Status st = scan_keys([&](const std::vector<std::string_view>& page) {
-      std::lock_guard lock(filter_mu_);
-      if (filter_epoch_ != epoch) return;
-      for (std::string_view k : page) filter_->add(k);
-    });
-    std::lock_guard lock(filter_mu_);
-    filter_building_ = false;
-    // Usable only for the term it was built in; a failed scan is tried again at the next read.
-    if (!st.ok() || filter_epoch_ != epoch || cache_epoch() != epoch) {
-      if (!st.ok()) LOG_WARN("etcd", "building the key filter: " << st.message());
-      filter_epoch_ = 0;
-      return false;
-    }
-    filter_ready_ = true;
-    rebuild_at_ = std::max<size_t>(kMinFilterRebuild, 2 * filter_->keys_added());
-    return !filter_->may_contain(key);
+    filter_cv_.notify_all();
+    if (builder_.joinable()) builder_.join();
   }
 
   struct KeyPage {
@@ -436,8 +461,9 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
     return page;
   }
 
-  // Every key under the prefix, page by page at the first page's revision.
-  Status scan_keys(const std::function<void(const std::vector<std::string_view>&)>& each) {
+  // Every key under the prefix, page by page at the first page's revision, while `each` asks
+  // for more.
+  Status scan_keys(const std::function<bool(const std::vector<std::string_view>&)>& each) {
     const std::string& from = opt_.prefix;
     auto end = storage::internal::prefix_successor(from);
     if (!end) return internal_error("etcd: the prefix has no successor");
@@ -449,7 +475,7 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
       std::vector<std::string_view> keys;
       keys.reserve(page.kvs.size());
       for (const auto& kv : page.kvs) keys.push_back(std::string_view(kv.key).substr(from.size()));
-      each(keys);
+      if (!each(keys)) return unavailable("etcd: key scan stopped");
       if (!page.more) break;
       start = page.kvs.back().key + '\0';
     }
@@ -848,6 +874,8 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
   uint64_t filter_epoch_ = 0;  // the term filter_ belongs to; 0: build one at the next read
   bool filter_ready_ = false;  // its scan completed
   bool filter_building_ = false;
+  bool filter_stop_ = false;
+  std::condition_variable filter_cv_;                 // a build to run, or the builder to stop
   std::map<std::string, int, std::less<>> inflight_;  // keys of puts not yet answered
   std::map<std::string, uint64_t, std::less<>> maybe_written_;  // failed puts' keys: their term
   size_t deletes_since_build_ = 0;
@@ -857,6 +885,7 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
   std::condition_variable ka_cv_;
   bool ka_stop_ = false;  // guarded by ka_mu_
   std::thread keepalive_;
+  std::thread builder_;  // started by the first build
 };
 
 }  // namespace

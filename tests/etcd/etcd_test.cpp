@@ -253,6 +253,18 @@ int64_t ranges_served(const std::string& url) {
   return n;
 }
 
+// Reads until one of a key never written no longer reaches etcd: the term's key filter, built in
+// the background from the first read, is ready (5 s at most).
+bool wait_for_key_filter(storage::Backend& b, const std::string& url) {
+  for (int i = 0; i < 50; ++i) {
+    const int64_t before = ranges_served(url);
+    if (!b.get("probe/" + std::to_string(i)).ok()) return false;
+    if (ranges_served(url) == before) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
 // The key filter (docs/storage-etcd.md, "Key filter"): reads of keys never written are answered
 // without a round trip, and each lock term builds its own, so a key the other server wrote in
 // its term is never hidden by a filter from this server's earlier term.
@@ -266,7 +278,7 @@ TEST_F(EtcdTest, TheKeyFilterSparesReadsOfNewKeysAndIsRebuiltEachTerm) {
   storage::HaLock* lb = (*b)->ha_lock();
   ASSERT_TRUE(la->try_acquire("node-a", [] {}).ok());
   ASSERT_TRUE((*a)->put("from-a", as_bytes("1")).ok());
-  ASSERT_TRUE((*a)->get("absent/0").ok());  // the term's first read builds the filter
+  ASSERT_TRUE(wait_for_key_filter(**a, server_->url()));
   const int64_t before = ranges_served(server_->url());
   ASSERT_GE(before, 0);
   for (int i = 1; i <= 100; ++i) {
@@ -293,6 +305,7 @@ TEST_F(EtcdTest, TheKeyFilterSparesReadsOfNewKeysAndIsRebuiltEachTerm) {
   // ...and after taking the lock again, its new term's filter has b's key.
   lb->release();
   ASSERT_TRUE(la->try_acquire("node-a", [] {}).ok());
+  ASSERT_TRUE(wait_for_key_filter(**a, server_->url()));
   auto again = (*a)->get("from-b");
   ASSERT_TRUE(again.ok()) << again.status().to_string();
   ASSERT_TRUE(again->has_value()) << "a key written in another server's term was hidden";
@@ -318,6 +331,7 @@ TEST_F(EtcdTest, TheKeyFilterScansEveryPage) {
   }  // gives the lock up
   auto second = open_etcd(options());
   ASSERT_TRUE(second.ok()) << second.status().to_string();
+  ASSERT_TRUE(wait_for_key_filter(**second, server_->url()));
   for (int i = 0; i < 2500; ++i) {
     auto r = (*second)->get("k/" + std::to_string(i));
     ASSERT_TRUE(r.ok() && r->has_value()) << "k/" << i;
