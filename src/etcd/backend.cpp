@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include "base/cleanup.h"
@@ -45,6 +46,7 @@ constexpr int64_t kListPage = 1000;
 // The key filter is rebuilt once it holds twice the keys it was built with, and at least this
 // many, if deletes since reach a quarter of them.
 constexpr size_t kMinFilterRebuild = size_t{1} << 16;
+constexpr int64_t kFilterRetryNs = 5'000'000'000;
 
 // What another holder wrote in the lock key, fit for an error message: printable ASCII, short.
 std::string printable(std::string_view s) {
@@ -371,7 +373,7 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
     if (epoch == 0) return false;  // a standby, or a term being taken: etcd answers
     std::lock_guard lock(filter_mu_);
     if (filter_epoch_ == epoch && filter_ready_) return !filter_->may_contain(key);
-    if (filter_building_ || filter_stop_) return false;
+    if (filter_building_ || filter_stop_ || steady_ns() < filter_retry_ns_) return false;
     filter_building_ = true;
     filter_ready_ = false;
     filter_epoch_ = epoch;
@@ -386,7 +388,16 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
       }
     }
     deletes_since_build_ = 0;
-    if (!builder_.joinable()) builder_ = std::thread([this] { builder_loop(); });
+    if (!builder_.joinable()) {
+      try {
+        builder_ = std::thread([this] { builder_loop(); });
+      } catch (const std::system_error&) {
+        filter_building_ = false;  // no thread: no filter, and reads go to etcd
+        filter_epoch_ = 0;
+        filter_stop_ = true;
+        return false;
+      }
+    }
     filter_cv_.notify_one();
     return false;
   }
@@ -400,19 +411,25 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
       const uint64_t epoch = filter_epoch_;
       lock.unlock();
       Status st = scan_keys([&](const std::vector<std::string_view>& page) {
+        // A term that ended (the lock lost or given up) stops its scan: the next term's build
+        // waits for this one.
+        if (cache_epoch() != epoch) return false;
         std::lock_guard l(filter_mu_);
-        if (filter_stop_ || filter_epoch_ != epoch) return false;
+        if (filter_stop_) return false;
         for (std::string_view k : page) filter_->add(k);
         return true;
       });
       lock.lock();
       filter_building_ = false;
-      // Usable only for the term it was built in; a failed scan is tried again at the next read.
+      // Usable only for the term it was built in. A failed scan is tried again by a read, but
+      // not for 5 s, so a steady failure (a compacted revision, a denied range) is no loop.
       if (!st.ok() || filter_epoch_ != epoch || cache_epoch() != epoch) {
-        if (!st.ok() && !filter_stop_) {
-          LOG_WARN("etcd", "building the key filter: " << st.message());
-        }
         filter_epoch_ = 0;
+        if (st.ok() || filter_stop_ || cache_epoch() != epoch) continue;
+        filter_retry_ns_ = steady_ns() + kFilterRetryNs;
+        lock.unlock();
+        LOG_WARN("etcd", "building the key filter (reads ask etcd meanwhile): " << st.message());
+        lock.lock();
         continue;
       }
       filter_ready_ = true;
@@ -875,6 +892,7 @@ class EtcdBackend final : public storage::Backend, public storage::HaLock {
   bool filter_ready_ = false;  // its scan completed
   bool filter_building_ = false;
   bool filter_stop_ = false;
+  int64_t filter_retry_ns_ = 0;  // steady clock: no new build before then (a scan failed)
   std::condition_variable filter_cv_;                 // a build to run, or the builder to stop
   std::map<std::string, int, std::less<>> inflight_;  // keys of puts not yet answered
   std::map<std::string, uint64_t, std::less<>> maybe_written_;  // failed puts' keys: their term

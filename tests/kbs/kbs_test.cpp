@@ -629,6 +629,108 @@ TEST_F(KbsTest, AttestedCertificatesCarryTheClaimsAndOnlyForTheBoundKey) {
   EXPECT_FALSE(plain_cert->extension(core::kAttestationClaimsOid).has_value());
 }
 
+// The certificate manager's life cycle (docs/engines/pki.md, "Attested certificates"): with
+// revoke_superseded, each heartbeat revokes the workload's previous certificate, so one is valid
+// at a time; retiring a workload (DELETE enclaves/:cn) revokes its last one and frees the name.
+TEST_F(KbsTest, AttestedCertificatesSupersedeEachOtherAndRetireWithTheWorkload) {
+  ASSERT_TRUE(vault(core::Operation::kUpdate, "sys/mounts/pki", {{"type", "pki"}}, root_).ok());
+  ASSERT_TRUE(vault(core::Operation::kUpdate, "pki/root/generate/internal",
+                    {{"common_name", "Enclave CA"}, {"key_type", "ec"}}, root_)
+                  .ok());
+  EXPECT_EQ(
+      vault(core::Operation::kUpdate, "pki/roles/enclave",
+            {{"allow_any_name", true}, {"revoke_superseded", true}, {"no_store", true}}, root_)
+          .status()
+          .code(),
+      Code::kInvalidArgument);  // nothing to revoke without the stored certificates
+  ASSERT_TRUE(vault(core::Operation::kUpdate, "pki/roles/enclave",
+                    {{"allowed_domains", json::array{"enclaves.test"}},
+                     {"allow_subdomains", true},
+                     {"key_type", "any"},
+                     {"revoke_superseded", true},
+                     {"max_ttl", "1h"}},
+                    root_)
+                  .ok());
+  auto role = vault(core::Operation::kRead, "pki/roles/enclave", {}, root_);
+  ASSERT_TRUE(role.ok());
+  EXPECT_TRUE(role->data->at("revoke_superseded").as_bool());
+  ASSERT_TRUE(
+      vault(core::Operation::kUpdate, "sys/policies/acl/enclave",
+            {{"policy", "path \"pki/sign-attested/enclave\" { capabilities = [\"update\"] }"}},
+            root_)
+          .ok());
+  ASSERT_TRUE(vault(core::Operation::kUpdate, "auth/attest/role/enclave",
+                    {{"token_policies", "enclave"}, {"policy", json::parse(sim_policy())}}, root_)
+                  .ok());
+  auto login = [&](const crypto::PrivateKey& key) -> std::string {
+    auto n = vault(core::Operation::kUpdate, "auth/attest/nonce", {}, "");
+    EXPECT_TRUE(n.ok());
+    if (!n.ok()) return "";
+    std::string nonce(n->data->at("nonce").as_string());
+    Bytes spki = key.public_key().to_der();
+    auto r = vault(core::Operation::kUpdate, "auth/attest/login",
+                   {{"role", "enclave"},
+                    {"tee", "sim"},
+                    {"nonce", nonce},
+                    {"public_key", base64_encode(spki)},
+                    {"evidence", quote_b64(bind(nonce, spki))}},
+                   "");
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return r.ok() ? r->auth->client_token : "";
+  };
+  auto crl_revokes = [&](const json::value& serial) {
+    auto crl = vault(core::Operation::kRead, "pki/crl", {}, root_);
+    EXPECT_TRUE(crl.ok()) << crl.status().to_string();
+    if (!crl.ok()) return false;
+    if (!crl->raw_body) return false;
+    auto parsed = crypto::Crl::from_der(as_bytes(*crl->raw_body));
+    EXPECT_TRUE(parsed.ok());
+    if (!parsed.ok()) return false;
+    std::string hex(serial.as_string());
+    std::erase(hex, ':');
+    auto bytes = hex_decode(hex);
+    return bytes.ok() && parsed->is_revoked(*bytes);
+  };
+  const std::string token = login(rsa_);
+  auto csr = crypto::make_csr(rsa_, "svc.enclaves.test", {"svc.enclaves.test"});
+  ASSERT_TRUE(csr.ok());
+  auto first = vault(core::Operation::kUpdate, "pki/sign-attested/enclave",
+                     {{"csr", *csr}, {"ttl", "10m"}}, token);
+  ASSERT_TRUE(first.ok()) << first.status().to_string();
+  EXPECT_FALSE(first->data->contains("superseded_serial_number"));
+  EXPECT_FALSE(crl_revokes(first->data->at("serial_number")));
+  // The heartbeat: a new certificate, and the first one is on the CRL.
+  auto second = vault(core::Operation::kUpdate, "pki/sign-attested/enclave",
+                      {{"csr", *csr}, {"ttl", "10m"}}, token);
+  ASSERT_TRUE(second.ok()) << second.status().to_string();
+  EXPECT_EQ(second->data->at("superseded_serial_number"), first->data->at("serial_number"));
+  EXPECT_TRUE(crl_revokes(first->data->at("serial_number")));
+  EXPECT_FALSE(crl_revokes(second->data->at("serial_number")));
+
+  // Retiring the workload revokes its certificate and forgets it; then the name is free, and
+  // a workload that signs it again starts over (one heartbeat, nothing superseded).
+  EXPECT_EQ(
+      vault(core::Operation::kDelete, "pki/enclaves/svc.enclaves.test", {}, token).status().code(),
+      Code::kPermissionDenied);  // the workload's own token may not retire it
+  auto retired = vault(core::Operation::kDelete, "pki/enclaves/svc.enclaves.test", {}, root_);
+  ASSERT_TRUE(retired.ok()) << retired.status().to_string();
+  EXPECT_EQ(retired->data->at("revoked_serial_number"), second->data->at("serial_number"));
+  EXPECT_TRUE(crl_revokes(second->data->at("serial_number")));
+  EXPECT_EQ(
+      vault(core::Operation::kRead, "pki/enclaves/svc.enclaves.test", {}, root_).status().code(),
+      Code::kNotFound);
+  EXPECT_EQ(
+      vault(core::Operation::kDelete, "pki/enclaves/svc.enclaves.test", {}, root_).status().code(),
+      Code::kNotFound);
+  auto third = vault(core::Operation::kUpdate, "pki/sign-attested/enclave",
+                     {{"csr", *csr}, {"ttl", "10m"}}, token);
+  ASSERT_TRUE(third.ok()) << third.status().to_string();
+  EXPECT_FALSE(third->data->contains("superseded_serial_number"));
+  auto rec = vault(core::Operation::kRead, "pki/enclaves/svc.enclaves.test", {}, root_);
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->data->at("heartbeats").as_int64(), 1);
+}
+
 // Attested ledger entries (docs/ledger.md): signed by the key the TEE bound into its evidence at
 // auth/attest login, and appended as a statement carrying the data, signature, key and claims.
 TEST_F(KbsTest, AttestedLedgerEntriesAreSignedByTheKeyTheTeeBound) {

@@ -363,6 +363,9 @@ struct Role {
   // sign-attested: the oldest attestation (auth/attest login) an attested certificate may rest
   // on, in seconds; a workload re-attests at least this often to keep getting certificates.
   int64_t attestation_max_age = 300;
+  // sign-attested: each new certificate of a workload (a heartbeat) revokes the one before it,
+  // so a workload has one valid attested certificate at a time.
+  bool revoke_superseded = false;
   bool generate_lease = false;
   bool no_store = false;
   bool require_cn = true;
@@ -390,6 +393,7 @@ struct Role {
     o["ttl"] = ttl;
     o["max_ttl"] = max_ttl;
     o["attestation_max_age"] = attestation_max_age;
+    o["revoke_superseded"] = revoke_superseded;
     o["generate_lease"] = generate_lease;
     o["no_store"] = no_store;
     o["require_cn"] = require_cn;
@@ -436,6 +440,11 @@ struct Role {
       return invalid_argument("generate_lease is not supported: certificates are not leased");
     }
     ASSIGN_OR_RETURN(r.no_store, field_bool(d, "no_store", false));
+    ASSIGN_OR_RETURN(r.revoke_superseded, field_bool(d, "revoke_superseded", false));
+    if (r.revoke_superseded && r.no_store) {
+      return invalid_argument(
+          "revoke_superseded needs the certificates stored (no_store = false) to revoke them");
+    }
     ASSIGN_OR_RETURN(r.require_cn, field_bool(d, "require_cn", true));
     ASSIGN_OR_RETURN(r.use_csr_common_name, field_bool(d, "use_csr_common_name", true));
     ASSIGN_OR_RETURN(r.use_csr_sans, field_bool(d, "use_csr_sans", true));
@@ -722,7 +731,10 @@ class PkiEngine final : public Engine {
   // The registry of attested workloads: LIST enclaves, GET enclaves/:cn.
   Result<Response> list_enclaves();
   Result<Response> read_enclave(const std::string& cn);
+  // DELETE enclaves/:cn: retires a workload; its certificate, if still valid, is revoked.
+  Result<Response> retire_enclave(const std::string& cn);
   Result<Response> revoke(const json::object& data);
+  Result<Response> revoke_serial(const Bytes& serial);
   Result<Response> read_crl(bool pem);
   Result<Response> rotate_crl();
   Result<Response> read_ca(bool pem, bool chain);
@@ -795,7 +807,11 @@ Result<Response> PkiEngine::handle(Request& req) {
   }
   if (head == "enclaves") {
     if (n == 1) return list ? list_enclaves() : unsupported_op();
-    if (n == 2) return read ? read_enclave(segs[1]) : unsupported_op();
+    if (n == 2) {
+      if (read) return read_enclave(segs[1]);
+      if (del) return retire_enclave(segs[1]);
+      return unsupported_op();
+    }
     return not_found("unsupported path");
   }
   if (head == "sign-attested" && n == 2) {
@@ -1354,6 +1370,20 @@ Result<Response> PkiEngine::sign_attested(const std::string& role_name, const Re
                      {"heartbeats", beats + 1},
                      {"claims", std::move(claims)}};
     RETURN_IF_ERROR(storage_.put_json(reg_key, rec));
+    // One valid certificate per workload: the heartbeat retires the one before it.
+    const std::string prev_serial = str_field(previous, "serial_number");
+    if (role->revoke_superseded && !prev_serial.empty() &&
+        prev_serial != str_field(out, "serial_number") &&
+        now_s < int_field(previous, "expiration")) {
+      auto serial = parse_serial(prev_serial);
+      auto revoked = serial.ok() ? revoke_serial(*serial) : Result<Response>(serial.status());
+      if (revoked.ok()) {
+        resp.data->emplace("superseded_serial_number", prev_serial);
+      } else {
+        resp.warnings.push_back("the superseded certificate " + prev_serial +
+                                " was not revoked: " + revoked.status().message());
+      }
+    }
   }
   return resp;
 }
@@ -1378,6 +1408,25 @@ Result<Response> PkiEngine::read_enclave(const std::string& cn) {
   return Response::with_data(std::move(out));
 }
 
+Result<Response> PkiEngine::retire_enclave(const std::string& cn) {
+  const std::string reg_key = std::string(kEnclavesPrefix) + cn;
+  ASSIGN_OR_RETURN(auto rec, storage_.get_json(reg_key));
+  if (!rec || !rec->is_object()) return not_found("no attested workload named " + cn);
+  const json::object& r = rec->as_object();
+  json::object out{{"common_name", cn}};
+  if (to_unix_seconds(now()) < int_field(r, "expiration")) {
+    const std::string serial_text_in = str_field(r, "serial_number");
+    ASSIGN_OR_RETURN(Bytes serial, parse_serial(serial_text_in));
+    auto revoked = revoke_serial(serial);
+    // Without its record (no_store) the certificate cannot be revoked: keep the entry, so the
+    // name stays held until the certificate expires, and say why.
+    if (!revoked.ok()) return revoked.status().with_context("the workload was not retired");
+    out["revoked_serial_number"] = serial_text_in;
+  }
+  RETURN_IF_ERROR(storage_.del(reg_key));
+  return Response::with_data(std::move(out));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Revocation and the CRL
 
@@ -1385,6 +1434,10 @@ Result<Response> PkiEngine::revoke(const json::object& data) {
   ASSIGN_OR_RETURN(std::string serial_in, field_string(data, "serial_number"));
   if (serial_in.empty()) return invalid_argument("the serial_number field is required");
   ASSIGN_OR_RETURN(Bytes serial, parse_serial(serial_in));
+  return revoke_serial(serial);
+}
+
+Result<Response> PkiEngine::revoke_serial(const Bytes& serial) {
   std::string key = serial_key(serial);
 
   std::lock_guard lock(mu_);
