@@ -750,6 +750,10 @@ class PkiEngine final : public Engine {
   int64_t default_ttl_;
   int64_t max_ttl_;
   std::mutex mu_;  // guards ca_ and serializes CA, revocation, CRL and tidy changes
+  // Serializes the registry's read-sign-record-revoke steps (sign-attested, retiring), so two
+  // heartbeats of one workload cannot both supersede the same certificate and leave two valid.
+  // Taken before mu_, never inside it.
+  std::mutex registry_mu_;
   CaPtr ca_;
   TidyStatus tidy_status_;  // guarded by mu_
 };
@@ -1329,6 +1333,7 @@ Result<Response> PkiEngine::sign_attested(const std::string& role_name, const Re
   }
   json::object claims = std::move(caller.claims);
   claims["attested_at"] = format_rfc3339(from_unix_seconds(caller.attested_at));
+  std::lock_guard registry_lock(registry_mu_);
   // A name belongs to one measurement while it is alive: another workload the role allows
   // cannot take it over (its registry entry and heartbeat) until it goes stale.
   const bool registrable =
@@ -1410,6 +1415,7 @@ Result<Response> PkiEngine::read_enclave(const std::string& cn) {
 
 Result<Response> PkiEngine::retire_enclave(const std::string& cn) {
   const std::string reg_key = std::string(kEnclavesPrefix) + cn;
+  std::lock_guard registry_lock(registry_mu_);
   ASSIGN_OR_RETURN(auto rec, storage_.get_json(reg_key));
   if (!rec || !rec->is_object()) return not_found("no attested workload named " + cn);
   const json::object& r = rec->as_object();
