@@ -158,6 +158,21 @@ class KbsTest : public ::testing::Test {
     return h;
   }
 
+  // An auth/attest login of the sim TEE for `role`, binding `spki` (none if empty) into the
+  // evidence with a fresh nonce.
+  Result<core::Response> attest_login(const std::string& role, const Bytes& spki,
+                                      const QuoteOpts& o = {}) {
+    auto n = vault(core::Operation::kUpdate, "auth/attest/nonce", {}, "");
+    if (!n.ok()) return n.status();
+    std::string nonce(n->data->at("nonce").as_string());
+    json::object body{{"role", role},
+                      {"tee", "sim"},
+                      {"nonce", nonce},
+                      {"evidence", quote_b64(bind(nonce, spki), o)}};
+    if (!spki.empty()) body["public_key"] = base64_encode(spki);
+    return vault(core::Operation::kUpdate, "auth/attest/login", std::move(body), "");
+  }
+
   std::string transfer_body(const std::string& nonce, const crypto::PublicKey& tee_key,
                             const QuoteOpts& o = {}, std::optional<Bytes> report_data = {}) {
     Bytes spki = tee_key.to_der();
@@ -504,17 +519,8 @@ TEST_F(KbsTest, AttestedCertificatesCarryTheClaimsAndOnlyForTheBoundKey) {
   ASSERT_TRUE(vault(core::Operation::kUpdate, "auth/attest/role/enclave",
                     {{"token_policies", "enclave"}, {"policy", json::parse(sim_policy())}}, root_)
                   .ok());
-  auto n = vault(core::Operation::kUpdate, "auth/attest/nonce", {}, "");
-  ASSERT_TRUE(n.ok());
-  std::string nonce(n->data->at("nonce").as_string());
   Bytes spki = rsa_.public_key().to_der();
-  auto login = vault(core::Operation::kUpdate, "auth/attest/login",
-                     {{"role", "enclave"},
-                      {"tee", "sim"},
-                      {"nonce", nonce},
-                      {"public_key", base64_encode(spki)},
-                      {"evidence", quote_b64(bind(nonce, spki))}},
-                     "");
+  auto login = attest_login("enclave", spki);
   ASSERT_TRUE(login.ok()) << login.status().to_string();
   const std::string token = login->auth->client_token;
 
@@ -565,18 +571,9 @@ TEST_F(KbsTest, AttestedCertificatesCarryTheClaimsAndOnlyForTheBoundKey) {
                                             std::string(64, 'e') + R"("]}})")}},
                     root_)
                   .ok());
-  auto n2 = vault(core::Operation::kUpdate, "auth/attest/nonce", {}, "");
-  ASSERT_TRUE(n2.ok());
-  std::string nonce2(n2->data->at("nonce").as_string());
   QuoteOpts other_enclave;
   other_enclave.mrenclave.fill(0xee);
-  auto other_login = vault(core::Operation::kUpdate, "auth/attest/login",
-                           {{"role", "other"},
-                            {"tee", "sim"},
-                            {"nonce", nonce2},
-                            {"public_key", base64_encode(spki)},
-                            {"evidence", quote_b64(bind(nonce2, spki), other_enclave)}},
-                           "");
+  auto other_login = attest_login("other", spki, other_enclave);
   ASSERT_TRUE(other_login.ok()) << other_login.status().to_string();
   auto takeover = vault(core::Operation::kUpdate, "pki/sign-attested/enclave", {{"csr", *csr}},
                         other_login->auth->client_token);
@@ -662,22 +659,6 @@ TEST_F(KbsTest, AttestedCertificatesSupersedeEachOtherAndRetireWithTheWorkload) 
   ASSERT_TRUE(vault(core::Operation::kUpdate, "auth/attest/role/enclave",
                     {{"token_policies", "enclave"}, {"policy", json::parse(sim_policy())}}, root_)
                   .ok());
-  auto login = [&](const crypto::PrivateKey& key) -> std::string {
-    auto n = vault(core::Operation::kUpdate, "auth/attest/nonce", {}, "");
-    EXPECT_TRUE(n.ok());
-    if (!n.ok()) return "";
-    std::string nonce(n->data->at("nonce").as_string());
-    Bytes spki = key.public_key().to_der();
-    auto r = vault(core::Operation::kUpdate, "auth/attest/login",
-                   {{"role", "enclave"},
-                    {"tee", "sim"},
-                    {"nonce", nonce},
-                    {"public_key", base64_encode(spki)},
-                    {"evidence", quote_b64(bind(nonce, spki))}},
-                   "");
-    EXPECT_TRUE(r.ok()) << r.status().to_string();
-    return r.ok() ? r->auth->client_token : "";
-  };
   auto crl_revokes = [&](const json::value& serial) {
     auto crl = vault(core::Operation::kRead, "pki/crl", {}, root_);
     EXPECT_TRUE(crl.ok()) << crl.status().to_string();
@@ -691,7 +672,9 @@ TEST_F(KbsTest, AttestedCertificatesSupersedeEachOtherAndRetireWithTheWorkload) 
     auto bytes = hex_decode(hex);
     return bytes.ok() && parsed->is_revoked(*bytes);
   };
-  const std::string token = login(rsa_);
+  auto login = attest_login("enclave", rsa_.public_key().to_der());
+  ASSERT_TRUE(login.ok()) << login.status().to_string();
+  const std::string token = login->auth->client_token;
   auto csr = crypto::make_csr(rsa_, "svc.enclaves.test", {"svc.enclaves.test"});
   ASSERT_TRUE(csr.ok());
   auto first = vault(core::Operation::kUpdate, "pki/sign-attested/enclave",
@@ -752,17 +735,7 @@ TEST_F(KbsTest, AttestedLedgerEntriesAreSignedByTheKeyTheTeeBound) {
                   .ok());
   std::string evidence;  // the last login's evidence_sha256
   auto login = [&](bool with_key) -> std::string {
-    auto n = vault(core::Operation::kUpdate, "auth/attest/nonce", {}, "");
-    EXPECT_TRUE(n.ok());
-    if (!n.ok()) return "";
-    std::string nonce(n->data->at("nonce").as_string());
-    Bytes spki = with_key ? rsa_.public_key().to_der() : Bytes();
-    json::object body{{"role", "builder"},
-                      {"tee", "sim"},
-                      {"nonce", nonce},
-                      {"evidence", quote_b64(bind(nonce, spki))}};
-    if (with_key) body["public_key"] = base64_encode(spki);
-    auto r = vault(core::Operation::kUpdate, "auth/attest/login", body, "");
+    auto r = attest_login("builder", with_key ? rsa_.public_key().to_der() : Bytes());
     EXPECT_TRUE(r.ok()) << r.status().to_string();
     if (!r.ok()) return "";
     evidence = std::string(r->auth->metadata.at("evidence_sha256").as_string());
