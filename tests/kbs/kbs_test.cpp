@@ -8,10 +8,12 @@
 #include <boost/json.hpp>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 
 #include "attestation/service/service.h"
 #include "attestation/sim/sim.h"
 #include "base/encoding.h"
+#include "base/metrics.h"
 #include "core/core.h"
 #include "core/engines/pki.h"
 #include "crypto/hash.h"
@@ -71,7 +73,8 @@ class KbsTest : public ::testing::Test {
     auto init = core_.initialize(1, 1);
     ASSERT_TRUE(init.ok());
     root_ = init->root_token;
-    ASSERT_TRUE(core_.unseal(hex_encode(init->shares[0].span()), false).ok());
+    share_ = hex_encode(init->shares[0].span());
+    ASSERT_TRUE(core_.unseal(share_, false).ok());
     auto b = make_dev_broker(core_, *service_, *sim_);
     ASSERT_TRUE(b.ok()) << b.status().to_string();
     broker_ = std::move(*b);
@@ -158,6 +161,18 @@ class KbsTest : public ::testing::Test {
     return h;
   }
 
+  // The value of one series in the metrics registry (Prometheus text), or -1 if absent.
+  static double metric(const std::string& series) {
+    std::istringstream lines(metrics::Registry::global().prometheus());
+    for (std::string line; std::getline(lines, line);) {
+      if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
+          line[series.size()] == ' ') {
+        return std::stod(line.substr(series.size() + 1));
+      }
+    }
+    return -1;
+  }
+
   // An auth/attest login of the sim TEE for `role`, binding `spki` (none if empty) into the
   // evidence with a fresh nonce.
   Result<core::Response> attest_login(const std::string& role, const Bytes& spki,
@@ -203,6 +218,7 @@ class KbsTest : public ::testing::Test {
   std::unique_ptr<attestation::Service> service_;
   std::unique_ptr<Broker> broker_;
   std::string root_;
+  std::string share_;  // the one unseal key share (hex)
   std::string mrsigner_hex_;
   crypto::PrivateKey rsa_ = *crypto::PrivateKey::generate(crypto::KeyType::kRsa, 2048);
   Bytes aes_ = crypto::random_bytes(32);
@@ -596,11 +612,18 @@ TEST_F(KbsTest, AttestedCertificatesCarryTheClaimsAndOnlyForTheBoundKey) {
                 .code(),
             Code::kPermissionDenied);
 
-  // No heartbeat past its certificate's end: stale; and the old attestation no longer signs.
+  // No heartbeat past its certificate's end: stale (also in the metric an alert would watch);
+  // and the old attestation no longer signs.
+  const std::string alive = R"(custos_pki_enclaves{mount_point="pki/",status="alive"})";
+  const std::string stale = R"(custos_pki_enclaves{mount_point="pki/",status="stale"})";
+  EXPECT_EQ(metric(alive), 1);
+  EXPECT_EQ(metric(stale), 0);
   clock_.advance(std::chrono::minutes(11));
   rec = vault(core::Operation::kRead, "pki/enclaves/svc.enclaves.test", {}, root_);
   ASSERT_TRUE(rec.ok());
   EXPECT_EQ(rec->data->at("status").as_string(), "stale");
+  EXPECT_EQ(metric(alive), 0);
+  EXPECT_EQ(metric(stale), 1);
   auto old = vault(core::Operation::kUpdate, "pki/sign-attested/enclave", {{"csr", *csr}}, token);
   EXPECT_EQ(old.status().code(), Code::kPermissionDenied);
   EXPECT_NE(old.status().message().find("log in to auth/attest again"), std::string::npos)
@@ -695,8 +718,16 @@ TEST_F(KbsTest, AttestedCertificatesSupersedeEachOtherAndRetireWithTheWorkload) 
   EXPECT_EQ(
       vault(core::Operation::kDelete, "pki/enclaves/svc.enclaves.test", {}, token).status().code(),
       Code::kPermissionDenied);  // the workload's own token may not retire it
+  const std::string alive = R"(custos_pki_enclaves{mount_point="pki/",status="alive"})";
+  EXPECT_EQ(metric(alive), 1);
+  // A restarted mount (sealed and unsealed) counts the registry it finds in storage.
+  ASSERT_TRUE(core_.seal().ok());
+  EXPECT_EQ(metric(alive), -1);  // no mount, no series
+  ASSERT_TRUE(core_.unseal(share_, false).ok());
+  EXPECT_EQ(metric(alive), 1);
   auto retired = vault(core::Operation::kDelete, "pki/enclaves/svc.enclaves.test", {}, root_);
   ASSERT_TRUE(retired.ok()) << retired.status().to_string();
+  EXPECT_EQ(metric(alive), 0);
   EXPECT_EQ(retired->data->at("revoked_serial_number"), second->data->at("serial_number"));
   EXPECT_TRUE(crl_revokes(second->data->at("serial_number")));
   EXPECT_EQ(

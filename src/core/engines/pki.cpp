@@ -25,6 +25,7 @@
 #include "base/clock.h"
 #include "base/encoding.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "core/attested.h"
 #include "crypto/pkey.h"
 #include "crypto/x509.h"
@@ -577,7 +578,28 @@ class PkiEngine final : public Engine {
       : storage_(ctx.storage),
         clock_(ctx.clock),
         default_ttl_(ctx.default_lease_ttl > 0 ? ctx.default_lease_ttl : kVaultDefaultTtl),
-        max_ttl_(ctx.max_lease_ttl > 0 ? ctx.max_lease_ttl : kVaultDefaultTtl) {}
+        max_ttl_(ctx.max_lease_ttl > 0 ? ctx.max_lease_ttl : kVaultDefaultTtl) {
+    // custos_pki_enclaves{mount_point, status}: what an alert on workloads that stopped
+    // heartbeating watches (docs/engines/pki.md).
+    for (bool alive : {true, false}) {
+      gauges_.push_back(metrics::Registry::global().gauge(
+          "custos_pki_enclaves",
+          "attested workloads in a PKI mount's registry: alive (a valid attested certificate) "
+          "or stale (none since the last one expired)",
+          [index = enclaves_, &clock = clock_, alive] {
+            const int64_t now_s = to_unix_seconds(clock.now());
+            std::lock_guard lock(index->mu);
+            double n = 0;
+            for (const auto& [cn, expiration] : index->expiration)
+              n += (now_s < expiration) == alive;
+            return n;
+          },
+          {{"mount_point", ctx.mount.path}, {"status", alive ? "alive" : "stale"}}));
+    }
+    // Best effort: a failure here is tried again by the next registry call.
+    Status st = load_enclave_index();
+    if (!st.ok()) LOG_WARN("pki", "loading the enclave registry for its metric: " << st.message());
+  }
 
   Result<Response> handle(Request& req) override;
   Result<bool> exists(const Request& req) override;
@@ -754,6 +776,44 @@ class PkiEngine final : public Engine {
   // heartbeats of one workload cannot both supersede the same certificate and leave two valid.
   // Taken before mu_, never inside it.
   std::mutex registry_mu_;
+  // The registry's expirations by common name, for the metric (read at scrapes).
+  struct EnclaveIndex {
+    std::mutex mu;
+    bool loaded = false;
+    std::map<std::string, int64_t> expiration;
+  };
+  std::shared_ptr<EnclaveIndex> enclaves_ = std::make_shared<EnclaveIndex>();
+  std::vector<metrics::GaugeHandle> gauges_;  // after enclaves_: removed first
+
+  // Reads every registry entry into enclaves_, unless done already.
+  Status load_enclave_index() {
+    {
+      std::lock_guard lock(enclaves_->mu);
+      if (enclaves_->loaded) return ok_status();
+    }
+    ASSIGN_OR_RETURN(auto names, storage_.list(kEnclavesPrefix));
+    std::map<std::string, int64_t> loaded;
+    for (const auto& cn : names) {
+      if (cn.empty() || cn.back() == '/') continue;
+      ASSIGN_OR_RETURN(auto rec, storage_.get_json(std::string(kEnclavesPrefix) + cn));
+      if (rec && rec->is_object()) loaded[cn] = int_field(rec->as_object(), "expiration");
+    }
+    std::lock_guard lock(enclaves_->mu);
+    if (!enclaves_->loaded) {
+      enclaves_->expiration = std::move(loaded);
+      enclaves_->loaded = true;
+    }
+    return ok_status();
+  }
+
+  void index_enclave(const std::string& cn, std::optional<int64_t> expiration) {
+    std::lock_guard lock(enclaves_->mu);
+    if (expiration) {
+      enclaves_->expiration[cn] = *expiration;
+    } else {
+      enclaves_->expiration.erase(cn);
+    }
+  }
   CaPtr ca_;
   TidyStatus tidy_status_;  // guarded by mu_
 };
@@ -1334,6 +1394,7 @@ Result<Response> PkiEngine::sign_attested(const std::string& role_name, const Re
   json::object claims = std::move(caller.claims);
   claims["attested_at"] = format_rfc3339(from_unix_seconds(caller.attested_at));
   std::lock_guard registry_lock(registry_mu_);
+  RETURN_IF_ERROR(load_enclave_index());
   // A name belongs to one measurement while it is alive: another workload the role allows
   // cannot take it over (its registry entry and heartbeat) until it goes stale.
   const bool registrable =
@@ -1375,6 +1436,7 @@ Result<Response> PkiEngine::sign_attested(const std::string& role_name, const Re
                      {"heartbeats", beats + 1},
                      {"claims", std::move(claims)}};
     RETURN_IF_ERROR(storage_.put_json(reg_key, rec));
+    index_enclave(cn, int_field(rec, "expiration"));
     // One valid certificate per workload: the heartbeat retires the one before it.
     const std::string prev_serial = str_field(previous, "serial_number");
     if (role->revoke_superseded && !prev_serial.empty() &&
@@ -1416,6 +1478,7 @@ Result<Response> PkiEngine::read_enclave(const std::string& cn) {
 Result<Response> PkiEngine::retire_enclave(const std::string& cn) {
   const std::string reg_key = std::string(kEnclavesPrefix) + cn;
   std::lock_guard registry_lock(registry_mu_);
+  RETURN_IF_ERROR(load_enclave_index());
   ASSIGN_OR_RETURN(auto rec, storage_.get_json(reg_key));
   if (!rec || !rec->is_object()) return not_found("no attested workload named " + cn);
   const json::object& r = rec->as_object();
@@ -1430,6 +1493,7 @@ Result<Response> PkiEngine::retire_enclave(const std::string& cn) {
     out["revoked_serial_number"] = serial_text_in;
   }
   RETURN_IF_ERROR(storage_.del(reg_key));
+  index_enclave(cn, std::nullopt);
   return Response::with_data(std::move(out));
 }
 
