@@ -597,6 +597,20 @@ TEST_F(KbsTest, AttestedCertificatesCarryTheClaimsAndOnlyForTheBoundKey) {
   EXPECT_NE(takeover.status().message().find("held by another attested workload"),
             std::string::npos)
       << takeover.status().message();
+  // Nor by asking for another common_name while the CSR names it, nor as a DNS name: the names
+  // the certificate would carry are what count.
+  auto by_field =
+      vault(core::Operation::kUpdate, "pki/sign-attested/enclave",
+            {{"csr", *csr}, {"common_name", "b.enclaves.test"}}, other_login->auth->client_token);
+  EXPECT_EQ(by_field.status().code(), Code::kPermissionDenied) << by_field.status().to_string();
+  auto san_csr =
+      crypto::make_csr(rsa_, "b.enclaves.test", {"b.enclaves.test", "svc.enclaves.test"});
+  ASSERT_TRUE(san_csr.ok());
+  auto by_san = vault(core::Operation::kUpdate, "pki/sign-attested/enclave", {{"csr", *san_csr}},
+                      other_login->auth->client_token);
+  EXPECT_EQ(by_san.status().code(), Code::kPermissionDenied) << by_san.status().to_string();
+  EXPECT_NE(by_san.status().message().find("svc.enclaves.test"), std::string::npos)
+      << by_san.status().message();
 
   // A token whose creator copied the bound key and claims into its metadata is no attestation.
   auto forged = vault(core::Operation::kUpdate, "auth/token/create",

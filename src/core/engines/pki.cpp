@@ -780,6 +780,7 @@ class PkiEngine final : public Engine {
   struct EnclaveIndex {
     std::mutex mu;
     bool loaded = false;
+    SysTime retry_at{};  // no load attempt from a request before then
     std::map<std::string, int64_t> expiration;
   };
   std::shared_ptr<EnclaveIndex> enclaves_ = std::make_shared<EnclaveIndex>();
@@ -804,6 +805,24 @@ class PkiEngine final : public Engine {
       enclaves_->loaded = true;
     }
     return ok_status();
+  }
+
+  // The registry's metric counts nothing until the index is read: a load that failed at start
+  // is tried again by any request to the mount (at most every 10 s), not only by heartbeats,
+  // which a fleet that went stale no longer sends.
+  void retry_enclave_index() {
+    {
+      std::lock_guard lock(enclaves_->mu);
+      if (enclaves_->loaded) return;
+      const SysTime t = now();
+      if (t < enclaves_->retry_at) return;
+      enclaves_->retry_at = t + std::chrono::seconds(10);
+    }
+    std::unique_lock registry_lock(registry_mu_, std::try_to_lock);
+    if (!registry_lock.owns_lock()) return;  // a registry step runs, and loads it
+    if (Status st = load_enclave_index(); !st.ok()) {
+      LOG_WARN("pki", "reading the enclave registry for its metric: " << st.message());
+    }
   }
 
   void index_enclave(const std::string& cn, std::optional<int64_t> expiration) {
@@ -833,6 +852,7 @@ Result<Response> PkiEngine::handle(Request& req) {
     drop_cache();  // sealing takes the CA key out of memory too
     return unavailable("Vault is sealed");
   }
+  retry_enclave_index();
   auto segs = split_path(req.rel_path);
   const auto& data = req.data;
   bool write = req.op == Operation::kCreate || req.op == Operation::kUpdate;
@@ -1384,47 +1404,65 @@ Result<Response> PkiEngine::sign_attested(const std::string& role_name, const Re
                              std::to_string(role->attestation_max_age) +
                              " s (attestation_max_age): log in to auth/attest again");
   }
-  // The name the certificate will carry (sign's rule: common_name, else the CSR's).
-  ASSIGN_OR_RETURN(std::string cn, field_string(req.data, "common_name"));
-  if (cn.empty()) {
+  // The names the certificate will carry, by sign's own rule (leaf_names: the CSR's common
+  // name and DNS names unless the role says otherwise, lowercased). The registry is keyed by
+  // the common name. A CSR that does not parse or names that sign refuses get sign's error
+  // below.
+  LeafNames names;
+  {
     ASSIGN_OR_RETURN(std::string csr_pem, field_string(req.data, "csr"));
     auto csr = crypto::parse_csr(csr_pem);
-    if (csr.ok()) cn = csr->subject_cn;
+    if (csr.ok()) {
+      auto resolved = leaf_names(*role, req.data, &*csr);
+      if (resolved.ok()) names = std::move(*resolved);
+    }
   }
+  const std::string cn = names.cn;
   json::object claims = std::move(caller.claims);
   claims["attested_at"] = format_rfc3339(from_unix_seconds(caller.attested_at));
   std::lock_guard registry_lock(registry_mu_);
-  RETURN_IF_ERROR(load_enclave_index());
-  // A name belongs to one measurement while it is alive: another workload the role allows
-  // cannot take it over (its registry entry and heartbeat) until it goes stale.
-  const bool registrable =
-      !cn.empty() && cn.find('/') == std::string::npos && cn != "." && cn != "..";
-  const std::string reg_key = std::string(kEnclavesPrefix) + cn;
-  json::object previous;
-  if (registrable) {
-    ASSIGN_OR_RETURN(auto before, storage_.get_json(reg_key));
-    if (before && before->is_object()) previous = before->as_object();
-    if (!previous.empty() && now_s < int_field(previous, "expiration")) {
-      const auto* held = previous.if_contains("claims");
+  if (Status loaded = load_enclave_index(); !loaded.ok()) {
+    LOG_WARN("pki", "reading the enclave registry for its metric: " << loaded.message());
+  }
+  auto registrable = [](const std::string& n) {
+    return !n.empty() && n.find('/') == std::string::npos && n != "." && n != "..";
+  };
+  // Each name belongs to one measurement while its workload is alive: another workload the
+  // role allows cannot get a certificate for it, as common name or DNS name, until it goes
+  // stale.
+  std::vector<std::string> held_names;
+  add_unique(held_names, cn);
+  for (const auto& d : names.dns) add_unique(held_names, d);
+  json::object previous;  // the common name's entry
+  for (const std::string& name : held_names) {
+    if (!registrable(name)) continue;
+    ASSIGN_OR_RETURN(auto before, storage_.get_json(std::string(kEnclavesPrefix) + name));
+    json::object entry;
+    if (before && before->is_object()) entry = before->as_object();
+    if (!entry.empty() && now_s < int_field(entry, "expiration")) {
+      const auto* held = entry.if_contains("claims");
       for (const char* k : {"tee", "mrenclave", "mrsigner", "mrtd", "measurement", "host_data",
                             "ak_name", "isv_prod_id"}) {
         const auto* a = held && held->is_object() ? held->as_object().if_contains(k) : nullptr;
         const auto* b = claims.if_contains(k);
         if ((a == nullptr) != (b == nullptr) || (a && *a != *b)) {
-          return permission_denied("the name " + cn +
+          return permission_denied("the name " + name +
                                    " is held by another attested workload (its " + k +
                                    " differs) until its certificate expires");
         }
       }
     }
+    if (name == cn) previous = std::move(entry);
   }
+  const bool cn_registrable = registrable(cn);
+  const std::string reg_key = std::string(kEnclavesPrefix) + cn;
   const std::string text = json::serialize(claims);
   if (text.size() > 0xffff) return internal_error("attestation claims too large");
   std::map<std::string, Bytes> ext{{std::string(kAttestationClaimsOid), der_utf8_string(text)}};
   ASSIGN_OR_RETURN(Response resp, sign(role_name, req.data, ext, &caller.public_key));
 
   // The registry: each attested certificate is a heartbeat of the workload it names.
-  if (registrable) {
+  if (cn_registrable) {
     const json::object& out = *resp.data;
     int64_t beats = int_field(previous, "heartbeats");
     int64_t first = previous.empty() ? now_s : int_field(previous, "first_seen");
@@ -1447,8 +1485,8 @@ Result<Response> PkiEngine::sign_attested(const std::string& role_name, const Re
       if (revoked.ok()) {
         resp.data->emplace("superseded_serial_number", prev_serial);
       } else {
-        resp.warnings.push_back("the superseded certificate " + prev_serial +
-                                " was not revoked: " + revoked.status().message());
+        resp.warnings.push_back("revoking the superseded certificate " + prev_serial + ": " +
+                                revoked.status().message());
       }
     }
   }
@@ -1478,7 +1516,9 @@ Result<Response> PkiEngine::read_enclave(const std::string& cn) {
 Result<Response> PkiEngine::retire_enclave(const std::string& cn) {
   const std::string reg_key = std::string(kEnclavesPrefix) + cn;
   std::lock_guard registry_lock(registry_mu_);
-  RETURN_IF_ERROR(load_enclave_index());
+  if (Status loaded = load_enclave_index(); !loaded.ok()) {
+    LOG_WARN("pki", "reading the enclave registry for its metric: " << loaded.message());
+  }
   ASSIGN_OR_RETURN(auto rec, storage_.get_json(reg_key));
   if (!rec || !rec->is_object()) return not_found("no attested workload named " + cn);
   const json::object& r = rec->as_object();
